@@ -1,0 +1,43 @@
+"""Adapters for the two things the pipeline tells others: SNS notifications and
+Step Functions executions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+
+
+class Notifier:
+    def __init__(self, topic_arn: str, sns: Any = None) -> None:
+        self._topic_arn = topic_arn
+        self._sns = sns or boto3.client("sns")
+
+    def publish(self, body: dict[str, Any], attributes: dict[str, str]) -> str:
+        return self._sns.publish(
+            TopicArn=self._topic_arn,
+            Message=json.dumps(body, sort_keys=True),
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in attributes.items()
+            },
+        )["MessageId"]
+
+
+class Workflow:
+    """The per-job polling workflow (a Step Functions state machine)."""
+
+    def __init__(self, state_machine_arn: str, sfn: Any = None) -> None:
+        self._arn = state_machine_arn
+        self._sfn = sfn or boto3.client("stepfunctions")
+
+    def start(self, name: str, payload: dict[str, Any]) -> str:
+        """Start the execution named `name`; a second start of the same name is a no-op."""
+        try:
+            return self._sfn.start_execution(
+                stateMachineArn=self._arn, name=name, input=json.dumps(payload)
+            )["executionArn"]
+        except self._sfn.exceptions.ExecutionAlreadyExists:
+            execution = self._arn.replace(":stateMachine:", ":execution:") + f":{name}"
+            return execution
