@@ -220,5 +220,7 @@ def notification_for(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         "polls": job.get("polls", 0),
         "timings": job.get("timeline", {}),
     }
-    attributes = {"event": event, "status": status.value, "model": str(job.get("model"))}
+    attributes = {"event": event, "status": status.value}
+    if job.get("model"):
+        attributes["model"] = job["model"]
     return body, attributes

@@ -1,0 +1,245 @@
+"""The embedded local runtime: moto's AWS emulation (with Step Functions
+execution on and Lambda invocations running the real handlers), the provider
+emulator, and the stack from `template.yaml` deployed into it. One process
+tree, no AWS account, no provider key, no Docker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+
+from tryon_local.cfn import Deployer, Stack
+from tryon_local.lambdas import FunctionSpec, LambdaRuntime, install_moto_hook
+from tryon_local.sqs_poller import SqsPoller
+
+log = logging.getLogger(__name__)
+
+REGION = "us-east-1"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = PROJECT_ROOT / "template.yaml"
+EMULATOR_API_KEY = "sk-emulator"
+FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass
+class LocalOptions:
+    provider_url: str | None = None  # None: the embedded provider emulator
+    api_key: str | None = None  # for provider_url; the emulator needs none
+    speedup: float = 1.0  # emulator clock speed-up; Step Functions waits shrink alike
+    gen_time: tuple[float, float] = (15.0, 30.0)
+    seed: int | None = None
+    parameters: dict[str, str] = field(default_factory=dict)  # template overrides
+    workdir: Path | None = None  # function logs go to workdir/logs
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _ScaledTime:
+    """`time` for moto's retrier module, with sleeps shortened by the speed-up."""
+
+    def __init__(self, speedup: float) -> None:
+        import time
+
+        self._time = time
+        self._speedup = speedup
+
+    def sleep(self, seconds: float) -> None:
+        self._time.sleep(seconds / self._speedup)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._time, name)
+
+
+def _scale_step_functions_time(speedup: float) -> None:
+    """moto's Wait and Retry sleep in real time; the emulator's clock runs `speedup`
+    times faster, so shrink both by the same factor to keep them in step."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+    def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        if wait_seconds > 0:
+            env.program_state_event.wait(wait_seconds / speedup)
+
+    wait_function.WaitFunction._wait_interval = _wait_interval
+    retrier_decl.time = _ScaledTime(speedup)
+
+
+class LocalStack:
+    """Start with `with LocalStack(options) as stack:`; `stack.outputs` are the template's."""
+
+    def __init__(self, options: LocalOptions | None = None) -> None:
+        self.options = options or LocalOptions()
+        self._workdir = self.options.workdir or Path(tempfile.mkdtemp(prefix="tryon-local-"))
+        self._stoppers: list[Any] = []
+        self.emulator: Any = None
+        self.outputs: dict[str, Any] = {}
+        self.stack: Stack | None = None
+        self.pollers: list[SqsPoller] = []
+
+    # --- lifecycle ------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        port = free_port()
+        # moto's Step Functions interpreter calls Lambda through this port, and the
+        # local stack must never reach a real AWS account.
+        os.environ.update({
+            "MOTO_PORT": str(port), "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+        })
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        self.endpoint = f"http://127.0.0.1:{port}"
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        self._stoppers.append(server.stop)
+        httpx.post(f"{self.endpoint}/moto-api/config",
+                   json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
+
+        self.lambdas = LambdaRuntime(self._function_env(), self._workdir / "logs")
+        self._stoppers.append(self.lambdas.stop)
+        install_moto_hook(self.lambdas)
+        _scale_step_functions_time(self.options.speedup)
+
+        provider_url, api_key = self._start_provider()
+        self.session = boto3.Session(region_name=REGION, **FAKE_CREDENTIALS)
+        secret_arn = self.client("secretsmanager").create_secret(
+            Name="tryon/dashscope-api-key", SecretString=api_key)["ARN"]
+        deployer = Deployer(_EndpointSession(self.session, self.endpoint), REGION,
+                            PROJECT_ROOT / "functions")
+        self.stack = deployer.deploy(TEMPLATE, {
+            "ProviderApiKeySecretArn": secret_arn,
+            "ProviderBaseUrl": provider_url,
+            **self.options.parameters,
+        })
+        self.outputs = deployer.outputs(self.stack)
+        self._warm_functions()
+        for mapping in self.stack.event_source_mappings:
+            poller = SqsPoller(_EndpointSession(self.session, self.endpoint), mapping, REGION)
+            poller.start()
+            self.pollers.append(poller)
+            self._stoppers.append(poller.stop)
+
+    def stop(self) -> None:
+        while self._stoppers:
+            stop = self._stoppers.pop()
+            try:
+                stop()
+            except Exception:  # stop the rest regardless
+                log.exception("stopping the local stack")
+
+    def _start_provider(self) -> tuple[str, str]:
+        if self.options.provider_url:
+            if not self.options.api_key:
+                raise SystemExit("--provider-url needs DASHSCOPE_API_KEY in the environment")
+            return self.options.provider_url, self.options.api_key
+        from tryon_local.emulator import EmulatorConfig, serve_in_thread
+
+        config = EmulatorConfig(
+            api_keys=frozenset({EMULATOR_API_KEY}), gen_time=self.options.gen_time,
+            speedup=self.options.speedup, seed=self.options.seed)
+        self.emulator = serve_in_thread(config, host="127.0.0.1", port=0)
+        self._stoppers.append(self.emulator.stop)
+        return self.emulator.base_url, EMULATOR_API_KEY
+
+    def _function_env(self) -> dict[str, str]:
+        """What every local "Lambda container" sees besides its template variables."""
+        keep = {k: v for k, v in os.environ.items()
+                if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "SYSTEMROOT", "TMPDIR")}
+        return {
+            **keep,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+            "AWS_SESSION_TOKEN": "local",
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def _warm_functions(self) -> None:
+        """Start one worker per function in parallel, so the first job pays no cold start."""
+        functions = [FunctionSpec.from_api(config) for config in
+                     self.client("lambda").list_functions()["Functions"]]
+        with ThreadPoolExecutor(max_workers=len(functions) or 1) as pool:
+            list(pool.map(self.lambdas.warm, functions))
+
+    # --- clients ----------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint)
+
+    def resource(self, service: str) -> Any:
+        return self.session.resource(service, endpoint_url=self.endpoint)
+
+    def subscribe_queue(self, name: str) -> str:
+        """An SQS queue subscribed to the notification topic (a stand-in subscriber)."""
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        self.client("sns").subscribe(TopicArn=self.outputs["NotificationTopicArn"],
+                                     Protocol="sqs", Endpoint=arn)
+        return url
+
+
+class _EndpointSession:
+    """A boto3 session whose clients all talk to the embedded endpoint."""
+
+    def __init__(self, session: boto3.Session, endpoint: str) -> None:
+        self._session = session
+        self._endpoint = endpoint
+        self._lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        with self._lock:  # boto3 sessions are not thread-safe when creating clients
+            return self._session.client(service, endpoint_url=self._endpoint)
+
+
+def notifications_from(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Drain a subscriber queue: [{"message": body, "attributes": {...}}]."""
+    received = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            return received
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            received.append({
+                "message": json.loads(envelope["Message"]),
+                "attributes": {k: v["Value"] for k, v in
+                               envelope.get("MessageAttributes", {}).items()},
+            })
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
