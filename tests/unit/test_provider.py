@@ -1,0 +1,135 @@
+"""The provider client against canned HTTP answers (pure request/response logic);
+the end-to-end tests drive it against the emulator over real HTTP."""
+
+import json
+
+import httpx
+import pytest
+
+from tryon.provider import (
+    DashScopeClient,
+    PermanentProviderError,
+    RetryableProviderError,
+    TryOnRequest,
+    is_retryable,
+    parse_provider_time,
+)
+
+KEY = "sk-secret-do-not-leak"
+
+
+def client_answering(handler) -> tuple[DashScopeClient, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    return DashScopeClient("https://dash.example/api/v1/", KEY,
+                           transport=httpx.MockTransport(record)), seen
+
+
+def test_submit_sends_the_contract_headers_and_body():
+    client, seen = client_answering(lambda r: httpx.Response(200, json={
+        "output": {"task_status": "PENDING", "task_id": "t-1"}, "request_id": "r-1"}))
+    task = client.submit(TryOnRequest("aitryon-plus", "https://p", top_garment_url="https://t",
+                                      resolution=1024, restore_face=False))
+    assert (task.task_id, task.status, task.request_id) == ("t-1", "PENDING", "r-1")
+    request = seen[0]
+    assert request.method == "POST"
+    assert str(request.url) == ("https://dash.example/api/v1/services/aigc/image2image/"
+                                "image-synthesis")
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+    assert request.headers["X-DashScope-Async"] == "enable"
+    assert request.headers["Content-Type"] == "application/json"
+    assert json.loads(request.content) == {
+        "model": "aitryon-plus",
+        "input": {"person_image_url": "https://p", "top_garment_url": "https://t"},
+        "parameters": {"resolution": 1024, "restore_face": False},
+    }
+
+
+def test_query_parses_a_succeeded_task():
+    client, seen = client_answering(lambda r: httpx.Response(200, json={
+        "request_id": "r-2", "output": {
+            "task_id": "t-1", "task_status": "SUCCEEDED",
+            "submit_time": "2025-06-30 14:37:53.838", "scheduled_time": "2025-06-30 14:37:53.858",
+            "end_time": "2025-06-30 14:38:11.472", "image_url": "http://x/tryon.jpg"},
+        "usage": {"image_count": 1}}))
+    state = client.query("t-1")
+    assert seen[0].url.path == "/api/v1/tasks/t-1" and "X-DashScope-Async" not in seen[0].headers
+    assert state.status == "SUCCEEDED" and state.image_url == "http://x/tryon.jpg"
+    assert state.end_time - state.submit_time == pytest.approx(17.634)
+    assert state.image_count == 1 and not state.is_pending
+
+
+def test_failed_task_keeps_the_provider_code():
+    client, _ = client_answering(lambda r: httpx.Response(200, json={
+        "request_id": "r", "output": {"task_id": "t", "task_status": "FAILED",
+                                      "code": "InvalidPerson", "message": "no person"}}))
+    state = client.query("t")
+    assert (state.status, state.code, state.message) == ("FAILED", "InvalidPerson", "no person")
+
+
+@pytest.mark.parametrize(("status", "code", "retryable"), [
+    (429, "Throttling.RateQuota", True),
+    (429, "Throttling", True),
+    (429, "Throttling.AllocationQuota", False),
+    (500, "InternalError", True),
+    (503, "ModelUnavailable", True),
+    (400, "InvalidParameter", False),
+    (400, "Arrearage", False),
+    (401, "InvalidApiKey", False),
+    (403, "AccessDenied", False),
+])
+def test_errors_are_typed_and_classified(status, code, retryable):
+    client, _ = client_answering(lambda r: httpx.Response(status, json={
+        "code": code, "message": "m", "request_id": "rid"}))
+    with pytest.raises(RetryableProviderError if retryable else PermanentProviderError) as err:
+        client.submit(TryOnRequest("aitryon", "https://p", bottom_garment_url="https://b"))
+    assert (err.value.status, err.value.code, err.value.request_id) == (status, code, "rid")
+    assert err.value.retryable is retryable and is_retryable(status, code) is retryable
+    assert err.value.outcome_known
+
+
+def test_a_read_timeout_on_submit_leaves_the_outcome_unknown():
+    def timeout(request):
+        raise httpx.ReadTimeout("slow", request=request)
+
+    client, _ = client_answering(timeout)
+    with pytest.raises(RetryableProviderError) as err:
+        client.submit(TryOnRequest("aitryon", "https://p", top_garment_url="https://t"))
+    assert not err.value.outcome_known
+    with pytest.raises(RetryableProviderError) as err:
+        client.query("t")
+    assert err.value.outcome_known  # a query creates nothing
+
+
+def test_a_refused_connection_is_known_not_to_have_submitted():
+    def refused(request):
+        raise httpx.ConnectError("refused", request=request)
+
+    client, _ = client_answering(refused)
+    with pytest.raises(RetryableProviderError) as err:
+        client.submit(TryOnRequest("aitryon", "https://p", top_garment_url="https://t"))
+    assert err.value.outcome_known
+
+
+def test_the_key_never_shows(capsys):
+    client, _ = client_answering(lambda r: httpx.Response(401, json={
+        "code": "InvalidApiKey", "message": "Invalid API-key provided.", "request_id": "r"}))
+    with pytest.raises(PermanentProviderError) as err:
+        client.query("t")
+    for text in (repr(client), str(err.value), repr(err.value), str(err.value.as_error())):
+        assert KEY not in text
+
+
+def test_malformed_answers_are_permanent_errors():
+    client, _ = client_answering(lambda r: httpx.Response(200, json={"output": {}}))
+    with pytest.raises(PermanentProviderError, match="MalformedResponse"):
+        client.query("t")
+
+
+def test_provider_times_are_china_standard_time():
+    assert parse_provider_time("2025-06-30 14:37:53.838") == pytest.approx(1751265473.838)
+    assert parse_provider_time(None) is None

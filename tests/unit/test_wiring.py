@@ -1,0 +1,83 @@
+"""The pieces that must agree with each other: template, state machine,
+handlers, sample events, and the moto internals the local runtime hooks into."""
+
+import importlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tryon_local.cfn import Deployer, load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template(ROOT / "template.yaml")
+RESOURCES = TEMPLATE["Resources"]
+FUNCTIONS = {name: spec for name, spec in RESOURCES.items()
+             if spec["Type"] == "AWS::Serverless::Function"}
+MACHINE = RESOURCES["JobStateMachine"]["Properties"]
+DEFINITION = json.loads((ROOT / MACHINE["DefinitionUri"]).read_text())
+
+
+def test_every_handler_string_imports():
+    for spec in FUNCTIONS.values():
+        module, name = spec["Properties"]["Handler"].rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_the_local_deployer_knows_every_resource_type():
+    for name, spec in RESOURCES.items():
+        method = "_" + spec["Type"].replace("::", "_")
+        assert hasattr(Deployer, method), f"{name}: {spec['Type']} cannot be deployed locally"
+
+
+def test_definition_substitutions_match_the_definition():
+    used = set(re.findall(r"\$\{(\w+)\}", json.dumps(DEFINITION)))
+    assert used == set(MACHINE["DefinitionSubstitutions"])
+
+
+def test_every_task_retries_and_catches_into_the_failure_path():
+    for name, state in DEFINITION["States"].items():
+        if state["Type"] != "Task":
+            continue
+        assert state["Retry"], name
+        assert all(r.get("JitterStrategy") == "FULL" for r in state["Retry"]), name
+        if name != "RecordFailure":
+            assert state["Catch"][0]["ErrorEquals"] == ["States.ALL"], name
+            assert state["Catch"][0]["Next"] == "RecordFailure", name
+
+
+def test_the_wait_loop_routes_all_eight_provider_statuses():
+    choice = DEFINITION["States"]["RouteByStatus"]
+    routed = {}
+    for rule in choice["Choices"]:
+        for condition in rule.get("Or", [rule]):
+            routed[condition["StringEquals"]] = rule["Next"]
+    assert routed == {
+        "SUCCEEDED": "StoreResult",
+        "PENDING": "WaitForResult", "PRE-PROCESSING": "WaitForResult",
+        "RUNNING": "WaitForResult", "POST-PROCESSING": "WaitForResult",
+        "FAILED": "RecordFailure", "CANCELED": "RecordFailure", "UNKNOWN": "RecordFailure",
+        "TIMED_OUT": "RecordFailure",
+    }
+
+
+@pytest.mark.parametrize("event", sorted((ROOT / "events").glob("*.json")),
+                         ids=lambda p: p.name)
+def test_sample_events_are_valid_json_for_a_function(event):
+    doc = json.loads(event.read_text())
+    if event.name.startswith("submit"):
+        body = json.loads(doc["Records"][0]["body"])
+        assert body["Records"][0]["s3"]["object"]["key"].startswith("jobs/")
+    else:
+        assert {"job_id", "task_id", "model", "deadline"} <= set(doc)
+
+
+def test_moto_still_has_the_hooks_the_local_runtime_replaces():
+    from moto.awslambda.models import LambdaFunction
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+    assert callable(LambdaFunction._invoke_lambda)
+    assert callable(wait_function.WaitFunction._wait_interval)
+    assert hasattr(retrier_decl, "time")
