@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from tryon.jobs import (
     JobStatus,
     ManifestError,

@@ -5,7 +5,6 @@ import json
 
 import httpx
 import pytest
-
 from tryon.provider import (
     DashScopeClient,
     PermanentProviderError,

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from tryon_local.cfn import Deployer, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
