@@ -115,7 +115,7 @@ class LambdaRuntime:
 
     def __init__(self, base_env: dict[str, str], log_dir: Path) -> None:
         self._base_env = base_env
-        self._log_dir = log_dir
+        self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         # Keyed by function name: one pool of warm workers per function.
         self._idle: dict[str, list[_Worker]] = {}
@@ -128,7 +128,7 @@ class LambdaRuntime:
 
     def _log(self, name: str) -> IO[str]:
         if name not in self._logs:
-            self._logs[name] = (self._log_dir / f"{name}.log").open("a", buffering=1)
+            self._logs[name] = (self.log_dir / f"{name}.log").open("a", buffering=1)
         return self._logs[name]
 
     def _take(self, spec: FunctionSpec) -> _Worker:

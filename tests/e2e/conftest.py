@@ -1,0 +1,49 @@
+"""One embedded stack per test process: moto (Step Functions executing the real
+ASL, Lambda running the real handlers) + the provider emulator over HTTP."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tryon_local.driver import Driver
+from tryon_local.runtime import LocalOptions, LocalStack
+
+# The emulator's clock and the state machine's waits run this much faster:
+# a 15-30 s generation takes 1.5-3 s.
+SPEEDUP = 10.0
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> LocalStack:
+    workdir = tmp_path_factory.mktemp("stack")
+    with LocalStack(LocalOptions(speedup=SPEEDUP, seed=7, workdir=workdir)) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def driver(stack) -> Driver:
+    return Driver(stack, progress=lambda line: None)
+
+
+class EmulatorControl:
+    """The emulator's fault knobs and counters (test-only endpoints)."""
+
+    def __init__(self, root_url: str) -> None:
+        self.http = httpx.Client(base_url=root_url, timeout=10)
+
+    def fault(self, **body) -> None:
+        self.http.post("/_emulator/faults", json=body).raise_for_status()
+
+    def stats(self) -> dict:
+        return self.http.get("/_emulator/stats").raise_for_status().json()
+
+
+@pytest.fixture(scope="session")
+def emulator(stack) -> EmulatorControl:
+    return EmulatorControl(stack.emulator.root_url)
+
+
+@pytest.fixture
+def out_dir(tmp_path) -> Path:
+    return tmp_path / "out"

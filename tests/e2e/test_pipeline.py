@@ -1,0 +1,163 @@
+"""End to end: S3 upload -> SQS -> submit -> Step Functions wait loop -> poll ->
+finalize / record failure -> results bucket + SNS, all on real components."""
+
+import io
+import json
+import threading
+import time
+
+import httpx
+from PIL import Image
+
+from tryon.jobs import Source, job_id_for
+from tryon_local.driver import SAMPLES, LookRequest, demo_looks, run_looks
+from tryon_local.runtime import EMULATOR_API_KEY, notifications_from
+
+
+def provider_result(stack, task_id: str) -> bytes:
+    """What the emulator itself produced for a task (to compare with what we stored)."""
+    task = httpx.get(f"{stack.emulator.base_url}/tasks/{task_id}",
+                     headers={"Authorization": f"Bearer {EMULATOR_API_KEY}"}).json()
+    return httpx.get(task["output"]["image_url"]).raise_for_status().content
+
+
+def notifications_for(report, job_id):
+    return [n for n in report["notifications"] if n["job_id"] == job_id]
+
+
+def test_the_four_looks_succeed_with_the_emulators_composite(stack, out_dir):
+    report = run_looks(stack, demo_looks(), out_dir, timeout=120, progress=lambda s: None)
+    person = Image.open(SAMPLES / "person.jpg")
+    assert [job["look_id"] for job in report["jobs"]] == [
+        "top-only", "bottom-only", "top-and-bottom", "dress"]
+    for job in report["jobs"]:
+        assert job["status"] == "SUCCEEDED", job
+        assert job["error"] is None and job["polls"] >= 1
+        stored = open(job["result"], "rb").read()
+        assert stored == provider_result(stack, job["provider_task_id"])
+        image = Image.open(io.BytesIO(stored))
+        assert image.format == "JPEG" and image.size == person.size  # resolution -1
+        t = job["timings"]
+        assert t["received"] <= t["submitted"] <= t["finalized"]
+        assert t["provider_start"] < t["provider_end"]
+        [note] = notifications_for(report, job["job_id"])
+        assert note["event"] == "job.succeeded" and note["status"] == "SUCCEEDED"
+        assert note["result"]["uri"].startswith(f"s3://{stack.outputs['ResultsBucketName']}/")
+        assert set(note["inputs"]) == {"person"} | {
+            "top-only": {"top"}, "bottom-only": {"bottom"}, "dress": {"top"},
+            "top-and-bottom": {"top", "bottom"}}[job["look_id"]]
+    saved = json.loads((out_dir / "notifications.json").read_text())
+    assert {n["message_attributes"]["event"] for n in saved} == {"job.succeeded"}
+    assert {n["message_attributes"]["status"] for n in saved} == {"SUCCEEDED"}
+
+
+def test_stored_results_carry_the_job_id(stack, out_dir):
+    report = run_looks(stack, [LookRequest("meta", SAMPLES / "person.jpg",
+                                           bottom=SAMPLES / "bottom.jpg", resolution=1024)],
+                       out_dir, timeout=120, progress=lambda s: None)
+    [job] = report["jobs"]
+    [note] = report["notifications"]
+    head = stack.client("s3").head_object(Bucket=note["result"]["bucket"],
+                                          Key=note["result"]["key"])
+    assert head["Metadata"]["job-id"] == job["job_id"]
+    assert head["ContentType"] == "image/jpeg"
+    assert Image.open(job["result"]).size == (576, 1024)
+
+
+def test_a_provider_failure_ends_in_one_failure_notification(stack, emulator, out_dir):
+    emulator.fault(target="task", code="InvalidPerson",
+                   message="The input image has no human body or multi human bodies.", count=1)
+    report = run_looks(stack, [LookRequest("no-person", SAMPLES / "top.jpg",
+                                           top=SAMPLES / "top.jpg")],
+                       out_dir, timeout=120, progress=lambda s: None)
+    [job] = report["jobs"]
+    assert job["status"] == "FAILED" and job["result"] is None
+    assert job["error"]["code"] == "InvalidPerson"
+    [note] = notifications_for(report, job["job_id"])
+    assert note["event"] == "job.failed" and note["error"]["code"] == "InvalidPerson"
+    record = stack.resource("dynamodb").Table(stack.outputs["JobsTableName"]).get_item(
+        Key={"pk": f"JOB#{job['job_id']}", "sk": "JOB"})["Item"]
+    assert record["provider_status"] == "FAILED" and record["status"] == "FAILED"
+
+
+def test_a_throttled_submit_is_retried_and_paid_once(stack, emulator, out_dir):
+    before = emulator.stats()
+    emulator.fault(target="submit", status=429, code="Throttling.RateQuota",
+                   message="Requests rate limit exceeded, please try again later.", count=1)
+    report = run_looks(stack, [LookRequest("throttled", SAMPLES / "person.jpg",
+                                           top=SAMPLES / "top.jpg")],
+                       out_dir, timeout=120, progress=lambda s: None)
+    after = emulator.stats()
+    [job] = report["jobs"]
+    assert job["status"] == "SUCCEEDED"
+    assert after["submit_requests"] - before["submit_requests"] == 2
+    assert after["submits"] - before["submits"] == 1
+    record = stack.resource("dynamodb").Table(stack.outputs["JobsTableName"]).get_item(
+        Key={"pk": f"JOB#{job['job_id']}", "sk": "JOB"})["Item"]
+    assert record["submit_attempts"] == 2
+    assert len(notifications_for(report, job["job_id"])) == 1
+
+
+def test_the_same_s3_event_three_times_submits_once(stack, driver, emulator):
+    """At-least-once delivery: three copies of one S3 event, two of them at once."""
+    s3, inbox = stack.client("s3"), stack.outputs["InboxBucketName"]
+    person, top = driver.upload_image(SAMPLES / "person.jpg"), driver.upload_image(
+        SAMPLES / "top.jpg")
+    # Outside jobs/, so the bucket itself sends no event: this test delivers them.
+    key = "redelivered/dup.json"
+    s3.put_object(Bucket=inbox, Key=key, Body=json.dumps({"id": "dup", "person": person,
+                                                         "top": top}).encode())
+    head = s3.head_object(Bucket=inbox, Key=key)
+    etag = head["ETag"].strip('"')
+    event = {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": inbox, "arn": f"arn:aws:s3:::{inbox}"},
+               "object": {"key": key, "size": head["ContentLength"], "eTag": etag,
+                          "versionId": head.get("VersionId"), "sequencer": ""}}}]}
+    sqs = stack.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName="tryon-local-intakequeue")["QueueUrl"]
+    before = emulator.stats()
+    send = [threading.Thread(target=sqs.send_message,
+                             kwargs={"QueueUrl": queue_url, "MessageBody": json.dumps(event)})
+            for _ in range(2)]
+    for thread in send:
+        thread.start()
+    for thread in send:
+        thread.join()
+    job_id = job_id_for(Source(inbox, key, etag, head.get("VersionId")), "dup")
+    [job], notes = driver.follow([key], timeout=120)
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))  # a late third copy
+    wait_until_drained(sqs, queue_url)
+    late = [n for n in notifications_from(sqs, driver.subscriber)
+            if n["message"]["job_id"] == job_id]
+    assert job["job_id"] == job_id and job["status"] == "SUCCEEDED"
+    assert emulator.stats()["submits"] - before["submits"] == 1
+    executions = stack.client("stepfunctions").list_executions(
+        stateMachineArn=stack.outputs["JobStateMachineArn"])["executions"]
+    assert [e["name"] for e in executions].count(job_id) == 1
+    assert len(notes) == 1 and late == []
+
+
+def wait_until_drained(sqs, queue_url, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        if all(value == "0" for value in attributes.values()):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"intake queue not drained: {attributes}")
+
+
+def test_the_api_key_never_leaves_the_secret(stack, out_dir):
+    """Job records, notifications and function logs never contain the key."""
+    report = run_looks(stack, [LookRequest("secret", SAMPLES / "person.jpg",
+                                           top=SAMPLES / "dress.jpg")],
+                       out_dir, timeout=120, progress=lambda s: None)
+    assert EMULATOR_API_KEY not in json.dumps(report)
+    table = stack.resource("dynamodb").Table(stack.outputs["JobsTableName"])
+    items = json.dumps(table.scan()["Items"], default=str)
+    assert items and EMULATOR_API_KEY not in items
+    for log in stack.lambdas.log_dir.glob("*.log"):
+        assert EMULATOR_API_KEY not in log.read_text(), log.name
