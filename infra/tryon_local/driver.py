@@ -92,6 +92,8 @@ class Driver:
             notified = {n["message"]["job_id"] for n in notifications}
             if jobs and {j["source"]["key"] for j in jobs} >= wanted and all(
                     j["job_id"] in notified for j in jobs):
+                order = {key: i for i, key in enumerate(manifest_keys)}
+                jobs.sort(key=lambda j: (order[j["source"]["key"]], j["timeline"]["received"]))
                 return jobs, notifications
             time.sleep(0.25)
         raise TimeoutError(f"jobs still open after {timeout:.0f} s: {statuses}")
@@ -107,7 +109,7 @@ class Driver:
                       if i.get("source", {}).get("key") in manifest_keys]
             start = page.get("LastEvaluatedKey")
             if not start:
-                return sorted(items, key=lambda j: j["timeline"]["received"])
+                return items
 
     def download_result(self, job: dict, out_dir: Path) -> Path | None:
         if not job.get("result"):
