@@ -5,7 +5,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tryon_local.driver import Driver
 from tryon_local.runtime import LocalOptions, LocalStack
 

@@ -5,10 +5,10 @@ import io
 import json
 import threading
 import time
+from pathlib import Path
 
 import httpx
 from PIL import Image
-
 from tryon.jobs import Source, job_id_for
 from tryon_local.driver import SAMPLES, LookRequest, demo_looks, run_looks
 from tryon_local.runtime import EMULATOR_API_KEY, notifications_from
@@ -33,7 +33,7 @@ def test_the_four_looks_succeed_with_the_emulators_composite(stack, out_dir):
     for job in report["jobs"]:
         assert job["status"] == "SUCCEEDED", job
         assert job["error"] is None and job["polls"] >= 1
-        stored = open(job["result"], "rb").read()
+        stored = Path(job["result"]).read_bytes()
         assert stored == provider_result(stack, job["provider_task_id"])
         image = Image.open(io.BytesIO(stored))
         assert image.format == "JPEG" and image.size == person.size  # resolution -1

@@ -1,0 +1,463 @@
+"""HTTP routes: the provider's API under /api/v1, result images, and test knobs.
+
+Checks run in the order the provider's answers imply: key, then the async
+header, then the body, then the rate limit. Every answer carries a fresh
+`request_id`; errors put `code` and `message` at the top level.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from xml.sax.saxutils import escape
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .clock import format_provider_time, parse_list_time
+from .config import TRYON_MODELS, EmulatorConfig
+from .images import OUTPUT_SIZES
+from .results import Access
+from .state import EmulatorState, RequestFault, TaskFault
+from .tasks import ENDED, STATUSES, SUCCEEDED, UNKNOWN, Failure, Task, TryOnRequest
+
+API_PREFIX = "/api/v1"
+SUBMIT_PATH = "/services/aigc/image2image/image-synthesis"
+RESOLUTIONS = (-1, *OUTPUT_SIZES)
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def create_app(config: EmulatorConfig | None = None) -> Starlette:
+    """The emulator as an ASGI app; `app.state.emulator` is its EmulatorState.
+
+    Tasks progress in a background loop of the event loop that serves the app,
+    so it needs one long-lived loop: uvicorn (see `server.py`), httpx's
+    ASGITransport, or Starlette's TestClient used as a context manager.
+    """
+    state = EmulatorState(config or EmulatorConfig())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        state.scheduler.ensure_running()
+        yield
+        await state.scheduler.aclose()
+
+    routes = [
+        *_route(API_PREFIX + SUBMIT_PATH, submit_task, ["POST"]),
+        *_route(API_PREFIX + "/tasks", list_tasks, ["GET"]),
+        *_route(API_PREFIX + "/tasks/{task_id}", query_task, ["GET"]),
+        *_route(API_PREFIX + "/tasks/{task_id}/cancel", cancel_task, ["POST"]),
+        *_route("/results/{name}", get_result, ["GET"]),
+        *_route("/_emulator/faults", add_fault, ["POST"]),
+        *_route("/_emulator/faults", list_faults, ["GET"]),
+        *_route("/_emulator/tasks/{task_id}/fail", fail_task, ["POST"]),
+        *_route("/_emulator/tasks/{task_id}/hold", hold_task, ["POST"]),
+        *_route("/_emulator/clock", advance_clock, ["POST"]),
+        *_route("/_emulator/clock", read_clock, ["GET"]),
+        *_route("/_emulator/stats", read_stats, ["GET"]),
+        *_route("/_emulator/reset", reset, ["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_exception},  # type: ignore[dict-item]
+    )
+    app.state.emulator = state
+    return app
+
+
+def _route(path: str, endpoint: Handler, methods: list[str]) -> list[Route]:
+    # Both spellings are routed directly: a redirect to add or drop the slash
+    # would lose the body of a POST with many clients.
+    return [Route(path, endpoint, methods=methods), Route(path + "/", endpoint, methods=methods)]
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def _state(request: Request) -> EmulatorState:
+    state: EmulatorState = request.app.state.emulator
+    # Start the lifecycle loop even under ASGI clients that skip lifespan events.
+    state.scheduler.ensure_running()
+    return state
+
+
+def _request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _ok(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse({**body, "request_id": _request_id()})
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"code": code, "message": message, "request_id": _request_id()}, status_code=status
+    )
+
+
+def _authenticate(request: Request, state: EmulatorState) -> JSONResponse | None:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        return _error(401, "InvalidApiKey", "No API-key provided.")
+    if key not in state.config.api_keys:
+        return _error(401, "InvalidApiKey", "Invalid API-key provided.")
+    return None
+
+
+def _injected(state: EmulatorState, target: str) -> JSONResponse | None:
+    fault = state.take_request_fault(target)
+    if fault is None:
+        return None
+    return _error(fault.status, fault.code, fault.message)
+
+
+def _throttled(state: EmulatorState, target: str) -> JSONResponse:
+    state.counters[f"throttled.{target}"] += 1
+    return _error(
+        429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later."
+    )
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _describe(state: EmulatorState, task: Task, request: Request) -> dict[str, Any]:
+    output = task.output()
+    if task.status == SUCCEEDED:
+        path = state.results.signed_path(task.task_id)
+        if path is not None:
+            # Built from the URL the client used, so it works on any host and port.
+            output["image_url"] = str(request.base_url).rstrip("/") + path
+    return output
+
+
+async def _http_exception(_request: Request, exc: HTTPException) -> JSONResponse:
+    codes = {404: "NotFound", 405: "MethodNotAllowed"}
+    return _error(exc.status_code, codes.get(exc.status_code, "InvalidParameter"), exc.detail)
+
+
+# --- the provider's API ----------------------------------------------------------
+
+
+async def submit_task(request: Request) -> Response:
+    state = _state(request)
+    state.counters["submit_requests"] += 1
+    if (denied := _authenticate(request, state)) is not None:
+        return denied
+    if (injected := _injected(state, "submit")) is not None:
+        return injected
+    # Every authenticated call takes its place in the rate window, but the
+    # provider reports malformed requests before throttling them.
+    admitted = state.submit_limiter.try_acquire()
+    if request.headers.get("x-dashscope-async", "").strip().lower() != "enable":
+        return _error(403, "AccessDenied", "current user api does not support synchronous calls")
+    body = await _json_object(request)
+    if body is None:
+        return _error(400, "InvalidParameter", "The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return _error(400, "InvalidParameter", "The request is missing required parameters: model")
+    if model not in TRYON_MODELS:
+        return _error(404, "ModelNotFound", "Model not exist.")
+    parsed = _parse_tryon(body)
+    if isinstance(parsed, JSONResponse):
+        return parsed
+    if not admitted:
+        return _throttled(state, "submit")
+    task = state.create_task(model, parsed)
+    state.counters["submits"] += 1
+    return _ok({"output": {"task_status": "PENDING", "task_id": task.task_id}})
+
+
+def _parse_tryon(body: dict[str, Any]) -> TryOnRequest | JSONResponse:
+    def invalid(message: str) -> JSONResponse:
+        return _error(400, "InvalidParameter", message)
+
+    payload = body.get("input")
+    if not isinstance(payload, dict):
+        return invalid("The request is missing required parameters: input (a JSON object)")
+    person = payload.get("person_image_url")
+    if not isinstance(person, str) or not person:
+        return invalid("The request is missing required parameters: input.person_image_url")
+    garments: dict[str, str | None] = {}
+    for name in ("top_garment_url", "bottom_garment_url"):
+        value = payload.get(name)
+        if value is not None and not isinstance(value, str):
+            return invalid(f"input.{name} must be a string URL")
+        # An empty string is how callers "leave bottom empty" for a dress.
+        garments[name] = value or None
+
+    parameters = body.get("parameters")
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict):
+        return invalid("parameters must be a JSON object")
+    resolution = parameters.get("resolution", -1)
+    # bool is an int in Python; `true` is not a resolution.
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or (
+        resolution not in RESOLUTIONS
+    ):
+        return invalid("parameters.resolution must be one of -1, 1024, 1280")
+    restore_face = parameters.get("restore_face", True)
+    if not isinstance(restore_face, bool):
+        return invalid("parameters.restore_face must be true or false")
+
+    if garments["top_garment_url"] is None and garments["bottom_garment_url"] is None:
+        return _error(
+            400,
+            "InvalidGarment",
+            "Missing garment: give input.top_garment_url, input.bottom_garment_url or both.",
+        )
+    return TryOnRequest(
+        person_image_url=person,
+        top_garment_url=garments["top_garment_url"],
+        bottom_garment_url=garments["bottom_garment_url"],
+        resolution=resolution,
+        restore_face=restore_face,
+    )
+
+
+async def query_task(request: Request) -> Response:
+    state = _state(request)
+    state.counters["queries"] += 1
+    if (denied := _authenticate(request, state)) is not None:
+        return denied
+    if (injected := _injected(state, "query")) is not None:
+        return injected
+    if not state.query_limiter.try_acquire():
+        return _throttled(state, "query")
+    task_id = request.path_params["task_id"]
+    task = state.board.get(task_id)
+    if task is None:
+        # Never existed or purged after 24 h: the provider answers 200 UNKNOWN.
+        return _ok({"output": {"task_id": task_id, "task_status": UNKNOWN}})
+    body: dict[str, Any] = {"output": _describe(state, task, request)}
+    if task.status == SUCCEEDED:
+        body["usage"] = {"image_count": 1}
+    return _ok(body)
+
+
+async def cancel_task(request: Request) -> Response:
+    state = _state(request)
+    if (denied := _authenticate(request, state)) is not None:
+        return denied
+    task_id = request.path_params["task_id"]
+    task = state.board.get(task_id)
+    # The provider documents that only PENDING tasks can be canceled but not
+    # the error code for the others; `UnsupportedOperation` is our choice.
+    if task is None:
+        return _error(
+            400, "UnsupportedOperation", f"Task {task_id} does not exist or has been purged."
+        )
+    if not state.board.cancel(task):
+        return _error(
+            400,
+            "UnsupportedOperation",
+            f"Only a PENDING task can be canceled; task {task_id} is {task.status}.",
+        )
+    state.counters["cancels"] += 1
+    state.scheduler.tick()
+    return _ok({})
+
+
+async def list_tasks(request: Request) -> Response:
+    # The provider confirms this endpoint and its query parameters, but not the
+    # response beyond `request_id`; this shape (data/total/page_no/page_size,
+    # each item a query `output` plus `model`) is ours.
+    state = _state(request)
+    if (denied := _authenticate(request, state)) is not None:
+        return denied
+    params = request.query_params
+    try:
+        page_no = int(params.get("page_no", "1"))
+        page_size = int(params.get("page_size", "10"))
+        since = parse_list_time(params["start_time"]) if params.get("start_time") else None
+        until = parse_list_time(params["end_time"]) if params.get("end_time") else None
+    except ValueError:
+        return _error(
+            400,
+            "InvalidParameter",
+            "page_no and page_size must be integers; start_time and end_time look like "
+            "20230420000000.",
+        )
+    if page_no < 1 or page_size < 1:
+        return _error(400, "InvalidParameter", "page_no and page_size must be >= 1.")
+    statuses = None
+    if params.get("status"):
+        statuses = [s.strip().upper() for s in params["status"].split(",") if s.strip()]
+        unknown = [s for s in statuses if s not in STATUSES]
+        if unknown:
+            return _error(400, "InvalidParameter", f"Unknown task status: {', '.join(unknown)}")
+    found = state.board.select(
+        since=since, until=until, model=params.get("model_name") or None, statuses=statuses
+    )
+    page = found[(page_no - 1) * page_size : page_no * page_size]
+    data = [{**_describe(state, t, request), "model": t.model} for t in page]
+    return _ok({"data": data, "total": len(found), "page_no": page_no, "page_size": page_size})
+
+
+# --- result images (what `image_url` points at) -----------------------------------
+
+_OSS_ERRORS = {
+    Access.MISSING_SIGNATURE: (
+        403, "AccessDenied", "You have no right to access this object because of bucket acl."
+    ),
+    Access.BAD_SIGNATURE: (
+        403,
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided.",
+    ),
+    Access.EXPIRED: (403, "AccessDenied", "Request has expired."),
+    Access.NOT_FOUND: (404, "NoSuchKey", "The specified key does not exist."),
+}
+
+
+async def get_result(request: Request) -> Response:
+    state = _state(request)
+    name: str = request.path_params["name"]
+    access, jpeg = Access.NOT_FOUND, None
+    if name.endswith(".jpg"):
+        access, jpeg = state.results.open(
+            name.removesuffix(".jpg"),
+            request.query_params.get("Expires"),
+            request.query_params.get("Signature"),
+            state.clock.now(),
+        )
+    if access is Access.OK and jpeg is not None:
+        return Response(jpeg, media_type="image/jpeg")
+    status, code, message = _OSS_ERRORS[access]
+    request_id = uuid.uuid4().hex.upper()[:24]
+    # The shape of an OSS error, which is what the provider's result URLs return.
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error>\n'
+        f"  <Code>{code}</Code>\n  <Message>{escape(message)}</Message>\n"
+        f"  <RequestId>{request_id}</RequestId>\n"
+        f"  <HostId>{escape(request.url.netloc)}</HostId>\n</Error>\n"
+    )
+    return Response(
+        xml, status_code=status, media_type="application/xml",
+        headers={"x-oss-request-id": request_id},
+    )
+
+
+# --- test knobs (no auth) -------------------------------------------------------
+
+
+def _knob_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _count(body: dict[str, Any]) -> int | None:
+    count = body.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        return None
+    return count
+
+
+async def add_fault(request: Request) -> Response:
+    state = _state(request)
+    body = await _json_object(request)
+    if body is None:
+        return _knob_error(400, "body must be a JSON object")
+    target, count = body.get("target"), _count(body)
+    if count is None:
+        return _knob_error(400, "count must be an integer >= 1")
+    code, message = body.get("code"), body.get("message")
+    if target in ("submit", "query", "task") and (not isinstance(code, str) or not code):
+        return _knob_error(400, f"a {target} fault needs a code")
+    if message is not None and not isinstance(message, str):
+        return _knob_error(400, "message must be a string")
+    if target in ("submit", "query"):
+        status = body.get("status", 500)
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            return _knob_error(400, "status must be an HTTP error status (400-599)")
+        text = message or f"Injected by the emulator ({code})."
+        state.add_request_fault(target, RequestFault(status, code, text, count))  # type: ignore[arg-type]
+    elif target == "task":
+        text = message or f"Injected by the emulator ({code})."
+        state.add_task_fault(TaskFault(Failure(code, text), count))  # type: ignore[arg-type]
+    elif target == "hold":
+        state.add_holds(count)
+    else:
+        return _knob_error(400, "target must be one of submit, query, task, hold")
+    return JSONResponse({"armed": state.armed_faults()})
+
+
+async def list_faults(request: Request) -> Response:
+    return JSONResponse({"armed": _state(request).armed_faults()})
+
+
+async def fail_task(request: Request) -> Response:
+    state = _state(request)
+    task = state.board.get(request.path_params["task_id"])
+    if task is None:
+        return _knob_error(404, "no such task")
+    if task.status in ENDED:
+        return _knob_error(409, f"task already ended as {task.status}")
+    body = await _json_object(request) or {}
+    code = body.get("code") or "InternalError"
+    message = body.get("message") or f"Injected by the emulator ({code})."
+    if not isinstance(code, str) or not isinstance(message, str):
+        return _knob_error(400, "code and message must be strings")
+    state.scheduler.fail_now(task, Failure(code, message))
+    return JSONResponse({"output": _describe(state, task, request)})
+
+
+async def hold_task(request: Request) -> Response:
+    state = _state(request)
+    task = state.board.get(request.path_params["task_id"])
+    if task is None:
+        return _knob_error(404, "no such task")
+    body = await _json_object(request) or {}
+    hold = body.get("hold", True)
+    if not isinstance(hold, bool):
+        return _knob_error(400, "hold must be true or false")
+    if task.status in ENDED:
+        return _knob_error(409, f"task already ended as {task.status}")
+    state.set_hold(task, hold)
+    return JSONResponse({"output": _describe(state, task, request), "held": task.held})
+
+
+def _clock_body(state: EmulatorState) -> dict[str, Any]:
+    return {
+        "now": format_provider_time(state.clock.now()),
+        "offset_seconds": state.clock.offset,
+        "speedup": state.clock.speedup,
+    }
+
+
+async def advance_clock(request: Request) -> Response:
+    state = _state(request)
+    body = await _json_object(request) or {}
+    seconds = body.get("advance_seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        return _knob_error(400, "advance_seconds must be a number >= 0")
+    state.advance_clock(float(seconds))
+    return JSONResponse(_clock_body(state))
+
+
+async def read_clock(request: Request) -> Response:
+    return JSONResponse(_clock_body(_state(request)))
+
+
+async def read_stats(request: Request) -> Response:
+    return JSONResponse(_state(request).stats())
+
+
+async def reset(request: Request) -> Response:
+    _state(request).reset()
+    return JSONResponse({"reset": True})

@@ -1,0 +1,152 @@
+"""Everything one emulator instance knows: tasks, results, limits, knobs, counters.
+
+Reached as `app.state.emulator`. Only the event loop touches it (every route
+is `async`), so it needs no locks.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from .clock import EmulatorClock
+from .config import EmulatorConfig
+from .limits import SlidingWindowLimiter
+from .results import ResultStore
+from .scheduler import Scheduler
+from .tasks import Failure, Task, TaskBoard, TryOnRequest
+
+
+@dataclass
+class RequestFault:
+    """Test knob: the next `remaining` calls of one kind fail with this answer."""
+
+    status: int
+    code: str
+    message: str
+    remaining: int
+
+
+@dataclass
+class TaskFault:
+    """Test knob: the next `remaining` created tasks end FAILED with `failure`."""
+
+    failure: Failure
+    remaining: int
+
+
+class EmulatorState:
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.clock = EmulatorClock(config.speedup)
+        self.board = TaskBoard(self.clock, config.max_running)
+        self.results = ResultStore()
+        self.scheduler = Scheduler(self.board, self.clock, self.results, config.download_timeout)
+        self.submit_limiter = SlidingWindowLimiter(config.submit_rps)
+        self.query_limiter = SlidingWindowLimiter(config.query_rps)
+        self._rng = random.Random(config.seed)
+        self._request_faults: dict[str, deque[RequestFault]] = {
+            "submit": deque(), "query": deque(),
+        }
+        self._task_faults: deque[TaskFault] = deque()
+        self._holds = 0
+        self.counters: Counter[str] = Counter()
+
+    # --- tasks -------------------------------------------------------------
+
+    def create_task(self, model: str, request: TryOnRequest) -> Task:
+        low, high = self.config.gen_time
+        task = Task(
+            model=model,
+            request=request,
+            submitted_at=self.clock.now(),
+            gen_seconds=self._rng.uniform(low, high),
+        )
+        if self._task_faults:
+            fault = self._task_faults[0]
+            task.forced_failure = fault.failure
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                self._task_faults.popleft()
+        if self._holds > 0:
+            task.held = True
+            self._holds -= 1
+        self.board.add(task)
+        self.scheduler.tick()
+        return task
+
+    def set_hold(self, task: Task, hold: bool) -> None:
+        task.held = hold
+        self.scheduler.tick()
+        self.scheduler.wake()
+
+    # --- test knobs --------------------------------------------------------
+
+    def add_request_fault(self, target: str, fault: RequestFault) -> None:
+        self._request_faults[target].append(fault)
+
+    def add_task_fault(self, fault: TaskFault) -> None:
+        self._task_faults.append(fault)
+
+    def add_holds(self, count: int) -> None:
+        self._holds += count
+
+    def take_request_fault(self, target: str) -> RequestFault | None:
+        """The injected failure for this call, if one is armed (consumes it)."""
+        queue = self._request_faults[target]
+        if not queue:
+            return None
+        fault = queue[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            queue.popleft()
+        self.counters[f"injected.{target}"] += 1
+        return fault
+
+    def armed_faults(self) -> dict[str, object]:
+        return {
+            "submit": [vars(f).copy() for f in self._request_faults["submit"]],
+            "query": [vars(f).copy() for f in self._request_faults["query"]],
+            "task": [
+                {"code": f.failure.code, "message": f.failure.message, "remaining": f.remaining}
+                for f in self._task_faults
+            ],
+            "hold": self._holds,
+        }
+
+    def advance_clock(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        # Apply what became due at once, so the next request already sees it.
+        self.scheduler.tick()
+        self.scheduler.wake()
+
+    def reset(self) -> None:
+        """Forget tasks, results, knobs, counters, rate windows and clock offset."""
+        self.scheduler.cancel_jobs()
+        self.board.clear()
+        self.results.clear()
+        self.submit_limiter.reset()
+        self.query_limiter.reset()
+        for queue in self._request_faults.values():
+            queue.clear()
+        self._task_faults.clear()
+        self._holds = 0
+        self.counters.clear()
+        self.clock.reset()
+        self._rng = random.Random(self.config.seed)
+
+    def stats(self) -> dict[str, object]:
+        c = self.counters
+        return {
+            "submits": c["submits"],
+            "submit_requests": c["submit_requests"],
+            "queries": c["queries"],
+            "throttled": {"submit": c["throttled.submit"], "query": c["throttled.query"]},
+            "injected": {"submit": c["injected.submit"], "query": c["injected.query"]},
+            "running": self.board.active_count(),
+            "peak_running": self.board.peak_running,
+            "tasks": self.board.counts(),
+            "cancels": c["cancels"],
+            "results": len(self.results),
+        }

@@ -1,0 +1,133 @@
+"""Helpers shared by the emulator tests: constants, bad inputs, a thin client."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from PIL import Image
+from tryon_local.emulator.server import EmulatorServer
+
+SAMPLES = Path(__file__).resolve().parents[2] / "infra" / "tryon_local" / "samples"
+API_KEY = "sk-test"
+SPEEDUP = 100.0  # 1-2 provider seconds of generation -> 10-20 ms
+DAY = 24 * 3600
+
+
+def make_bad_inputs(root: Path) -> None:
+    """Files that must fail pre-processing, each for one rule."""
+    (root / "not-an-image.jpg").write_text("this is text, not a JPEG\n" * 400)
+    rng = random.Random(1)
+    # 100x100 px of noise: over 5 KB, but sides under 150 px.
+    small = Image.frombytes("RGB", (100, 100), rng.randbytes(100 * 100 * 3))
+    small.save(root / "small-100px.png")
+    # A plain 200x200 JPEG: valid sides, but about 1 KB, under the 5 KB floor.
+    Image.new("RGB", (200, 200), (90, 140, 200)).save(root / "tiny-1kb.jpg", quality=60)
+    # Over 5 MB (not even an image: the download stops before decoding).
+    (root / "big-6mb.jpg").write_bytes(rng.randbytes(6 * 1024 * 1024))
+    assert (root / "small-100px.png").stat().st_size > 5 * 1024
+    assert (root / "tiny-1kb.jpg").stat().st_size < 5 * 1024
+
+
+@dataclass(frozen=True)
+class InputSite:
+    """The local stand-in for the public web; call it with a file name for its URL."""
+
+    url: str
+
+    def __call__(self, name: str) -> str:
+        return f"{self.url}/{name}"
+
+
+
+class Api:
+    """A thin client of the emulator, shaped like the provider's API."""
+
+    def __init__(self, server: EmulatorServer, inputs: InputSite) -> None:
+        self.server = server
+        self.inputs = inputs
+        self.http = httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {API_KEY}"}
+        )
+        self.knobs = httpx.Client(base_url=f"{server.root_url}/_emulator")
+
+    def close(self) -> None:
+        self.http.close()
+        self.knobs.close()
+
+    def body(self, **input_fields: Any) -> dict[str, Any]:
+        parameters = input_fields.pop("parameters", {"resolution": -1, "restore_face": True})
+        fields = {
+            "person_image_url": self.inputs("person.jpg"),
+            "top_garment_url": self.inputs("top.jpg"),
+            "bottom_garment_url": self.inputs("bottom.jpg"),
+            **input_fields,
+        }
+        return {
+            "model": "aitryon-plus",
+            "input": {k: v for k, v in fields.items() if v is not None},
+            "parameters": parameters,
+        }
+
+    def submit(self, body: dict[str, Any] | None = None, **input_fields: Any) -> httpx.Response:
+        return self.http.post(
+            "/services/aigc/image2image/image-synthesis",
+            json=body if body is not None else self.body(**input_fields),
+            headers={"X-DashScope-Async": "enable"},
+        )
+
+    def create(self, **input_fields: Any) -> str:
+        response = self.submit(**input_fields)
+        assert response.status_code == 200, response.text
+        return response.json()["output"]["task_id"]
+
+    def query(self, task_id: str) -> dict[str, Any]:
+        # Stay under 20 queries/s even when polling: retry a throttled query.
+        for _ in range(50):
+            response = self.http.get(f"/tasks/{task_id}")
+            if response.status_code != 429:
+                assert response.status_code == 200, response.text
+                return response.json()
+            time.sleep(0.1)
+        raise AssertionError("queries kept being throttled")
+
+    def wait(self, task_id: str, *statuses: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Poll until the task reaches one of `statuses` (default: any end state)."""
+        wanted = statuses or ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
+        deadline = time.monotonic() + timeout
+        while True:
+            body = self.query(task_id)
+            if body["output"]["task_status"] in wanted:
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"task never reached {wanted}: {body}")
+            time.sleep(0.06)
+
+    def statuses(self) -> dict[str, str]:
+        """task_id -> status of every task, without using the query rate limit."""
+        response = self.http.get("/tasks", params={"page_size": 100})
+        assert response.status_code == 200, response.text
+        return {t["task_id"]: t["task_status"] for t in response.json()["data"]}
+
+    def wait_until(self, check: Any, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met; tasks: {self.statuses()}")
+            time.sleep(0.03)
+
+    def stats(self) -> dict[str, Any]:
+        return self.knobs.get("/stats").json()
+
+    def fault(self, **body: Any) -> None:
+        self.knobs.post("/faults", json=body).raise_for_status()
+
+    def hold(self, task_id: str, hold: bool) -> None:
+        self.knobs.post(f"/tasks/{task_id}/hold", json={"hold": hold}).raise_for_status()
+
+    def advance(self, seconds: float) -> None:
+        self.knobs.post("/clock", json={"advance_seconds": seconds}).raise_for_status()
