@@ -173,11 +173,10 @@ class Pipeline:
         self.store.update(
             job_id,
             fields={"status": JobStatus.SUBMITTED, "provider_task_id": task.task_id,
-                    "provider_status": task.status},
+                    "provider_status": task.status, "last_submit_request_id": task.request_id},
             timeline={"submitted": submitted},
             remove=["error"],
         )
-        self._record_request(job_id, "submit", task.request_id)
         job = self.store.get(job_id)
         self._start_polling(job)
 

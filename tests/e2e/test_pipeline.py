@@ -151,7 +151,7 @@ def wait_until_drained(sqs, queue_url, timeout=30.0):
 
 
 def test_the_api_key_never_leaves_the_secret(stack, out_dir):
-    """Job records, notifications and function logs never contain the key."""
+    """Job records, notifications and function logs never contain the key (or a signed URL)."""
     report = run_looks(stack, [LookRequest("secret", SAMPLES / "person.jpg",
                                            top=SAMPLES / "dress.jpg")],
                        out_dir, timeout=120, progress=lambda s: None)
@@ -159,5 +159,8 @@ def test_the_api_key_never_leaves_the_secret(stack, out_dir):
     table = stack.resource("dynamodb").Table(stack.outputs["JobsTableName"])
     items = json.dumps(table.scan()["Items"], default=str)
     assert items and EMULATOR_API_KEY not in items
+    # The provider's signed result URL is a credential too: it stays in the execution.
+    assert "Signature=" not in items
     for log in stack.lambdas.log_dir.glob("*.log"):
         assert EMULATOR_API_KEY not in log.read_text(), log.name
+        assert "Signature=" not in log.read_text(), log.name
