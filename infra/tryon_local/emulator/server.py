@@ -102,7 +102,7 @@ def _url_host(host: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tryon_local.emulator",
+        prog="tryon emulator",
         description="Local emulator of the DashScope OutfitAnyone try-on API (see CONTRACT.md).",
     )
     parser.add_argument("--host", default="127.0.0.1")
