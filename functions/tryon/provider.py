@@ -14,7 +14,11 @@ from typing import Any
 import httpx
 
 SUBMIT_PATH = "/services/aigc/image2image/image-synthesis"
+PARSING_PATH = "/services/vision/image-process/process"
+PARSING_MODEL = "aitryon-parsing-v1"
 TRYON_MODELS = ("aitryon-plus", "aitryon")
+# Header that lets a model call read `oss://` keys from the provider's temporary upload.
+OSS_RESOLVE_HEADER = {"X-DashScope-OssResourceResolve": "enable"}
 RESOLUTIONS = (-1, 1024, 1280)
 
 # Task statuses, as the provider spells them.
@@ -52,6 +56,15 @@ class TryOnRequest:
             },
             "parameters": {"resolution": self.resolution, "restore_face": self.restore_face},
         }
+
+
+@dataclass(frozen=True)
+class ParsedGarment:
+    """One garment found on a person image by the parsing model (URLs live 24 h)."""
+
+    crop_url: str
+    parsing_url: str | None
+    bbox: list[int] | None
 
 
 @dataclass(frozen=True)
@@ -170,14 +183,15 @@ class DashScopeClient:
     def close(self) -> None:
         self._http.close()
 
-    def submit(self, request: TryOnRequest) -> SubmittedTask:
+    def submit(self, request: TryOnRequest, *, oss_resolve: bool = False) -> SubmittedTask:
+        """Create a try-on task; `oss_resolve` when its URLs are `oss://` upload keys."""
         if request.model not in TRYON_MODELS:
             raise ValueError(f"unknown try-on model {request.model!r}; use one of {TRYON_MODELS}")
         data = self._call(
             "POST",
             SUBMIT_PATH,
             json=request.body(),
-            headers={"X-DashScope-Async": "enable"},
+            headers={"X-DashScope-Async": "enable", **(OSS_RESOLVE_HEADER if oss_resolve else {})},
             sends_work=True,
         )
         output = data.get("output") or {}
@@ -207,6 +221,59 @@ class DashScopeClient:
             message=output.get("message"),
             image_count=(data.get("usage") or {}).get("image_count"),
         )
+
+    def parse_garment(
+        self, image_url: str, clothes_type: str, *, oss_resolve: bool = False
+    ) -> ParsedGarment | None:
+        """Segment one garment ("upper", "lower" or "dress") on a person image,
+        synchronously; None when the person wears no such garment."""
+        data = self._call(
+            "POST",
+            PARSING_PATH,
+            json={"model": PARSING_MODEL, "input": {"image_url": image_url},
+                  "parameters": {"clothes_type": [clothes_type]}},
+            headers=OSS_RESOLVE_HEADER if oss_resolve else {},
+        )
+        output = data.get("output") or {}
+        crops = output.get("crop_img_url")
+        if not isinstance(crops, list) or len(crops) != 1:
+            raise self._malformed(data, "parsing answer carries no crop_img_url array")
+        if crops[0] is None:
+            return None
+        return ParsedGarment(
+            crop_url=crops[0],
+            parsing_url=(output.get("parsing_img_url") or [None])[0],
+            bbox=(output.get("bbox") or [None])[0],
+        )
+
+    def upload(self, model: str, filename: str, data: bytes, content_type: str) -> str:
+        """Put a file in the provider's temporary storage (48 h); returns its `oss://` URL."""
+        policy = self._call("GET", "/uploads",
+                            params={"action": "getPolicy", "model": model}).get("data") or {}
+        if not policy.get("upload_host") or not policy.get("upload_dir"):
+            raise self._malformed({}, "upload policy answer carries no upload_host/upload_dir")
+        key = f"{policy['upload_dir']}/{filename}"
+        fields = {
+            "OSSAccessKeyId": policy.get("oss_access_key_id", ""),
+            "Signature": policy.get("signature", ""),
+            "policy": policy.get("policy", ""),
+            "key": key,
+            "x-oss-object-acl": policy.get("x_oss_object_acl", "private"),
+            "x-oss-forbid-overwrite": policy.get("x_oss_forbid_overwrite", "true"),
+            "success_action_status": "200",
+        }
+        try:
+            # The upload host is storage, not the API: no Authorization header goes there.
+            response = httpx.post(policy["upload_host"], data=fields,
+                                  files={"file": (filename, data, content_type)},
+                                  timeout=DEFAULT_TIMEOUT)
+        except httpx.TransportError as exc:
+            raise RetryableProviderError(None, "UploadFailed",
+                                         f"temporary upload failed: {type(exc).__name__}") from None
+        if not response.is_success:
+            raise provider_error(response.status_code, "UploadFailed",
+                                 f"temporary upload answered HTTP {response.status_code}")
+        return f"oss://{key}"
 
     def cancel(self, task_id: str) -> str:
         """Cancel a PENDING task; returns the request id."""

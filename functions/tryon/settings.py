@@ -19,6 +19,7 @@ class Settings:
     poll_deadline_seconds: int
     max_tasks_in_flight: int
     input_url_ttl_seconds: int
+    input_transport: str  # "presigned-url" | "provider-upload"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -36,4 +37,5 @@ class Settings:
             poll_deadline_seconds=int(env.get("POLL_DEADLINE_SECONDS", "900")),
             max_tasks_in_flight=int(env.get("MAX_TASKS_IN_FLIGHT", "5")),
             input_url_ttl_seconds=int(env.get("INPUT_URL_TTL_SECONDS", "10800")),
+            input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
         )

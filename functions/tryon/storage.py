@@ -66,14 +66,28 @@ class ObjectStorage:
         extra = {"VersionId": version_id} if version_id else {}
         return self._s3.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
 
-    def exists(self, bucket: str, key: str) -> bool:
+    def describe(self, bucket: str, key: str) -> dict[str, Any] | None:
+        """{"size", "etag"} of an object, or None when there is no such object."""
         try:
-            self._s3.head_object(Bucket=bucket, Key=key)
+            head = self._s3.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise
-        return True
+        return {"size": head["ContentLength"], "etag": head["ETag"].strip('"')}
+
+    def list_keys(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        """[{"key", "size"}] of every object under prefix, in key order."""
+        found = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                        Prefix=prefix):
+            found += [{"key": o["Key"], "size": o["Size"]} for o in page.get("Contents", [])]
+        return found
+
+    def write(self, bucket: str, key: str, data: bytes, content_type: str,
+              metadata: dict[str, str] | None = None) -> None:
+        self._s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type,
+                            Metadata=metadata or {})
 
     def presign_get(self, bucket: str, key: str, expires_in: int) -> str:
         # A presigned URL dies with the signing credentials: in Lambda that is the

@@ -10,6 +10,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 JOB_SK = "JOB"
+BATCH_SK = "BATCH"
 RECORD_TTL_SECONDS = 90 * 24 * 3600
 
 
@@ -40,7 +41,8 @@ def _is_condition_failure(exc: ClientError) -> bool:
 
 class JobStore:
     def __init__(self, table_name: str, dynamodb: Any = None) -> None:
-        self._table = (dynamodb or boto3.resource("dynamodb")).Table(table_name)
+        self._dynamodb = dynamodb or boto3.resource("dynamodb")
+        self._table = self._dynamodb.Table(table_name)
 
     def create(self, job: dict[str, Any], now: float) -> bool:
         """Insert a new job; False if it already exists (a duplicate delivery)."""
@@ -127,3 +129,60 @@ class JobStore:
                 return False
             raise
         return True
+
+    # --- batches: the looks of one manifest or one drop-folder fan-out ----------
+
+    def create_batch(self, batch: dict[str, Any], now: float) -> bool:
+        """Insert a batch (ids of its jobs, source, attributes); False if it exists."""
+        item = {"pk": f"BATCH#{batch['batch_id']}", "sk": BATCH_SK,
+                "expires_at": int(now) + RECORD_TTL_SECONDS, **batch}
+        try:
+            self._table.put_item(Item=to_dynamo(item),
+                                 ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def record_batch_end(self, batch_id: str, job_id: str) -> dict[str, Any]:
+        """Note that one of the batch's jobs ended (idempotent: a set); returns the batch."""
+        item = self._table.update_item(
+            Key={"pk": f"BATCH#{batch_id}", "sk": BATCH_SK},
+            UpdateExpression="ADD ended_jobs :job",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":job": {job_id}},
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        return from_dynamo(item)
+
+    def claim_batch_notification(self, batch_id: str, now: float) -> bool:
+        try:
+            self._table.update_item(
+                Key={"pk": f"BATCH#{batch_id}", "sk": BATCH_SK},
+                UpdateExpression="SET notified_at = :now",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at)",
+                ExpressionAttributeValues={":now": to_dynamo(now)},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def release_batch_notification(self, batch_id: str) -> None:
+        self._table.update_item(Key={"pk": f"BATCH#{batch_id}", "sk": BATCH_SK},
+                                UpdateExpression="REMOVE notified_at")
+
+    def get_jobs(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        """The job records, in the order asked (BatchGetItem, 100 at a time)."""
+        found: dict[str, dict] = {}
+        for start in range(0, len(job_ids), 100):
+            keys = [{"pk": f"JOB#{j}", "sk": JOB_SK} for j in job_ids[start:start + 100]]
+            request = {self._table.name: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                answer = self._dynamodb.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self._table.name, []):
+                    found[item["job_id"]] = from_dynamo(item)
+                request = answer.get("UnprocessedKeys") or None
+        return [found[j] for j in job_ids if j in found]

@@ -198,6 +198,18 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's spelling of a lifecycle rule, in the S3 API's."""
+    api: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule["Status"],
+                           "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "ExpirationInDays" in rule:
+        api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        api["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])}
+    return api
+
+
 # --- creating resources ---------------------------------------------------------
 
 class Deployer:
@@ -273,6 +285,10 @@ class Deployer:
         if props.get("PublicAccessBlockConfiguration"):
             s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props[
                 "PublicAccessBlockConfiguration"])
+        if props.get("LifecycleConfiguration"):
+            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={
+                "Rules": [_lifecycle_rule(rule) for rule in
+                          props["LifecycleConfiguration"]["Rules"]]})
         queues = props.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
         if queues:
             s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={

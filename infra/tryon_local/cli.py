@@ -1,7 +1,7 @@
 """`tryon`: run the pipeline locally, or the provider emulator alone.
 
-  tryon demo                      the four sample looks, end to end
-  tryon local run --person P ...  your own images
+  tryon demo                      the sample looks, a kept-garment batch and a drop
+  tryon local run --person P ...  your own images (or --manifest FILE --images DIR)
   tryon emulator --port N         the DashScope emulator as a server
 """
 
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from tryon_local.driver import LookRequest, demo_looks, format_table, run_looks
+from tryon_local.driver import LookRequest, format_table, run, send_demo
 from tryon_local.runtime import LocalOptions, LocalStack
 
 
@@ -38,7 +38,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="give up on jobs still open after this many seconds")
 
 
-def _run(args: argparse.Namespace, looks: list[LookRequest]) -> int:
+def _run(args: argparse.Namespace, send) -> int:
     say = _progress(args.json)
     started = time.monotonic()
     options = LocalOptions(
@@ -51,10 +51,9 @@ def _run(args: argparse.Namespace, looks: list[LookRequest]) -> int:
     with LocalStack(options) as stack:
         say(f"stack up in {time.monotonic() - started:.1f} s; "
             f"provider: {args.provider_url or stack.emulator.base_url}")
-        report = run_looks(stack, looks, args.out, timeout=args.timeout, progress=say)
+        report = run(stack, send, args.out, timeout=args.timeout, progress=say)
     if args.json:
-        print(json.dumps({"jobs": report["jobs"], "notifications": report["notifications"]},
-                         indent=2))
+        print(json.dumps(report, indent=2))
     else:
         print(format_table(report))
         print(f"\nresults and notifications in {args.out}/ "
@@ -72,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
 
     local = commands.add_parser("local", help="run your own images through the local stack")
     local_commands = local.add_subparsers(dest="local_command", required=True)
-    run = local_commands.add_parser("run", help="one look from your files")
-    run.add_argument("--person", type=Path, required=True)
+    run = local_commands.add_parser("run", help="one look from your files, or a manifest")
+    run.add_argument("--manifest", type=Path, help="a manifest (see README) to run as is")
+    run.add_argument("--images", type=Path,
+                     help="with --manifest: where the images it names are (by key or name)")
+    run.add_argument("--person", type=Path)
     run.add_argument("--top", type=Path, help="a top, or a dress/jumpsuit")
     run.add_argument("--bottom", type=Path)
     run.add_argument("--model", choices=["aitryon-plus", "aitryon"])
@@ -94,15 +96,23 @@ def main(argv: list[str] | None = None) -> int:
         return emulator_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return _run(args, demo_looks())
-    if not args.top and not args.bottom:
-        parser.error("give --top and/or --bottom")
+        return _run(args, send_demo)
+    if args.manifest:
+        if args.person or args.top or args.bottom:
+            parser.error("--manifest names its own images: drop --person/--top/--bottom")
+        if not args.manifest.is_file():
+            parser.error(f"{args.manifest}: no such file")
+        images = args.images or args.manifest.parent
+        return _run(args, lambda driver: [driver.submit_manifest_file(args.manifest, images)])
+    if not args.person or not (args.top or args.bottom):
+        parser.error("give --person and --top and/or --bottom (or --manifest)")
     for path in (args.person, args.top, args.bottom):
         if path and not path.is_file():
             parser.error(f"{path}: no such file")
-    return _run(args, [LookRequest(
+    look = LookRequest(
         args.look_id, args.person, top=args.top, bottom=args.bottom, model=args.model,
-        resolution=args.resolution, restore_face=False if args.no_restore_face else None)])
+        resolution=args.resolution, restore_face=False if args.no_restore_face else None)
+    return _run(args, lambda driver: [driver.submit(look)])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Drives looks through the local stack as a user would: upload images and a
-manifest to the inbox, watch the job records, collect the notifications and
-the result images, and report."""
+"""Drives work through the local stack as a user would: upload images and a
+manifest (or drop a garment) in the inbox, watch the job records, collect the
+notifications and the result images, and report."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from PIL import Image, ImageOps
+from tryon.store import from_dynamo
 
 from tryon_local.runtime import LocalStack, notifications_from
 
@@ -29,7 +32,7 @@ class LookRequest:
 
 
 def demo_looks() -> list[LookRequest]:
-    """The four looks of `tryon demo`, on the bundled sample images."""
+    """The four single looks of `tryon demo`, on the bundled sample images."""
     person = SAMPLES / "person.jpg"
     return [
         LookRequest("top-only", person, top=SAMPLES / "top.jpg"),
@@ -50,13 +53,19 @@ class Driver:
         self.progress = progress
         self.subscriber = stack.subscribe_queue(f"driver-{time.monotonic_ns()}")
 
-    def upload_image(self, path: Path) -> str:
-        key = f"inputs/{path.name}"
+    def upload_image(self, path: Path, key: str | None = None) -> str:
+        key = key or f"inputs/{path.name}"
         self.s3.upload_file(str(path), self.inbox, key)
         return key
 
+    def put_manifest(self, name: str, manifest: dict[str, Any]) -> str:
+        key = f"jobs/{name}.json"
+        self.s3.put_object(Bucket=self.inbox, Key=key, Body=json.dumps(manifest).encode(),
+                           ContentType="application/json")
+        return key
+
     def submit(self, look: LookRequest) -> str:
-        """Upload the look's images and its manifest; returns the manifest key."""
+        """Upload the look's images and a one-look manifest; returns the manifest key."""
         manifest: dict[str, Any] = {"version": 1, "id": look.look_id,
                                     "person": self.upload_image(look.person)}
         for role in ("top", "bottom"):
@@ -66,16 +75,32 @@ class Driver:
         for option in ("model", "resolution", "restore_face"):
             if getattr(look, option) is not None:
                 manifest[option] = getattr(look, option)
-        key = f"jobs/{look.look_id}.json"
-        self.s3.put_object(Bucket=self.inbox, Key=key, Body=json.dumps(manifest).encode(),
-                           ContentType="application/json")
+        return self.put_manifest(look.look_id, manifest)
+
+    def submit_manifest_file(self, manifest_path: Path, images: Path) -> str:
+        """Upload every image a manifest names (found in `images` by key, or by file
+        name), then the manifest itself."""
+        manifest = json.loads(manifest_path.read_text())
+        looks = manifest.get("looks", [manifest])
+        for look in looks if isinstance(looks, list) else []:
+            for slot in ("person", "top", "bottom", "dress"):
+                key = look.get(slot) if isinstance(look, dict) else None
+                if isinstance(key, str):
+                    path = images / key if (images / key).is_file() else images / Path(key).name
+                    if path.is_file():
+                        self.upload_image(path, key)
+        key = f"jobs/{manifest_path.name}"
+        self.s3.upload_file(str(manifest_path), self.inbox, key)
         return key
 
-    def follow(self, manifest_keys: list[str], timeout: float) -> tuple[list[dict], list[dict]]:
-        """Wait until every manifest's job has ended and been notified.
+    def drop_garment(self, path: Path, slot: str, sku: str) -> str:
+        """What drop-folder automation does: copy a garment to garments/<slot>/<sku>.<ext>."""
+        return self.upload_image(path, f"garments/{slot}/{sku}{path.suffix.lower()}")
 
-        Returns (job records, notifications as received)."""
-        wanted = set(manifest_keys)
+    def follow(self, keys: list[str], timeout: float) -> tuple[list[dict], list[dict]]:
+        """Wait until every upload's jobs have ended and been notified, and every batch
+        among them has sent its summary. Returns (job records, notifications)."""
+        wanted = set(keys)
         notifications: list[dict] = []
         statuses: dict[str, str] = {}
         deadline = time.monotonic() + timeout
@@ -85,28 +110,28 @@ class Driver:
                     notifications.append(note)
             jobs = self._jobs(wanted)
             for job in jobs:
-                label = job.get("look_id") or job["source"]["key"]
-                if statuses.get(label) != job["status"]:
-                    statuses[label] = job["status"]
-                    self.progress(f"  {label:<16} {job['status']}")
-            notified = {n["message"]["job_id"] for n in notifications}
-            if jobs and {j["source"]["key"] for j in jobs} >= wanted and all(
-                    j["job_id"] in notified for j in jobs):
-                order = {key: i for i, key in enumerate(manifest_keys)}
+                if statuses.get(job_label(job)) != job["status"]:
+                    statuses[job_label(job)] = job["status"]
+                    self.progress(f"  {job_label(job):<24} {job['status']}")
+            notified = {n["message"].get("job_id") for n in notifications}
+            summarised = {n["message"].get("batch_id") for n in notifications
+                          if n["message"]["event"] == "batch.completed"}
+            batches = {j["batch_id"] for j in jobs if j.get("batch_id")}
+            if (jobs and {j["source"]["key"] for j in jobs} >= wanted
+                    and all(j["job_id"] in notified for j in jobs) and batches <= summarised):
+                order = {key: i for i, key in enumerate(keys)}
                 jobs.sort(key=lambda j: (order[j["source"]["key"]], j["timeline"]["received"]))
                 return jobs, notifications
             time.sleep(0.25)
         raise TimeoutError(f"jobs still open after {timeout:.0f} s: {statuses}")
 
-    def _jobs(self, manifest_keys: set[str]) -> list[dict]:
-        from tryon.store import from_dynamo
-
+    def _jobs(self, source_keys: set[str]) -> list[dict]:
         items, start = [], None
         while True:
             page = self.table.scan(**({"ExclusiveStartKey": start} if start else {}),
                                    ConsistentRead=True)
-            items += [from_dynamo(i) for i in page["Items"]
-                      if i.get("source", {}).get("key") in manifest_keys]
+            items += [from_dynamo(i) for i in page["Items"] if i["pk"].startswith("JOB#")
+                      and i.get("source", {}).get("key") in source_keys]
             start = page.get("LastEvaluatedKey")
             if not start:
                 return items
@@ -115,24 +140,35 @@ class Driver:
         if not job.get("result"):
             return None
         result = job["result"]
-        name = f"{job.get('look_id') or job['job_id']}.{result['key'].rsplit('.', 1)[-1]}"
-        target = out_dir / name
+        extension = result["key"].rsplit(".", 1)[-1]
+        target = out_dir / f"{job_label(job).replace('/', '-')}.{extension}"
         self.s3.download_file(result["bucket"], result["key"], str(target))
         return target
 
 
-def run_looks(stack: LocalStack, looks: list[LookRequest], out_dir: Path, *,
-              timeout: float = 300, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run looks end to end; writes results and notifications to out_dir; returns the report."""
+def job_label(job: dict) -> str:
+    """A short name for a job: its look id, or garment/person for a drop-folder job."""
+    key = job["source"]["key"]
+    if key.startswith("garments/"):
+        return f"{Path(key).stem}/{job.get('look_id')}"
+    return job.get("look_id") or Path(key).name
+
+
+def run(stack: LocalStack, send: Callable[[Driver], list[str]], out_dir: Path, *,
+        timeout: float = 300, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Send work with `send` (it returns the triggering keys), follow it to the end,
+    write results and notifications to out_dir, and return the report."""
     driver = Driver(stack, progress)
-    keys = [driver.submit(look) for look in looks]
-    progress(f"uploaded {len(keys)} manifest(s); following the jobs")
+    keys = send(driver)
+    progress(f"uploaded {len(keys)} manifest(s)/garment(s); following the jobs")
     jobs, notifications = driver.follow(keys, timeout)
     out_dir.mkdir(parents=True, exist_ok=True)
+    messages = [note["message"] for note in notifications]
     report = {
         "jobs": [{
             "job_id": job["job_id"],
             "look_id": job.get("look_id"),
+            "label": job_label(job),
             "status": job["status"],
             "result": str(path) if (path := driver.download_result(job, out_dir)) else None,
             "error": ({"code": job["error"]["code"], "message": job["error"]["message"]}
@@ -141,7 +177,8 @@ def run_looks(stack: LocalStack, looks: list[LookRequest], out_dir: Path, *,
             "polls": job.get("polls", 0),
             "timings": {name: job["timeline"].get(name) for name in TIMING_FIELDS},
         } for job in jobs],
-        "notifications": [note["message"] for note in notifications],
+        "batches": [m for m in messages if m["event"] == "batch.completed"],
+        "notifications": messages,
     }
     (out_dir / "notifications.json").write_text(json.dumps(
         [{"message": n["message"], "message_attributes": n["attributes"]}
@@ -150,18 +187,50 @@ def run_looks(stack: LocalStack, looks: list[LookRequest], out_dir: Path, *,
     return report
 
 
+def run_looks(stack: LocalStack, looks: list[LookRequest], out_dir: Path, *,
+              timeout: float = 300, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    return run(stack, lambda driver: [driver.submit(look) for look in looks], out_dir,
+               timeout=timeout, progress=progress)
+
+
+def send_demo(driver: Driver) -> list[str]:
+    """The demo: four single looks; a batch manifest keeping the person's own bottom
+    and top; and a dress dropped in the drop folder, tried on a roster of two."""
+    keys = [driver.submit(look) for look in demo_looks()]
+    person = driver.upload_image(SAMPLES / "person.jpg")
+    keys.append(driver.put_manifest("kept-garments", {
+        "version": 1,
+        "attributes": {"retailer": "demo-shop", "campaign": "spring"},
+        "looks": [
+            {"id": "new-top-own-bottom", "person": person,
+             "top": driver.upload_image(SAMPLES / "top.jpg"), "keep": "bottom"},
+            {"id": "own-top-new-bottom", "person": person,
+             "bottom": driver.upload_image(SAMPLES / "bottom.jpg"), "keep": "top",
+             "attributes": {"sku": "BOTTOM-7"}},
+        ]}))
+    driver.upload_image(SAMPLES / "person.jpg", "models/alex.jpg")
+    mirrored = driver.stack.workdir / "sam.jpg"
+    ImageOps.mirror(Image.open(SAMPLES / "person.jpg")).save(mirrored, quality=92)
+    driver.upload_image(mirrored, "models/sam.jpg")
+    keys.append(driver.drop_garment(SAMPLES / "dress.jpg", "dress", "DRESS-001"))
+    return keys
+
+
 def format_table(report: dict[str, Any]) -> str:
     def seconds(start: float | None, end: float | None) -> str:
         return f"{end - start:6.1f} s" if start and end else "      -"
 
-    rows = [f"{'job':<16} {'status':<10} {'provider task':>13} {'end to end':>11} {'polls':>5}"]
+    rows = [f"{'job':<24} {'status':<10} {'provider task':>13} {'end to end':>11} {'polls':>5}"]
     for job in report["jobs"]:
         t = job["timings"]
         rows.append(
-            f"{job['look_id'] or job['job_id'][:16]:<16} {job['status']:<10} "
+            f"{job['label']:<24} {job['status']:<10} "
             f"{seconds(t['provider_start'], t['provider_end']):>13} "
             f"{seconds(t['received'], t['finalized']):>11} {job['polls']:>5}"
         )
         if job["error"]:
-            rows.append(f"{'':<16} {job['error']['code']}: {job['error']['message']}")
+            rows.append(f"{'':<24} {job['error']['code']}: {job['error']['message']}")
+    for batch in report["batches"]:
+        counts = ", ".join(f"{v} {k}" for k, v in batch["counts"].items() if v)
+        rows.append(f"batch {batch['source']['key']}: {batch['status']} ({counts})")
     return "\n".join(rows)

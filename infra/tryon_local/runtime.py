@@ -84,7 +84,7 @@ class LocalStack:
 
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions()
-        self._workdir = self.options.workdir or Path(tempfile.mkdtemp(prefix="tryon-local-"))
+        self.workdir = self.options.workdir or Path(tempfile.mkdtemp(prefix="tryon-local-"))
         self._stoppers: list[Any] = []
         self.emulator: Any = None
         self.outputs: dict[str, Any] = {}
@@ -125,7 +125,7 @@ class LocalStack:
         httpx.post(f"{self.endpoint}/moto-api/config",
                    json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
 
-        self.lambdas = LambdaRuntime(self._function_env(), self._workdir / "logs")
+        self.lambdas = LambdaRuntime(self._function_env(), self.workdir / "logs")
         self._stoppers.append(self.lambdas.stop)
         install_moto_hook(self.lambdas)
         _scale_step_functions_time(self.options.speedup)

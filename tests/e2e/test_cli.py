@@ -24,7 +24,8 @@ def test_local_run_prints_one_json_document(tmp_path):
             capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     document = json.loads(done.stdout)
-    assert set(document) == {"jobs", "notifications"}
+    assert set(document) == {"jobs", "batches", "notifications"}
+    assert document["batches"] == []  # a single look is no batch
     [job] = document["jobs"]
     assert {"job_id", "status", "result", "error", "provider_task_id", "polls",
             "timings"} <= set(job)

@@ -17,9 +17,9 @@ def upload_manifest(stack, key: str, body: bytes) -> None:
 
 def test_an_unusable_manifest_fails_once_without_a_provider_call(stack, driver, emulator):
     before = emulator.stats()["submit_requests"]
-    upload_manifest(stack, "jobs/broken.json", b'{"person": "p.jpg", "top": ')
+    upload_manifest(stack, "jobs/broken.json", b'{"version": 1, "person": "p.jpg", "top": ')
     upload_manifest(stack, "jobs/typo.json", json.dumps(
-        {"person": "p.jpg", "top": "t.jpg", "colour": "red"}).encode())
+        {"version": 1, "person": "p.jpg", "top": "t.jpg", "colour": "red"}).encode())
     jobs, notes = driver.follow(["jobs/broken.json", "jobs/typo.json"], timeout=60)
     assert [j["status"] for j in jobs] == ["FAILED", "FAILED"]
     broken, typo = (n["message"]["error"] for n in sorted(
@@ -31,15 +31,18 @@ def test_an_unusable_manifest_fails_once_without_a_provider_call(stack, driver, 
     assert emulator.stats()["submit_requests"] == before
 
 
-def test_missing_images_fail_before_any_provider_call(stack, driver, emulator):
+def test_a_missing_image_rejects_the_manifest_before_any_provider_call(stack, driver,
+                                                                          emulator):
     before = emulator.stats()["submit_requests"]
-    upload_manifest(stack, "jobs/missing.json", json.dumps(
-        {"id": "missing", "person": "models/nobody.jpg", "top": "garments/none.jpg"}).encode())
+    person = driver.upload_image(SAMPLES / "person.jpg")
+    upload_manifest(stack, "jobs/missing.json", json.dumps({"version": 1, "looks": [
+        {"id": "fine", "person": person, "top": driver.upload_image(SAMPLES / "top.jpg")},
+        {"id": "missing", "person": person, "dress": "catalog/none.jpg"}]}).encode())
     [job], [note] = driver.follow(["jobs/missing.json"], timeout=60)
     assert job["status"] == "FAILED" and job["error"]["code"] == "MissingInput"
-    assert "models/nobody.jpg" in job["error"]["message"]
-    assert note["attributes"] == {"event": "job.failed", "status": "FAILED",
-                                  "model": "aitryon-plus"}
+    assert job["error"]["pointer"] == "/looks/1/dress"
+    assert "catalog/none.jpg does not exist" in job["error"]["message"]
+    assert note["attributes"] == {"event": "job.failed", "status": "FAILED"}
     assert emulator.stats()["submit_requests"] == before
 
 

@@ -15,7 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_support import API_KEY, SAMPLES, SPEEDUP, Api, InputSite, make_bad_inputs
+from emulator_support import (
+    API_KEY,
+    SAMPLES,
+    SPEEDUP,
+    Api,
+    InputSite,
+    make_bad_inputs,
+    make_plain_picture,
+)
 from tryon_local.emulator import EmulatorConfig, serve_in_thread
 from tryon_local.emulator.server import EmulatorServer
 
@@ -26,6 +34,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InputSite]:
     for name in ("person.jpg", "top.jpg", "bottom.jpg", "dress.jpg"):
         shutil.copy(SAMPLES / name, root / name)
     make_bad_inputs(root)
+    make_plain_picture(root)
 
     class Handler(SimpleHTTPRequestHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 import httpx
-from emulator_support import Api
-
-
-def _burst(call, count: int) -> list[int]:
-    """Fire `count` calls at once, so they land well inside one second."""
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        started = time.monotonic()
-        codes = sorted(r.status_code for r in pool.map(lambda _: call(), range(count)))
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.0, f"{count} calls took {elapsed:.2f}s; the test needs them within 1 s"
-    return codes
+from emulator_support import Api, burst
 
 
 def test_eleventh_submit_in_one_second_is_throttled(api: Api) -> None:
     api.fault(target="hold", count=11)  # keep the accepted tasks cheap
-    assert _burst(api.submit, 11) == [200] * 10 + [429]
+    assert burst(api.submit, 11) == [200] * 10 + [429]
     throttled = api.submit()
     assert throttled.status_code == 429
     assert throttled.json()["code"] == "Throttling.RateQuota"
@@ -45,7 +32,7 @@ def test_unauthenticated_submits_do_not_use_the_rate_window(api: Api) -> None:
 
 def test_twenty_first_query_in_one_second_is_throttled(api: Api) -> None:
     task_id = api.create()
-    assert _burst(lambda: api.http.get(f"/tasks/{task_id}"), 21) == [200] * 20 + [429]
+    assert burst(lambda: api.http.get(f"/tasks/{task_id}"), 21) == [200] * 20 + [429]
     assert api.stats()["throttled"]["query"] == 1
 
 

@@ -210,6 +210,8 @@ def test_task_list_filters_and_pages(api: Api) -> None:
     second = api.create(parameters={"resolution": 1024})
     api.wait(first)
     api.wait(second)
+    # Held, so it cannot reach SUCCEEDED before the status filter below runs.
+    api.fault(target="hold", count=1)
     api.submit(body={**api.body(), "model": "aitryon"})
     listing = api.http.get("/tasks", params={"model_name": "aitryon-plus"}).json()
     assert listing["total"] == 2 and listing["page_no"] == 1 and listing["page_size"] == 10

@@ -1,13 +1,17 @@
-"""HTTP routes: the provider's API under /api/v1, result images, and test knobs.
+"""HTTP routes: the provider's API under /api/v1, result images, the upload
+host, and test knobs.
 
 Checks run in the order the provider's answers imply: key, then the async
 header, then the body, then the rate limit. Every answer carries a fresh
-`request_id`; errors put `code` and `message` at the top level.
+`request_id`; errors put `code` and `message` at the top level. The upload
+host and the result images answer like OSS instead: XML errors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,15 +24,30 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import parsing
 from .clock import format_provider_time, parse_list_time
-from .config import TRYON_MODELS, EmulatorConfig
-from .images import OUTPUT_SIZES
-from .results import Access
-from .state import EmulatorState, RequestFault, TaskFault
-from .tasks import ENDED, STATUSES, SUCCEEDED, UNKNOWN, Failure, Task, TryOnRequest
+from .config import PARSING_MODEL, TRYON_MODELS, EmulatorConfig
+from .images import OUTPUT_SIZES, InputRejected
+from .results import Access, result_name
+from .state import EmulatorState, ParsingFault, RequestFault, TaskFault
+from .tasks import (
+    ENDED,
+    RESULT_URL_LIFETIME,
+    STATUSES,
+    SUCCEEDED,
+    UNKNOWN,
+    Failure,
+    Task,
+    TryOnRequest,
+)
+from .uploads import FORM_OVERHEAD, RESOLVE_HEADER, UploadRejected, parse_form
 
 API_PREFIX = "/api/v1"
 SUBMIT_PATH = "/services/aigc/image2image/image-synthesis"
+PARSING_PATH = "/services/vision/image-process/process"
+UPLOADS_PATH = "/uploads"
+# Where getPolicy's `upload_host` points: the emulator's stand-in for the OSS bucket.
+OSS_UPLOAD_PATH = "/oss"
 RESOLUTIONS = (-1, *OUTPUT_SIZES)
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -51,6 +70,9 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
 
     routes = [
         *_route(API_PREFIX + SUBMIT_PATH, submit_task, ["POST"]),
+        *_route(API_PREFIX + PARSING_PATH, parse_garments, ["POST"]),
+        *_route(API_PREFIX + UPLOADS_PATH, get_upload_policy, ["GET"]),
+        *_route(OSS_UPLOAD_PATH, upload_file, ["POST"]),
         *_route(API_PREFIX + "/tasks", list_tasks, ["GET"]),
         *_route(API_PREFIX + "/tasks/{task_id}", query_task, ["GET"]),
         *_route(API_PREFIX + "/tasks/{task_id}/cancel", cancel_task, ["POST"]),
@@ -135,13 +157,21 @@ async def _json_object(request: Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+def _root_url(request: Request) -> str:
+    # Built from the URL the client used, so links work on any host and port.
+    return str(request.base_url).rstrip("/")
+
+
+def _oss_resolve(request: Request) -> bool:
+    return request.headers.get(RESOLVE_HEADER, "").strip().lower() == "enable"
+
+
 def _describe(state: EmulatorState, task: Task, request: Request) -> dict[str, Any]:
     output = task.output()
     if task.status == SUCCEEDED:
-        path = state.results.signed_path(task.task_id)
+        path = state.results.signed_path(result_name(task.task_id))
         if path is not None:
-            # Built from the URL the client used, so it works on any host and port.
-            output["image_url"] = str(request.base_url).rstrip("/") + path
+            output["image_url"] = _root_url(request) + path
     return output
 
 
@@ -173,7 +203,7 @@ async def submit_task(request: Request) -> Response:
         return _error(400, "InvalidParameter", "The request is missing required parameters: model")
     if model not in TRYON_MODELS:
         return _error(404, "ModelNotFound", "Model not exist.")
-    parsed = _parse_tryon(body)
+    parsed = _parse_tryon(body, oss_resolve=_oss_resolve(request))
     if isinstance(parsed, JSONResponse):
         return parsed
     if not admitted:
@@ -183,7 +213,7 @@ async def submit_task(request: Request) -> Response:
     return _ok({"output": {"task_status": "PENDING", "task_id": task.task_id}})
 
 
-def _parse_tryon(body: dict[str, Any]) -> TryOnRequest | JSONResponse:
+def _parse_tryon(body: dict[str, Any], *, oss_resolve: bool) -> TryOnRequest | JSONResponse:
     def invalid(message: str) -> JSONResponse:
         return _error(400, "InvalidParameter", message)
 
@@ -228,6 +258,7 @@ def _parse_tryon(body: dict[str, Any]) -> TryOnRequest | JSONResponse:
         bottom_garment_url=garments["bottom_garment_url"],
         resolution=resolution,
         restore_face=restore_face,
+        oss_resolve=oss_resolve,
     )
 
 
@@ -310,6 +341,178 @@ async def list_tasks(request: Request) -> Response:
     return _ok({"data": data, "total": len(found), "page_no": page_no, "page_size": page_size})
 
 
+# --- parsing (synchronous garment segmentation) -----------------------------------
+
+
+async def parse_garments(request: Request) -> Response:
+    state = _state(request)
+    state.counters["parsing_requests"] += 1
+    if (denied := _authenticate(request, state)) is not None:
+        return denied
+    # Parsing has its own window: the provider limits each model to 10 requests/s.
+    admitted = state.parsing_limiter.try_acquire()
+    # Inferred, not documented: the provider refuses the async header on its
+    # synchronous endpoints, as the try-on endpoint refuses synchronous calls.
+    if request.headers.get("x-dashscope-async", "").strip().lower() == "enable":
+        return _error(403, "AccessDenied", "current user api does not support asynchronous calls")
+    body = await _json_object(request)
+    if body is None:
+        return _error(400, "InvalidParameter", "The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return _error(400, "InvalidParameter", "The request is missing required parameters: model")
+    if model != PARSING_MODEL:
+        return _error(404, "ModelNotFound", "Model not exist.")
+    parsed = _parse_parsing(body)
+    if isinstance(parsed, JSONResponse):
+        return parsed
+    image_url, clothes_type = parsed
+    if not admitted:
+        return _throttled(state, "parsing")
+    try:
+        person = await state.scheduler.fetch_input(
+            "image_url", image_url, model=model, oss_resolve=_oss_resolve(request)
+        )
+    except InputRejected as rejected:
+        # Synchronous: what fails a try-on task later is an HTTP 400 here.
+        return _error(400, rejected.code, rejected.message)
+    missing = state.take_parsing_misses(clothes_type)
+    try:
+        segments = await asyncio.to_thread(parsing.segment, person, clothes_type, missing)
+    except Exception as exc:  # a segmentation bug must answer like the provider's 500s
+        return _error(500, "InternalError.Algo", f"Parsing failed: {exc}")
+
+    expires_at = state.clock.now() + state.clock.scaled(RESULT_URL_LIFETIME)
+    stem = f"parsing-{uuid.uuid4()}"
+    output: dict[str, list[Any]] = {"parsing_img_url": [], "crop_img_url": [], "bbox": []}
+    for segment in segments:
+        if segment is None:
+            for urls in output.values():
+                urls.append(None)
+            continue
+        crop, preview = f"{stem}-{segment.garment}-crop.jpg", f"{stem}-{segment.garment}.png"
+        state.results.put(crop, segment.crop_jpeg, expires_at)
+        state.results.put(preview, segment.preview_png, expires_at)
+        output["parsing_img_url"].append(_result_url(request, state, preview))
+        output["crop_img_url"].append(_result_url(request, state, crop))
+        output["bbox"].append(list(segment.bbox))
+    state.counters["parsings"] += 1
+    return _ok({"output": output, "usage": {"image_count": 1}})
+
+
+def _parse_parsing(body: dict[str, Any]) -> tuple[str, tuple[str, ...]] | JSONResponse:
+    payload = body.get("input")
+    if not isinstance(payload, dict):
+        return _error(
+            400,
+            "InvalidParameter",
+            "The request is missing required parameters: input (a JSON object)",
+        )
+    image_url = payload.get("image_url")
+    if not isinstance(image_url, str) or not image_url:
+        return _error(
+            400, "InvalidParameter", "The request is missing required parameters: input.image_url"
+        )
+    parameters = body.get("parameters")
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict):
+        return _error(400, "InvalidParameter", "parameters must be a JSON object")
+    clothes_type = parameters.get("clothes_type")
+    if not isinstance(clothes_type, list) or tuple(clothes_type) not in parsing.CLOTHES_TYPES:
+        return _error(
+            400,
+            "InvalidParameter.ClothesType",
+            'parameters.clothes_type must be one of ["upper"], ["lower"], ["dress"] '
+            'or ["upper", "lower"].',
+        )
+    return image_url, tuple(clothes_type)
+
+
+def _result_url(request: Request, state: EmulatorState, name: str) -> str:
+    path = state.results.signed_path(name)
+    assert path is not None, name  # stored just before
+    return _root_url(request) + path
+
+
+# --- temporary file upload ---------------------------------------------------------
+
+
+async def get_upload_policy(request: Request) -> Response:
+    state = _state(request)
+    if (denied := _authenticate(request, state)) is not None:
+        return denied
+    action = request.query_params.get("action")
+    model = request.query_params.get("model")
+    if not action or not model:
+        return _error(
+            400, "InvalidParameter", "The request is missing required parameters: action, model"
+        )
+    if action != "getPolicy":
+        return _error(400, "InvalidParameter", f"Unsupported action {action!r}: use getPolicy.")
+    # Any model name is accepted: the provider serves many more models than the
+    # emulator, and a file is bound to the model named here when it is used.
+    if not state.policy_limiter(model).try_acquire():
+        return _throttled(state, "upload_policy")
+    state.counters["upload_policies"] += 1
+    return _ok({"data": state.uploads.issue_policy(model, _root_url(request) + OSS_UPLOAD_PATH)})
+
+
+async def upload_file(request: Request) -> Response:
+    """The upload host: an OSS PostObject form, `file` last (no DashScope key)."""
+    state = _state(request)
+    body = await _read_capped(request, state.uploads.max_file_bytes + FORM_OVERHEAD)
+    try:
+        if body is None:
+            raise UploadRejected(
+                400,
+                "EntityTooLarge",
+                "Your proposed upload exceeds the maximum allowed size "
+                f"({state.uploads.max_file_mb} MB).",
+            )
+        content_type = request.headers.get("content-type", "")
+        # The MIME parser is pure Python: keep a multi-megabyte body off the loop.
+        form = await asyncio.to_thread(parse_form, content_type, body)
+        key = state.uploads.accept(form)
+    except UploadRejected as rejected:
+        return _oss_error(request, rejected.status, rejected.code, rejected.message)
+    state.counters["uploads"] += 1
+    assert form.file is not None  # accept() refuses a form without one
+    request_id = _oss_request_id()
+    headers = {
+        # OSS's ETag of a simple upload: the MD5 of the content.
+        "ETag": f'"{hashlib.md5(form.file, usedforsecurity=False).hexdigest().upper()}"',
+        "x-oss-request-id": request_id,
+    }
+    # OSS answers 204 unless the form asks for 200 (empty) or 201 (an XML receipt).
+    status = form.fields.get("success_action_status")
+    if status == "200":
+        return Response(b"", status_code=200, headers=headers)
+    if status == "201":
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<PostResponse>\n'
+            f"  <Location>{escape(_root_url(request) + OSS_UPLOAD_PATH + '/' + key)}</Location>\n"
+            f"  <Key>{escape(key)}</Key>\n  <ETag>{headers['ETag']}</ETag>\n</PostResponse>\n"
+        )
+        return Response(xml, status_code=201, media_type="application/xml", headers=headers)
+    return Response(status_code=204, headers=headers)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is longer than `limit` bytes."""
+    body = bytearray()
+    too_long = False
+    async for chunk in request.stream():
+        # Keep draining past the limit: answering mid-upload breaks many clients.
+        if too_long:
+            continue
+        body += chunk
+        if len(body) > limit:
+            too_long = True
+            body.clear()
+    return None if too_long else bytes(body)
+
+
 # --- result images (what `image_url` points at) -----------------------------------
 
 _OSS_ERRORS = {
@@ -328,20 +531,25 @@ _OSS_ERRORS = {
 
 async def get_result(request: Request) -> Response:
     state = _state(request)
-    name: str = request.path_params["name"]
-    access, jpeg = Access.NOT_FOUND, None
-    if name.endswith(".jpg"):
-        access, jpeg = state.results.open(
-            name.removesuffix(".jpg"),
-            request.query_params.get("Expires"),
-            request.query_params.get("Signature"),
-            state.clock.now(),
-        )
-    if access is Access.OK and jpeg is not None:
-        return Response(jpeg, media_type="image/jpeg")
+    access, stored = state.results.open(
+        request.path_params["name"],
+        request.query_params.get("Expires"),
+        request.query_params.get("Signature"),
+        state.clock.now(),
+    )
+    if access is Access.OK and stored is not None:
+        return Response(stored.data, media_type=stored.media_type)
     status, code, message = _OSS_ERRORS[access]
-    request_id = uuid.uuid4().hex.upper()[:24]
-    # The shape of an OSS error, which is what the provider's result URLs return.
+    return _oss_error(request, status, code, message)
+
+
+def _oss_request_id() -> str:
+    return uuid.uuid4().hex.upper()[:24]
+
+
+def _oss_error(request: Request, status: int, code: str, message: str) -> Response:
+    """The shape of an OSS error: what the provider's result URLs and upload host return."""
+    request_id = _oss_request_id()
     xml = (
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error>\n'
         f"  <Code>{code}</Code>\n  <Message>{escape(message)}</Message>\n"
@@ -392,8 +600,13 @@ async def add_fault(request: Request) -> Response:
         state.add_task_fault(TaskFault(Failure(code, text), count))  # type: ignore[arg-type]
     elif target == "hold":
         state.add_holds(count)
+    elif target == "parsing":
+        garment = body.get("garment")
+        if garment not in parsing.GARMENTS:
+            return _knob_error(400, f"garment must be one of {', '.join(parsing.GARMENTS)}")
+        state.add_parsing_fault(ParsingFault(garment, count))  # type: ignore[arg-type]
     else:
-        return _knob_error(400, "target must be one of submit, query, task, hold")
+        return _knob_error(400, "target must be one of submit, query, task, hold, parsing")
     return JSONResponse({"armed": state.armed_faults()})
 
 

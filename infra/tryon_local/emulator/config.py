@@ -8,6 +8,8 @@ DEFAULT_API_KEY = "sk-emulator"
 
 # Models the try-on endpoint accepts (CONTRACT.md, "Models").
 TRYON_MODELS = ("aitryon-plus", "aitryon")
+# The synchronous garment-segmentation model (CONTRACT.md, "Parsing").
+PARSING_MODEL = "aitryon-parsing-v1"
 
 
 @dataclass(frozen=True)
@@ -18,11 +20,17 @@ class EmulatorConfig:
     # Generation time in provider seconds, drawn uniformly (documented 15-30 s).
     gen_time: tuple[float, float] = (15.0, 30.0)
     # Divides every emulator duration (generation, 24 h purge, 24 h URL
-    # lifetime, 3 h timeout); rate limits stay per real second.
+    # lifetime, 3 h timeout, upload policy and file lifetimes); rate limits
+    # stay per real second.
     speedup: float = 1.0
     max_running: int = 5
     submit_rps: int = 10
     query_rps: int = 20
+    # Parsing has its own per-model window; upload policies are limited per model.
+    parsing_rps: int = 10
+    upload_policy_rps: int = 100
+    # `max_file_size_mb` of the temporary-upload policy (the provider's example: 100).
+    upload_max_file_mb: int = 100
     # Seeds the generation-time draws so a run can be replayed.
     seed: int | None = None
     # How long pre-processing waits for one input download, in real seconds.
@@ -39,7 +47,11 @@ class EmulatorConfig:
             raise ValueError("gen_time must be (min, max) with 0 <= min <= max")
         if self.speedup <= 0:
             raise ValueError("speedup must be > 0")
-        if self.max_running < 1 or self.submit_rps < 1 or self.query_rps < 1:
-            raise ValueError("max_running, submit_rps and query_rps must be >= 1")
+        limits = (
+            self.max_running, self.submit_rps, self.query_rps, self.parsing_rps,
+            self.upload_policy_rps, self.upload_max_file_mb,
+        )
+        if min(limits) < 1:
+            raise ValueError("max_running, the rates and upload_max_file_mb must be >= 1")
         if self.download_timeout <= 0:
             raise ValueError("download_timeout must be > 0")

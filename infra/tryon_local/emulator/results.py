@@ -1,4 +1,8 @@
-"""Result images behind signed, expiring URLs, like the provider's OSS links."""
+"""Result images behind signed, expiring URLs, like the provider's OSS links.
+
+Try-on results (`{task_id}.jpg`) and parsing crops and previews share one
+store: all of them live 24 h and are purged together.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import math
 import secrets
 from dataclasses import dataclass
 
-RESULT_PATH = "/results/{task_id}.jpg"
+RESULT_PATH = "/results/{name}"
+MEDIA_TYPES = {".jpg": "image/jpeg", ".png": "image/png"}
 
 
 class Access(enum.Enum):
@@ -22,8 +27,14 @@ class Access(enum.Enum):
 
 @dataclass(frozen=True)
 class StoredResult:
-    jpeg: bytes
+    data: bytes
     expires: int  # epoch seconds on the emulator clock, as in `Expires=`
+    media_type: str
+
+
+def result_name(task_id: str) -> str:
+    """The stored name of a try-on task's result image."""
+    return f"{task_id}.jpg"
 
 
 class ResultStore:
@@ -33,37 +44,41 @@ class ResultStore:
         self._secret = secrets.token_bytes(32)
         self._results: dict[str, StoredResult] = {}
 
-    def put(self, task_id: str, jpeg: bytes, expires_at: float) -> int:
+    def put(self, name: str, data: bytes, expires_at: float) -> int:
+        """Store an image under `name` (`.jpg` or `.png`); returns its `Expires`."""
+        media_type = MEDIA_TYPES.get(name[name.rfind(".") :])
+        if media_type is None:
+            raise ValueError(f"unsupported result name {name!r}")
         expires = math.ceil(expires_at)
-        self._results[task_id] = StoredResult(jpeg=jpeg, expires=expires)
+        self._results[name] = StoredResult(data=data, expires=expires, media_type=media_type)
         return expires
 
-    def signed_path(self, task_id: str) -> str | None:
-        """Path and query of the result's URL, or None when there is no result."""
-        stored = self._results.get(task_id)
+    def signed_path(self, name: str) -> str | None:
+        """Path and query of the image's URL, or None when there is no such image."""
+        stored = self._results.get(name)
         if stored is None:
             return None
-        path = RESULT_PATH.format(task_id=task_id)
+        path = RESULT_PATH.format(name=name)
         return f"{path}?Expires={stored.expires}&Signature={self._sign(path, stored.expires)}"
 
     def open(
-        self, task_id: str, expires: str | None, signature: str | None, now: float
-    ) -> tuple[Access, bytes | None]:
+        self, name: str, expires: str | None, signature: str | None, now: float
+    ) -> tuple[Access, StoredResult | None]:
         if not expires or not signature or not expires.isdigit():
             return Access.MISSING_SIGNATURE, None
-        path = RESULT_PATH.format(task_id=task_id)
+        path = RESULT_PATH.format(name=name)
         if not hmac.compare_digest(self._sign(path, int(expires)), signature):
             return Access.BAD_SIGNATURE, None
         if now > int(expires):
             return Access.EXPIRED, None
-        stored = self._results.get(task_id)
+        stored = self._results.get(name)
         if stored is None:
             return Access.NOT_FOUND, None
-        return Access.OK, stored.jpeg
+        return Access.OK, stored
 
     def expire(self, now: float) -> None:
-        for task_id in [t for t, r in self._results.items() if now > r.expires]:
-            del self._results[task_id]
+        for name in [n for n, r in self._results.items() if now > r.expires]:
+            del self._results[name]
 
     def clear(self) -> None:
         self._results.clear()

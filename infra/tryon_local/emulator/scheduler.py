@@ -18,7 +18,7 @@ import httpx
 
 from . import images
 from .clock import EmulatorClock
-from .results import ResultStore
+from .results import ResultStore, result_name
 from .tasks import (
     POST_PROCESSING,
     PRE_PROCESSING,
@@ -29,6 +29,7 @@ from .tasks import (
     Task,
     TaskBoard,
 )
+from .uploads import UploadStore
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +43,13 @@ class Scheduler:
         board: TaskBoard,
         clock: EmulatorClock,
         results: ResultStore,
+        uploads: UploadStore,
         download_timeout: float,
     ) -> None:
         self._board = board
         self._clock = clock
         self._results = results
+        self._uploads = uploads
         self._download_timeout = download_timeout
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -91,6 +94,7 @@ class Scheduler:
         """Apply every transition that is due now."""
         self._board.expire()
         self._results.expire(self._clock.now())
+        self._uploads.expire(self._clock.now())
         for task in self._board.due_to_finish():
             if task.forced_failure is not None:
                 # The knob's failure lands when the task would have ended.
@@ -133,7 +137,10 @@ class Scheduler:
         assert self._client is not None
         fields = list(task.request.image_urls())
         outcomes = await asyncio.gather(
-            *(self._fetch_and_check(field, url) for field, url in fields),
+            *(
+                self.fetch_input(field, url, model=task.model, oss_resolve=task.request.oss_resolve)
+                for field, url in fields
+            ),
             return_exceptions=True,
         )
         if not self._board.is_current(task, PRE_PROCESSING):
@@ -151,9 +158,15 @@ class Scheduler:
             self._board.begin_running(task, inputs)  # type: ignore[arg-type]
         self.wake()
 
-    async def _fetch_and_check(self, field: str, url: str) -> bytes:
+    async def fetch_input(self, field: str, url: str, *, model: str, oss_resolve: bool) -> bytes:
+        """One checked input: an uploaded file for `oss://`, else downloaded.
+
+        Raises images.InputRejected; shared by pre-processing and parsing.
+        """
         assert self._client is not None
-        data = await images.fetch_input(self._client, field, url, self._download_timeout)
+        data = self._uploads.resolve(field, url, model, oss_resolve)
+        if data is None:
+            data = await images.fetch_input(self._client, field, url, self._download_timeout)
         await asyncio.to_thread(images.check_image, field, data)
         return data
 
@@ -179,5 +192,5 @@ class Scheduler:
             return
         if self._board.end(task) == SUCCEEDED:
             lifetime = self._clock.scaled(RESULT_URL_LIFETIME)
-            self._results.put(task.task_id, jpeg, self._clock.now() + lifetime)
+            self._results.put(result_name(task.task_id), jpeg, self._clock.now() + lifetime)
         self.wake()

@@ -1,4 +1,5 @@
-"""Everything one emulator instance knows: tasks, results, limits, knobs, counters.
+"""Everything one emulator instance knows: tasks, results, uploads, limits, knobs,
+counters.
 
 Reached as `app.state.emulator`. Only the event loop touches it (every route
 is `async`), so it needs no locks.
@@ -16,6 +17,7 @@ from .limits import SlidingWindowLimiter
 from .results import ResultStore
 from .scheduler import Scheduler
 from .tasks import Failure, Task, TaskBoard, TryOnRequest
+from .uploads import UploadStore
 
 
 @dataclass
@@ -36,20 +38,36 @@ class TaskFault:
     remaining: int
 
 
+@dataclass
+class ParsingFault:
+    """Test knob: the next `remaining` parsing calls that ask for `garment` do
+    not find it (`null` at its index)."""
+
+    garment: str
+    remaining: int
+
+
 class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.clock = EmulatorClock(config.speedup)
         self.board = TaskBoard(self.clock, config.max_running)
         self.results = ResultStore()
-        self.scheduler = Scheduler(self.board, self.clock, self.results, config.download_timeout)
+        self.uploads = UploadStore(self.clock, config.upload_max_file_mb)
+        self.scheduler = Scheduler(
+            self.board, self.clock, self.results, self.uploads, config.download_timeout
+        )
         self.submit_limiter = SlidingWindowLimiter(config.submit_rps)
         self.query_limiter = SlidingWindowLimiter(config.query_rps)
+        self.parsing_limiter = SlidingWindowLimiter(config.parsing_rps)
+        # The provider limits getPolicy per account and model.
+        self._policy_limiters: dict[str, SlidingWindowLimiter] = {}
         self._rng = random.Random(config.seed)
         self._request_faults: dict[str, deque[RequestFault]] = {
             "submit": deque(), "query": deque(),
         }
         self._task_faults: deque[TaskFault] = deque()
+        self._parsing_faults: list[ParsingFault] = []
         self._holds = 0
         self.counters: Counter[str] = Counter()
 
@@ -81,6 +99,26 @@ class EmulatorState:
         self.scheduler.tick()
         self.scheduler.wake()
 
+    # --- parsing and uploads -------------------------------------------------
+
+    def policy_limiter(self, model: str) -> SlidingWindowLimiter:
+        limiter = self._policy_limiters.get(model)
+        if limiter is None:
+            limiter = self._policy_limiters[model] = SlidingWindowLimiter(
+                self.config.upload_policy_rps
+            )
+        return limiter
+
+    def take_parsing_misses(self, clothes_type: tuple[str, ...]) -> frozenset[str]:
+        """Garments this parsing call must not find (consumes the armed knobs)."""
+        missing: set[str] = set()
+        for fault in self._parsing_faults:
+            if fault.garment in clothes_type and fault.garment not in missing:
+                missing.add(fault.garment)
+                fault.remaining -= 1
+        self._parsing_faults = [f for f in self._parsing_faults if f.remaining > 0]
+        return frozenset(missing)
+
     # --- test knobs --------------------------------------------------------
 
     def add_request_fault(self, target: str, fault: RequestFault) -> None:
@@ -91,6 +129,9 @@ class EmulatorState:
 
     def add_holds(self, count: int) -> None:
         self._holds += count
+
+    def add_parsing_fault(self, fault: ParsingFault) -> None:
+        self._parsing_faults.append(fault)
 
     def take_request_fault(self, target: str) -> RequestFault | None:
         """The injected failure for this call, if one is armed (consumes it)."""
@@ -113,6 +154,7 @@ class EmulatorState:
                 for f in self._task_faults
             ],
             "hold": self._holds,
+            "parsing": [vars(f).copy() for f in self._parsing_faults],
         }
 
     def advance_clock(self, seconds: float) -> None:
@@ -122,15 +164,19 @@ class EmulatorState:
         self.scheduler.wake()
 
     def reset(self) -> None:
-        """Forget tasks, results, knobs, counters, rate windows and clock offset."""
+        """Forget tasks, results, uploads, knobs, counters, rate windows and clock offset."""
         self.scheduler.cancel_jobs()
         self.board.clear()
         self.results.clear()
+        self.uploads.clear()
         self.submit_limiter.reset()
         self.query_limiter.reset()
+        self.parsing_limiter.reset()
+        self._policy_limiters.clear()
         for queue in self._request_faults.values():
             queue.clear()
         self._task_faults.clear()
+        self._parsing_faults.clear()
         self._holds = 0
         self.counters.clear()
         self.clock.reset()
@@ -142,11 +188,22 @@ class EmulatorState:
             "submits": c["submits"],
             "submit_requests": c["submit_requests"],
             "queries": c["queries"],
-            "throttled": {"submit": c["throttled.submit"], "query": c["throttled.query"]},
+            "throttled": {
+                "submit": c["throttled.submit"],
+                "query": c["throttled.query"],
+                "parsing": c["throttled.parsing"],
+                "upload_policy": c["throttled.upload_policy"],
+            },
             "injected": {"submit": c["injected.submit"], "query": c["injected.query"]},
             "running": self.board.active_count(),
             "peak_running": self.board.peak_running,
             "tasks": self.board.counts(),
             "cancels": c["cancels"],
+            # Stored result images: try-on results plus parsing crops and previews.
             "results": len(self.results),
+            "parsings": c["parsings"],
+            "parsing_requests": c["parsing_requests"],
+            "upload_policies": c["upload_policies"],
+            "uploads": c["uploads"],
+            "stored_uploads": len(self.uploads),
         }

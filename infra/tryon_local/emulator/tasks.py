@@ -55,6 +55,8 @@ class TryOnRequest:
     bottom_garment_url: str | None
     resolution: int = -1
     restore_face: bool = True
+    # Sent `X-DashScope-OssResourceResolve: enable`: oss:// inputs name uploaded files.
+    oss_resolve: bool = False
 
     def image_urls(self) -> Iterator[tuple[str, str]]:
         """(field, url) of every input, person first: the order failures are reported in."""

@@ -1,0 +1,84 @@
+import json
+
+import pytest
+from tryon.manifest import ManifestError, manifest_schema, parse_manifest
+
+
+def manifest(doc) -> bytes:
+    return json.dumps(doc).encode()
+
+
+def test_the_inline_single_look_form():
+    parsed = parse_manifest(manifest({"version": 1, "person": "p.jpg", "top": "t.jpg"}),
+                            "aitryon")
+    [look] = parsed.looks
+    assert not parsed.is_batch
+    assert (look.look_id, look.person, look.top, look.bottom) == ("look-1", "p.jpg", "t.jpg", None)
+    assert (look.model, look.resolution, look.restore_face) == ("aitryon", -1, True)
+    assert look.inputs() == {"person": "p.jpg", "top": "t.jpg"}
+
+
+def test_a_batch_with_defaults_overrides_keep_dress_and_attributes():
+    parsed = parse_manifest(manifest({
+        "version": 1,
+        "defaults": {"model": "aitryon", "resolution": 1280},
+        "attributes": {"retailer": "acme", "campaign": "spring"},
+        "looks": [{"id": "a", "person": "p", "bottom": "b"},
+                  {"id": "b", "person": "p", "top": "t", "keep": "bottom", "resolution": 1024,
+                   "restore_face": False, "attributes": {"sku": "T-1", "campaign": "summer"}},
+                  {"id": "c", "person": "p", "dress": "d"}]}), "aitryon-plus")
+    assert parsed.is_batch and parsed.pointers == {"a": "/looks/0", "b": "/looks/1",
+                                                   "c": "/looks/2"}
+    a, b, c = parsed.looks
+    assert (a.model, a.resolution, a.restore_face, a.keep) == ("aitryon", 1280, True, None)
+    assert (b.resolution, b.restore_face, b.keep, b.top, b.bottom) == (
+        1024, False, "bottom", "t", None)
+    assert dict(b.attributes) == {"retailer": "acme", "campaign": "summer", "sku": "T-1"}
+    assert (c.top, c.bottom) == ("d", None)  # a dress goes in the top slot
+
+
+@pytest.mark.parametrize(("doc", "pointer", "words"), [
+    (b"{nope", "", "not valid JSON"),
+    (manifest([1]), "", "JSON object"),
+    (manifest({"version": 1, "person": "p"}), "", "top and/or a bottom"),
+    (manifest({"version": 1, "top": "t"}), "/person", "person is required"),
+    (manifest({"version": 1, "person": "p", "top": "t", "colour": "red"}), "/colour",
+     "unknown field 'colour'"),
+    (manifest({"person": "p", "top": "t"}), "/version", "version is required"),
+    (manifest({"version": 2, "person": "p", "top": "t"}), "/version", "unsupported version"),
+    (manifest({"version": 1, "looks": []}), "/looks", "looks"),
+    (manifest({"version": 1, "looks": [{"person": "p", "top": "t", "resolution": 512}]}),
+     "/looks/0/resolution", "resolution must be one of"),
+    (manifest({"version": 1, "looks": [{"person": "p", "top": "t", "model": "dall-e"}]}),
+     "/looks/0/model", "model must be one of"),
+    (manifest({"version": 1, "looks": [{"person": "p", "top": "t", "restore_face": "no"}]}),
+     "/looks/0/restore_face", "boolean"),
+    (manifest({"version": 1, "looks": [{"id": "../x", "person": "p", "top": "t"}]}),
+     "/looks/0/id", "pattern"),
+    (manifest({"version": 1, "looks": [{"id": "a", "person": "p", "top": "t"},
+                                       {"id": "a", "person": "p", "top": "t"}]}),
+     "/looks/1/id", "twice"),
+    (manifest({"version": 1, "looks": [{"person": "p", "top": "t"}] * 51}), "/looks",
+     "at most 50"),
+    (manifest({"version": 1, "looks": [{"person": "p", "dress": "d", "bottom": "b"}]}),
+     "/looks/0", "worn alone"),
+    (manifest({"version": 1, "looks": [{"person": "p", "top": "t", "keep": "top"}]}),
+     "/looks/0/keep", "remove top"),
+    (manifest({"version": 1, "looks": [{"person": "p", "dress": "d", "keep": "top"}]}),
+     "/looks/0/keep", "dress"),
+    (manifest({"version": 1, "attributes": {"status": "x"}, "person": "p", "top": "t"}),
+     "/attributes", "attribute names"),
+    (manifest({"version": 1, "attributes": {"sku": 7}, "person": "p", "top": "t"}),
+     "/attributes/sku", "string"),
+])
+def test_bad_manifests_say_what_and_where(doc, pointer, words):
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(doc, "aitryon-plus")
+    assert err.value.pointer == pointer and words in str(err.value)
+    assert err.value.code == "InvalidManifest"
+
+
+def test_the_schema_file_is_a_draft_07_schema():
+    schema = manifest_schema()
+    assert schema["$schema"].startswith("http://json-schema.org/draft-07")
+    assert schema["properties"]["looks"]["maxItems"] == 50
