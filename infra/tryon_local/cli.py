@@ -36,6 +36,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         "many times faster (default 1: real provider timing)")
     parser.add_argument("--timeout", type=float, default=300,
                         help="give up on jobs still open after this many seconds")
+    parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="a template parameter for the local stack, e.g. "
+                        "InputTransport=provider-upload (repeatable)")
 
 
 def _run(args: argparse.Namespace, send) -> int:
@@ -46,6 +49,7 @@ def _run(args: argparse.Namespace, send) -> int:
         api_key=os.environ.get("DASHSCOPE_API_KEY"),
         speedup=args.speedup,
         workdir=args.out / "local-stack",
+        parameters=dict(item.split("=", 1) for item in args.parameter),
     )
     say("starting the local stack (moto + provider emulator) and deploying template.yaml")
     with LocalStack(options) as stack:
@@ -95,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return emulator_main(argv[1:])
     args = parser.parse_args(argv)
+    if any("=" not in item for item in args.parameter):
+        parser.error("--parameter takes NAME=VALUE")
     if args.command == "demo":
         return _run(args, send_demo)
     if args.manifest:

@@ -108,7 +108,7 @@ class Driver:
             for note in notifications_from(self.sqs, self.subscriber):
                 if (note["message"].get("source") or {}).get("key") in wanted:
                     notifications.append(note)
-            jobs = self._jobs(wanted)
+            jobs, positions = self._records(wanted)
             for job in jobs:
                 if statuses.get(job_label(job)) != job["status"]:
                     statuses[job_label(job)] = job["status"]
@@ -120,21 +120,31 @@ class Driver:
             if (jobs and {j["source"]["key"] for j in jobs} >= wanted
                     and all(j["job_id"] in notified for j in jobs) and batches <= summarised):
                 order = {key: i for i, key in enumerate(keys)}
-                jobs.sort(key=lambda j: (order[j["source"]["key"]], j["timeline"]["received"]))
+                jobs.sort(key=lambda j: (order[j["source"]["key"]], positions.get(j["job_id"], 0),
+                                         j["timeline"]["received"]))
                 return jobs, notifications
             time.sleep(0.25)
         raise TimeoutError(f"jobs still open after {timeout:.0f} s: {statuses}")
 
-    def _jobs(self, source_keys: set[str]) -> list[dict]:
-        items, start = [], None
+    def _records(self, source_keys: set[str]) -> tuple[list[dict], dict[str, int]]:
+        """The jobs of these uploads, and each batched job's place in its batch."""
+        jobs, positions, start = [], {}, None
         while True:
             page = self.table.scan(**({"ExclusiveStartKey": start} if start else {}),
                                    ConsistentRead=True)
-            items += [from_dynamo(i) for i in page["Items"] if i["pk"].startswith("JOB#")
-                      and i.get("source", {}).get("key") in source_keys]
+            for item in page["Items"]:
+                if item.get("source", {}).get("key") not in source_keys:
+                    continue
+                if item["pk"].startswith("JOB#"):
+                    jobs.append(from_dynamo(item))
+                elif item["pk"].startswith("BATCH#"):
+                    positions.update({job_id: i for i, job_id in enumerate(item["job_ids"])})
             start = page.get("LastEvaluatedKey")
             if not start:
-                return items
+                return jobs, positions
+
+    def jobs_of(self, source_keys: set[str]) -> list[dict]:
+        return self._records(source_keys)[0]
 
     def download_result(self, job: dict, out_dir: Path) -> Path | None:
         if not job.get("result"):

@@ -3,17 +3,13 @@ image checked again the way the provider will see it."""
 
 import io
 import resource
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from corpus import CorpusCase, make_corpus
 from PIL import ExifTags, Image, ImageChops, ImageFile, ImageOps, ImageStat
 from tryon import preflight
 from tryon.preflight import MAX_INPUT_BYTES, InputRejected, Prepared, prepare_image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from corpus import CorpusCase, make_corpus
 
 CASES = make_corpus()
 BY_NAME = {case.name: case for case in CASES}
