@@ -52,17 +52,19 @@ class Driver:
         self.inbox = stack.outputs["InboxBucketName"]
         self.progress = progress
         self.subscriber = stack.subscribe_queue(f"driver-{time.monotonic_ns()}")
+        self.versions: dict[str, str] = {}  # what this driver uploaded: key -> version id
+
+    def put(self, key: str, body: bytes, content_type: str = "binary/octet-stream") -> str:
+        answer = self.s3.put_object(Bucket=self.inbox, Key=key, Body=body,
+                                    ContentType=content_type)
+        self.versions[key] = answer["VersionId"]
+        return key
 
     def upload_image(self, path: Path, key: str | None = None) -> str:
-        key = key or f"inputs/{path.name}"
-        self.s3.upload_file(str(path), self.inbox, key)
-        return key
+        return self.put(key or f"inputs/{path.name}", path.read_bytes())
 
     def put_manifest(self, name: str, manifest: dict[str, Any]) -> str:
-        key = f"jobs/{name}.json"
-        self.s3.put_object(Bucket=self.inbox, Key=key, Body=json.dumps(manifest).encode(),
-                           ContentType="application/json")
-        return key
+        return self.put(f"jobs/{name}.json", json.dumps(manifest).encode(), "application/json")
 
     def submit(self, look: LookRequest) -> str:
         """Upload the look's images and a one-look manifest; returns the manifest key."""
@@ -89,9 +91,8 @@ class Driver:
                     path = images / key if (images / key).is_file() else images / Path(key).name
                     if path.is_file():
                         self.upload_image(path, key)
-        key = f"jobs/{manifest_path.name}"
-        self.s3.upload_file(str(manifest_path), self.inbox, key)
-        return key
+        return self.put(f"jobs/{manifest_path.name}", manifest_path.read_bytes(),
+                        "application/json")
 
     def drop_garment(self, path: Path, slot: str, sku: str) -> str:
         """What drop-folder automation does: copy a garment to garments/<slot>/<sku>.<ext>."""
@@ -127,13 +128,15 @@ class Driver:
         raise TimeoutError(f"jobs still open after {timeout:.0f} s: {statuses}")
 
     def _records(self, source_keys: set[str]) -> tuple[list[dict], dict[str, int]]:
-        """The jobs of these uploads, and each batched job's place in its batch."""
+        """The jobs of these uploads (of the versions this driver uploaded, when it
+        uploaded them), and each batched job's place in its batch."""
         jobs, positions, start = [], {}, None
         while True:
             page = self.table.scan(**({"ExclusiveStartKey": start} if start else {}),
                                    ConsistentRead=True)
             for item in page["Items"]:
-                if item.get("source", {}).get("key") not in source_keys:
+                source = item.get("source", {})
+                if source.get("key") not in source_keys or not self._follows(source):
                     continue
                 if item["pk"].startswith("JOB#"):
                     jobs.append(from_dynamo(item))
@@ -142,6 +145,11 @@ class Driver:
             start = page.get("LastEvaluatedKey")
             if not start:
                 return jobs, positions
+
+    def _follows(self, source: dict) -> bool:
+        """Exactly the version this driver uploaded; any version of other keys."""
+        mine = self.versions.get(source["key"])
+        return mine is None or source.get("version_id") == mine
 
     def jobs_of(self, source_keys: set[str]) -> list[dict]:
         return self._records(source_keys)[0]

@@ -79,6 +79,28 @@ def _scale_step_functions_time(speedup: float) -> None:
     retrier_decl.time = _ScaledTime(speedup)
 
 
+def _s3_events_name_versions() -> None:
+    """moto's S3 event leaves out the object's versionId (and has no sequencer), which
+    S3 sends for a versioned bucket such as the inbox; put it back, so that job ids
+    come from versions locally as they do in AWS (a re-upload is a new job)."""
+    from moto.s3 import notifications
+
+    original = notifications._get_s3_event
+    if getattr(original, "adds_version_id", False):
+        return
+
+    def _get_s3_event(event_name: Any, bucket: Any, key: Any, notification_id: Any) -> dict:
+        event = original(event_name, bucket, key, notification_id)
+        version_id = getattr(key, "version_id", None)
+        if version_id and version_id != "null":
+            for record in event["Records"]:
+                record["s3"]["object"]["versionId"] = version_id
+        return event
+
+    _get_s3_event.adds_version_id = True  # type: ignore[attr-defined]
+    notifications._get_s3_event = _get_s3_event
+
+
 class LocalStack:
     """Start with `with LocalStack(options) as stack:`; `stack.outputs` are the template's."""
 
@@ -129,6 +151,7 @@ class LocalStack:
         self._stoppers.append(self.lambdas.stop)
         install_moto_hook(self.lambdas)
         _scale_step_functions_time(self.options.speedup)
+        _s3_events_name_versions()
 
         provider_url, api_key = self._start_provider()
         self.session = boto3.Session(region_name=REGION, **FAKE_CREDENTIALS)

@@ -111,15 +111,16 @@ def test_the_same_s3_event_three_times_submits_once(stack, driver, emulator):
         {"version": 1, "id": "dup", "person": person, "top": top}).encode())
     head = s3.head_object(Bucket=inbox, Key=key)
     etag = head["ETag"].strip('"')
-    # The copy is shaped like the bucket's own event (moto's carries no versionId).
+    # The copies are shaped like the bucket's own event for this version.
+    version = head["VersionId"]
     event = {"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
         "eventName": "ObjectCreated:Put",
         "s3": {"bucket": {"name": inbox, "arn": f"arn:aws:s3:::{inbox}"},
                "object": {"key": key, "size": head["ContentLength"], "eTag": etag,
-                          "sequencer": ""}}}]}
+                          "versionId": version, "sequencer": ""}}}]}
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
-    job_id = job_id_for(Source(inbox, key, etag), "dup")
+    job_id = job_id_for(Source(inbox, key, etag, version), "dup")
     [job], notes = driver.follow([key], timeout=120)
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))  # a late third copy
     wait_until_drained(sqs, queue_url)

@@ -74,9 +74,11 @@ def test_sample_events_are_valid_json_for_a_function(event):
 
 def test_moto_still_has_the_hooks_the_local_runtime_replaces():
     from moto.awslambda.models import LambdaFunction
+    from moto.s3 import notifications
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
     assert callable(LambdaFunction._invoke_lambda)
+    assert callable(notifications._get_s3_event)
     assert callable(wait_function.WaitFunction._wait_interval)
     assert hasattr(retrier_decl, "time")
