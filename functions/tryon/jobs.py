@@ -120,11 +120,13 @@ def roster_looks(garment: DroppedGarment, roster: list[str], model: str) -> list
         if look_id in used:  # anna.jpg and anna.png
             look_id = safe_name(name, "person")
         used.add(look_id)
+        sku = (("sku", garment.sku),)  # so subscribers can filter every job by SKU
         if garment.slot == "bottom":
-            look = Look(look_id=look_id, person=person, bottom=garment.key, model=model)
+            look = Look(look_id=look_id, person=person, bottom=garment.key, model=model,
+                        attributes=sku)
         else:
             look = Look(look_id=look_id, person=person, top=garment.key,
-                        top_is_dress=garment.slot == "dress", model=model)
+                        top_is_dress=garment.slot == "dress", model=model, attributes=sku)
         looks.append(look)
     return looks
 

@@ -166,11 +166,11 @@ class Pipeline:
                                     received)
         checked: dict[str, ReadyInput | InputRejected] = {}  # each image is checked once
         for look, job_id in zip(looks, job_ids, strict=True):
-            self.take_look(source, look, job_id, received, stems[look.look_id], batch_id,
+            self._take_look(source, look, job_id, received, stems[look.look_id], batch_id,
                            checked)
         return job_ids
 
-    def take_look(self, source: Source, look: Look, job_id: str, received: float,
+    def _take_look(self, source: Source, look: Look, job_id: str, received: float,
                   result_stem: str, batch_id: str | None,
                   checked: dict[str, ReadyInput | InputRejected]) -> None:
         self.on_job(job_id)

@@ -101,8 +101,9 @@ def test_the_drop_folder_fans_out_over_the_roster_once(stack, driver, out_dir):
                  out_dir, timeout=120, progress=lambda s: None)
     assert sorted((j["look_id"], j["status"]) for j in report["jobs"]) == [
         ("Alex_Smith", "SUCCEEDED"), ("sam", "SUCCEEDED")]
-    results = {n["look_id"]: n["result"]["key"] for n in report["notifications"]
-               if n["event"] == "job.succeeded"}
+    succeeded = [n for n in report["notifications"] if n["event"] == "job.succeeded"]
+    assert {n["attributes"]["sku"] for n in succeeded} == {"JEANS-9"}
+    results = {n["look_id"]: n["result"]["key"] for n in succeeded}
     assert results == {"Alex_Smith": "results/JEANS-9/Alex_Smith.jpg",
                        "sam": "results/JEANS-9/sam.jpg"}
     [batch] = report["batches"]
