@@ -17,7 +17,6 @@ class Settings:
     provider_base_url: str
     api_key_secret_arn: str
     poll_deadline_seconds: int
-    max_tasks_in_flight: int
     input_url_ttl_seconds: int
     input_transport: str  # "presigned-url" | "provider-upload"
 
@@ -35,7 +34,6 @@ class Settings:
             ),
             api_key_secret_arn=env.get("PROVIDER_API_KEY_SECRET_ARN", ""),
             poll_deadline_seconds=int(env.get("POLL_DEADLINE_SECONDS", "900")),
-            max_tasks_in_flight=int(env.get("MAX_TASKS_IN_FLIGHT", "5")),
             input_url_ttl_seconds=int(env.get("INPUT_URL_TTL_SECONDS", "10800")),
             input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
         )

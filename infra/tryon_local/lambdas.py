@@ -123,8 +123,6 @@ class LambdaRuntime:
         self._all: list[_Worker] = []
         self._logs: dict[str, IO[str]] = {}
         self._lock = threading.Condition()
-        self.invocations: Counter[str] = Counter()
-        self.cold_starts: Counter[str] = Counter()
 
     def _log(self, name: str) -> IO[str]:
         if name not in self._logs:
@@ -152,7 +150,6 @@ class LambdaRuntime:
             raise
         with self._lock:
             self._all.append(worker)
-            self.cold_starts[spec.name] += 1
         return worker
 
     def _give_back(self, spec: FunctionSpec, worker: _Worker | None) -> None:
@@ -168,7 +165,6 @@ class LambdaRuntime:
     def invoke(self, spec: FunctionSpec, event: Any) -> tuple[str, bool, str]:
         """Run one invocation: (payload JSON, whether it is a function error, log tail)."""
         request_id = str(uuid.uuid4())
-        self.invocations[spec.name] += 1
         worker = self._take(spec)
         try:
             answer = worker.invoke(spec, event, request_id)

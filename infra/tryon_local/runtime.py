@@ -154,11 +154,11 @@ class LocalStack:
         _s3_events_name_versions()
 
         provider_url, api_key = self._start_provider()
-        self.session = boto3.Session(region_name=REGION, **FAKE_CREDENTIALS)
+        self.clients = _EndpointSession(boto3.Session(region_name=REGION, **FAKE_CREDENTIALS),
+                                        self.endpoint)
         secret_arn = self.client("secretsmanager").create_secret(
             Name="tryon/dashscope-api-key", SecretString=api_key)["ARN"]
-        deployer = Deployer(_EndpointSession(self.session, self.endpoint), REGION,
-                            PROJECT_ROOT / "functions")
+        deployer = Deployer(self.clients, REGION, PROJECT_ROOT / "functions")
         self.stack = deployer.deploy(TEMPLATE, {
             "ProviderApiKeySecretArn": secret_arn,
             "ProviderBaseUrl": provider_url,
@@ -167,7 +167,7 @@ class LocalStack:
         self.outputs = deployer.outputs(self.stack)
         self._warm_functions()
         for mapping in self.stack.event_source_mappings:
-            poller = SqsPoller(_EndpointSession(self.session, self.endpoint), mapping, REGION)
+            poller = SqsPoller(self.clients, mapping, REGION)
             poller.start()
             self.pollers.append(poller)
             self._stoppers.append(poller.stop)
@@ -220,10 +220,10 @@ class LocalStack:
     # --- clients ----------------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        return self.session.client(service, endpoint_url=self.endpoint)
+        return self.clients.client(service)
 
     def resource(self, service: str) -> Any:
-        return self.session.resource(service, endpoint_url=self.endpoint)
+        return self.clients.resource(service)
 
     def subscribe_queue(self, name: str) -> str:
         """An SQS queue subscribed to the notification topic (a stand-in subscriber)."""
@@ -247,6 +247,10 @@ class _EndpointSession:
     def client(self, service: str) -> Any:
         with self._lock:  # boto3 sessions are not thread-safe when creating clients
             return self._session.client(service, endpoint_url=self._endpoint)
+
+    def resource(self, service: str) -> Any:
+        with self._lock:
+            return self._session.resource(service, endpoint_url=self._endpoint)
 
 
 def notifications_from(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
