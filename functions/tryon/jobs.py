@@ -10,14 +10,22 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-# Expected generation time per model, for the first wait (CONTRACT: 15-30 s,
-# plus is slower). Later polls follow the provider's 3-5 s recommendation.
+# Generation time per model until enough tasks have been measured (CONTRACT:
+# 15-30 s, plus is slower).
 EXPECTED_GENERATION_SECONDS = {"aitryon-plus": 20, "aitryon": 15}
-REPOLL_SECONDS = 3
+# How many measured task durations are needed before they replace the default.
+MIN_DURATION_SAMPLES = 5
+# The first poll lands when a quarter of recent tasks had finished: a late first
+# poll delays early finishers, an early one costs a wasted query.
+FIRST_POLL_QUANTILE = 0.25
+REPOLL_SECONDS = 2  # after the first poll: short steps, so a finished task is seen soon
+PENDING_REPOLL_SECONDS = 3  # waiting in the provider's own queue: its recommended pace
 
 
 class JobStatus(StrEnum):
-    RECEIVED = "RECEIVED"  # recorded, provider not called yet
+    RECEIVED = "RECEIVED"  # recorded, inputs being checked
+    QUEUED = "QUEUED"  # inputs fine, waiting for a free provider slot
+    ADMITTED = "ADMITTED"  # holds a provider slot, submit on its way
     SUBMITTING = "SUBMITTING"  # provider call in progress (a crash here is detectable)
     SUBMITTED = "SUBMITTED"  # provider task exists, execution polls it
     SUCCEEDED = "SUCCEEDED"
@@ -74,13 +82,28 @@ def job_id_for(source: Source, look_id: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def first_poll_delay(model: str) -> int:
-    return EXPECTED_GENERATION_SECONDS.get(model, max(EXPECTED_GENERATION_SECONDS.values()))
+def expected_generation(model: str, recent: list[float]) -> float:
+    """When to expect a task's result, in seconds after it starts running: the
+    FIRST_POLL_QUANTILE of recently measured durations, or a default for the model."""
+    if len(recent) < MIN_DURATION_SAMPLES:
+        return float(EXPECTED_GENERATION_SECONDS.get(
+            model, max(EXPECTED_GENERATION_SECONDS.values())))
+    ordered = sorted(recent)
+    return ordered[int(FIRST_POLL_QUANTILE * (len(ordered) - 1))]
 
 
-def next_poll_delay(now: float, deadline: float) -> int:
-    """Seconds until the next query: the provider's recommended pace, never past the deadline."""
-    return max(0, min(REPOLL_SECONDS, int(deadline - now)))
+def poll_delay(expected: float, running_for: float | None, *, now: float,
+               deadline: float) -> int:
+    """Seconds until the next query (Step Functions waits whole seconds).
+
+    `running_for` is how long the task has been running by the provider's own
+    clock (None while it waits PENDING in the provider's queue): time spent in
+    that queue is not generation time. Never past the deadline."""
+    if running_for is None:
+        delay = PENDING_REPOLL_SECONDS
+    else:
+        delay = max(REPOLL_SECONDS, round(expected - running_for))
+    return max(0, min(delay, int(deadline - now)))
 
 
 MANIFEST_PREFIX = "jobs/"

@@ -1,5 +1,5 @@
-"""Adapters for the two things the pipeline tells others: SNS notifications and
-Step Functions executions."""
+"""Adapters for what the pipeline tells others: SNS notifications, Step
+Functions executions, and admitted jobs handed to the submit function."""
 
 from __future__ import annotations
 
@@ -41,3 +41,21 @@ class Workflow:
         except self._sfn.exceptions.ExecutionAlreadyExists:
             execution = self._arn.replace(":stateMachine:", ":execution:") + f":{name}"
             return execution
+
+
+class Admissions:
+    """Hands an admitted job to the submit function through the intake queue, so
+    that the provider is called by one function, with SQS's retries behind it."""
+
+    def __init__(self, queue_url: str, sqs: Any = None) -> None:
+        self._queue_url = queue_url
+        self._sqs = sqs or boto3.client("sqs")
+
+    def send(self, job_ids: list[str]) -> None:
+        for start in range(0, len(job_ids), 10):
+            entries = [{"Id": str(i), "MessageBody": json.dumps({"admit": job_id})}
+                       for i, job_id in enumerate(job_ids[start:start + 10])]
+            failed = self._sqs.send_message_batch(QueueUrl=self._queue_url,
+                                                  Entries=entries).get("Failed")
+            if failed:
+                raise RuntimeError(f"admissions not queued: {failed}")

@@ -159,6 +159,11 @@ def parse_provider_time(value: str | None) -> float | None:
     return parsed.replace(tzinfo=PROVIDER_TZ).timestamp()
 
 
+def _list_time(epoch: float) -> str:
+    """Epoch seconds -> the task list's '20230420000000' (provider time zone)."""
+    return datetime.fromtimestamp(epoch, PROVIDER_TZ).strftime("%Y%m%d%H%M%S")
+
+
 class DashScopeClient:
     """Submit, query and cancel try-on tasks over HTTP."""
 
@@ -205,7 +210,28 @@ class DashScopeClient:
 
     def query(self, task_id: str) -> TaskState:
         data = self._call("GET", f"/tasks/{task_id}")
-        output = data.get("output") or {}
+        return self._task_state(data.get("output") or {}, data, task_id)
+
+    def recent_tasks(self, model: str, since: float, until: float,
+                     max_pages: int = 10) -> list[TaskState]:
+        """The account's tasks of `model` submitted between two epoch times (the
+        list's answer shape is not confirmed by the provider: `data` is read as
+        a list of query outputs)."""
+        tasks: list[TaskState] = []
+        for page in range(1, max_pages + 1):
+            data = self._call("GET", "/tasks", params={
+                "model_name": model, "page_no": page, "page_size": 100,
+                "start_time": _list_time(since), "end_time": _list_time(until)})
+            items = data.get("data")
+            if not isinstance(items, list):
+                raise self._malformed(data, "task list answer carries no data array")
+            tasks += [self._task_state(item, data, item.get("task_id", "")) for item in items
+                      if isinstance(item, dict) and item.get("task_id")]
+            if len(items) < 100:
+                break
+        return tasks
+
+    def _task_state(self, output: dict, data: dict, task_id: str) -> TaskState:
         status = output.get("task_status")
         if status not in TASK_STATUSES:
             raise self._malformed(data, f"unexpected task_status {status!r}")

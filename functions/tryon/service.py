@@ -9,6 +9,7 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,19 +26,21 @@ from tryon.jobs import (
     batch_summary,
     drop_result_stem,
     dropped_garment,
-    first_poll_delay,
+    expected_generation,
     job_id_for,
     manifest_result_stem,
-    next_poll_delay,
     notification_for,
+    poll_delay,
     roster_looks,
 )
 from tryon.manifest import Manifest, ManifestError, parse_manifest
-from tryon.messaging import Notifier, Workflow
+from tryon.messaging import Admissions, Notifier, Workflow
+from tryon.pacing import CallPacer
 from tryon.preflight import MAX_INPUT_BYTES, InputRejected, Prepared, prepare_image
 from tryon.provider import (
-    FAILED_STATUSES,
     PARSING_MODEL,
+    PENDING_STATUSES,
+    TRYON_MODELS,
     DashScopeClient,
     ProviderError,
     TaskState,
@@ -52,13 +55,26 @@ log = logging.getLogger(__name__)
 PROVIDER_ATTEMPTS = 4
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 8.0
+# A slot taken for a submit is checked by the sweep after this long (longer
+# than the submit function's timeout, so a live submit is never disturbed).
+SUBMIT_LEASE_SECONDS = 300
+LEASE_MARGIN_SECONDS = 120  # past the job's deadline, before the sweep checks its slot
+DONE_CHECK_SECONDS = 60  # a job ended while its task may run: ask the provider this soon
+LOST_SUBMIT_ATTEMPTS = 2
+LIST_SLACK_SECONDS = 2.0  # clock skew allowed between us and the provider's submit_time
+RELIST_PAUSE_SECONDS = 2.0
+QUEUE_ATTRIBUTES = ("queue", "queued_order")
 OPEN_STATUSES = [s.value for s in JobStatus if s not in TERMINAL_STATUSES]
 KEPT_CLOTHES_TYPE = {"top": "upper", "bottom": "lower"}
 T = TypeVar("T")
 
 
 class SubmitDeferred(Exception):
-    """The provider stayed busy: the upload's message is retried later by SQS."""
+    """The provider stayed busy: the job's message is retried later by SQS."""
+
+
+class SubmitLost(Exception):
+    """A submit got no answer after it was sent: a task may exist (and be billed)."""
 
 
 @dataclass(frozen=True)
@@ -85,10 +101,14 @@ class Pipeline:
     storage: ObjectStorage
     notifier: Notifier
     workflow: Workflow
+    admissions: Admissions
     provider: Callable[[], DashScopeClient]
-    clock: Callable[[], float] = time.time
+    pacer: CallPacer
     sleep: Callable[[float], None] = time.sleep
     on_job: Callable[[str], None] = field(default=lambda job_id: None)
+
+    def clock(self) -> float:
+        return self.settings.timebase.now()
 
     # --- intake -----------------------------------------------------------
 
@@ -198,6 +218,8 @@ class Pipeline:
             status = existing.get("status")
             if status == JobStatus.SUBMITTED and not existing.get("execution_arn"):
                 self._start_polling(existing)  # an earlier delivery died before this step
+            elif status == JobStatus.ADMITTED:
+                self.submit_admitted(job_id)  # an earlier delivery found the provider busy
             if status != JobStatus.RECEIVED:
                 log.info("duplicate delivery ignored", extra={"job_status": status})
                 return
@@ -207,15 +229,66 @@ class Pipeline:
         except InputRejected as exc:
             self.end_job(job_id, JobStatus.FAILED, error=exc.as_error())
             return
-        normalized = {role: {"key": r.key, "fixes": list(r.image.fixes)}
-                      for role, r in ready.items() if r.image.changed}
-        # Only one delivery may move RECEIVED -> SUBMITTING: it alone calls the provider.
-        if not self.store.update(job_id, fields={"status": JobStatus.SUBMITTING,
-                                                 "normalized": normalized or None},
+        checked_fields = {
+            "normalized": {role: {"key": r.key, "fixes": list(r.image.fixes)}
+                           for role, r in ready.items() if r.image.changed} or None,
+            "submit_inputs": {role: {"bucket": r.bucket, "key": r.key,
+                                     "content_type": r.image.content_type,
+                                     "extension": r.image.extension}
+                              for role, r in ready.items()},
+        }
+        # Only one delivery moves the job on from RECEIVED: it alone submits or queues.
+        if self._acquire_slot(look.model, job_id):
+            if self.store.update(job_id, fields={"status": JobStatus.ADMITTED, **checked_fields},
+                                 timeline={"admitted": self.clock()},
                                  only_if_status=[JobStatus.RECEIVED]):
+                self.submit_admitted(job_id)
             return
+        now = self.clock()
+        if self.store.update(job_id, fields={"status": JobStatus.QUEUED, **checked_fields,
+                                             **self.store.queue_entry(look.model, now, job_id)},
+                             timeline={"queued": now}, only_if_status=[JobStatus.RECEIVED]):
+            self._admit_queued(look.model)  # a slot may have come free since we asked
+
+    # --- admission: at most max_tasks_in_flight provider tasks per model ------
+
+    def _acquire_slot(self, model: str, job_id: str) -> bool:
+        return self.store.acquire_slot(model, job_id, self.clock() + SUBMIT_LEASE_SECONDS,
+                                       self.settings.max_tasks_in_flight)
+
+    def _release_slot(self, model: str, job_id: str) -> None:
+        """Give the job's slot back and hand it on at once (a second release is a no-op)."""
+        if self.store.release_slot(model, job_id):
+            self._admit_queued(model)
+
+    def _admit_queued(self, model: str) -> list[str]:
+        """Work-conserving hand-off: fill the model's free slots with its oldest
+        waiting jobs, and pass them to the submit function."""
+        admitted = []
+        for job_id in self.store.queued_jobs(model, 2 * self.settings.max_tasks_in_flight):
+            if not self._acquire_slot(model, job_id):
+                break  # no slot free
+            if self.store.update(job_id, fields={"status": JobStatus.ADMITTED},
+                                 remove=QUEUE_ATTRIBUTES, timeline={"admitted": self.clock()},
+                                 only_if_status=[JobStatus.QUEUED]):
+                admitted.append(job_id)
+                continue
+            # Already admitted by another hand-off (the index lags): that one holds the
+            # slot under the same job id. Only a job that went away must give it back.
+            job = self.store.get(job_id)
+            if job is None or job["status"] in TERMINAL_STATUSES:
+                self.store.release_slot(model, job_id)
+        if admitted:
+            self.admissions.send(admitted)
+        return admitted
+
+    def submit_admitted(self, job_id: str) -> None:
+        """Submit a job that holds a slot (from intake, or handed on by a release)."""
+        if not self.store.update(job_id, fields={"status": JobStatus.SUBMITTING},
+                                 only_if_status=[JobStatus.ADMITTED]):
+            return  # a duplicate admission, or the job has moved on
         try:
-            self._submit(job_id, look, ready)
+            self._submit(self.store.get(job_id))
         except LookFailed as exc:
             self.end_job(job_id, JobStatus.FAILED, error=exc.error)
 
@@ -249,65 +322,120 @@ class Pipeline:
                            metadata={"source-key": key.encode("ascii", "replace").decode()})
         return ReadyInput(bucket, normalized_key, prepared)
 
-    def _submit(self, job_id: str, look: Look, ready: dict[str, ReadyInput]) -> None:
+    def _submit(self, job: dict[str, Any]) -> None:
+        job_id, model = job["job_id"], job["model"]
         client = self.provider()
-        urls = {role: self._input_url(client, look.model, job_id, role, ready_input)
-                for role, ready_input in ready.items()}
+        inputs = job["submit_inputs"]
+        urls = {role: self._input_url(client, model, job_id, role, ref)
+                for role, ref in inputs.items()}
         oss = self.settings.input_transport == "provider-upload"
-        if look.keep:
+        if job.get("keep"):
             # An uploaded file serves only the model named when it was uploaded.
             person_url = (self._input_url(client, PARSING_MODEL, job_id, "person-parsing",
-                                          ready["person"]) if oss else urls["person"])
-            urls[look.keep] = self._kept_garment(client, job_id, look, person_url, oss)
+                                          inputs["person"]) if oss else urls["person"])
+            urls[job["keep"]] = self._kept_garment(client, job, person_url, oss)
+        parameters = job.get("parameters") or {}
         request = TryOnRequest(
-            model=look.model,
+            model=model,
             person_image_url=urls["person"],
             top_garment_url=urls.get("top"),
             bottom_garment_url=urls.get("bottom"),
-            resolution=look.resolution,
-            restore_face=look.restore_face,
+            resolution=parameters.get("resolution", -1),
+            restore_face=parameters.get("restore_face", True),
         )
+        sent_at: list[float] = []  # wall time of each attempt, to find a task whose answer was lost
 
         def submit() -> Any:
             self.store.update(job_id, increment={"submit_attempts": 1},
                               timeline={"submitting": self.clock()})
+            self.pacer.wait_turn("submit")
+            sent_at.append(time.time())
             return client.submit(request, oss_resolve=oss)
 
-        task = self._call_provider(job_id, "submit", submit)
+        for _ in range(LOST_SUBMIT_ATTEMPTS):
+            try:
+                task_id = self._call_provider(job_id, "submit", submit).task_id
+                break
+            except SubmitLost:
+                task_id = self._find_lost_task(client, job, sent_at[-1], time.time())
+                if task_id:
+                    break
+        else:
+            raise LookFailed("SubmitOutcomeUnknown",
+                             f"no answer to {LOST_SUBMIT_ATTEMPTS} submits, and no task of "
+                             "theirs in the provider's task list; not repeated again so as "
+                             "not to pay twice")
+        self._record_submitted(job, task_id)
+
+    def _record_submitted(self, job: dict[str, Any], task_id: str) -> None:
+        job_id, now = job["job_id"], self.clock()
+        self.store.claim_task(task_id, job_id, now)
+        self.store.renew_slot(job["model"], job_id, now + self.settings.poll_deadline_seconds
+                              + LEASE_MARGIN_SECONDS)
         self.store.update(
             job_id,
-            fields={"status": JobStatus.SUBMITTED, "provider_task_id": task.task_id,
-                    "provider_status": task.status, "last_submit_request_id": task.request_id},
-            timeline={"submitted": self.clock()},
+            fields={"status": JobStatus.SUBMITTED, "provider_task_id": task_id,
+                    "provider_status": "PENDING"},
+            timeline={"submitted": now},
             remove=["error"],
+            only_if_status=[JobStatus.SUBMITTING],
         )
         self._start_polling(self.store.get(job_id))
 
+    def _find_lost_task(self, client: DashScopeClient, job: dict[str, Any], sent: float,
+                        until: float) -> str | None:
+        """A submit whose answer was lost may still have created (and be billing) a
+        task: look for it among the account's tasks of that model submitted while
+        the call was out, which no other job owns. One: it is this job's. None: the
+        submit never landed, so submitting again is safe. Several: no way to tell."""
+        job_id = job["job_id"]
+        for pause in (0.0, RELIST_PAUSE_SECONDS):  # a new task may take a moment to be listed
+            self.sleep(pause)
+            tasks = self._call_provider(job_id, "list", lambda: client.recent_tasks(
+                job["model"], sent - LIST_SLACK_SECONDS, until + LIST_SLACK_SECONDS))
+            candidates = [t.task_id for t in tasks if t.submit_time is not None
+                          and sent - LIST_SLACK_SECONDS <= t.submit_time <= until
+                          + LIST_SLACK_SECONDS
+                          and self.store.task_owner(t.task_id) in (None, job_id)]
+            if len(candidates) == 1 and self.store.claim_task(candidates[0], job_id,
+                                                               self.clock()):
+                log.warning("lost submit answer: task found in the provider's list",
+                            extra={"provider_task_id": candidates[0]})
+                return candidates[0]
+            if len(candidates) > 1:
+                raise LookFailed("SubmitOutcomeUnknown",
+                                 f"no answer to the submit, and {len(candidates)} tasks of the "
+                                 "account were created meanwhile that no job owns; none can be "
+                                 "told to be this job's, so none is adopted and nothing is "
+                                 "resubmitted (no double payment)")
+        return None
+
     def _input_url(self, client: DashScopeClient, model: str, job_id: str, role: str,
-                   ready: ReadyInput) -> str:
+                   ref: dict[str, str]) -> str:
         """How the provider gets an input: a presigned S3 URL (default) or the
         provider's own temporary upload (`oss://`), per the InputTransport setting."""
         if self.settings.input_transport == "provider-upload":
-            image = ready.image
-            filename = f"{job_id}-{role}.{image.extension}"
+            data = self.storage.read(ref["bucket"], ref["key"])
+            filename = f"{job_id}-{role}.{ref['extension']}"
             return self._call_provider(job_id, "upload", lambda: client.upload(
-                model, filename, image.data, image.content_type))
-        return self.storage.presign_get(ready.bucket, ready.key,
+                model, filename, data, ref["content_type"]))
+        return self.storage.presign_get(ref["bucket"], ref["key"],
                                         self.settings.input_url_ttl_seconds)
 
-    def _kept_garment(self, client: DashScopeClient, job_id: str, look: Look,
-                      person_url: str, oss: bool) -> str:
+    def _kept_garment(self, client: DashScopeClient, job: dict[str, Any], person_url: str,
+                      oss: bool) -> str:
         """Keep the person's own top or bottom: the parsing model cuts it out of the
         person photo, and its crop goes to try-on as that garment."""
-        kind = KEPT_CLOTHES_TYPE[look.keep]
-        parsed = self._call_provider(job_id, "parsing", lambda: client.parse_garment(
-            person_url, kind, oss_resolve=oss))
+        keep = job["keep"]
+        parsed = self._call_provider(job["job_id"], "parsing", lambda: client.parse_garment(
+            person_url, KEPT_CLOTHES_TYPE[keep], oss_resolve=oss))
         if parsed is None:
+            person = job["inputs"]["person"].split("/", 3)[-1]
             raise LookFailed("KeptGarmentNotFound",
-                             f"{look.person}: no {look.keep} garment found on the person image "
-                             f"to keep; give a {look.keep} instead of keep: {look.keep!r}")
-        self.store.update(job_id, fields={"kept_garment": {"slot": look.keep,
-                                                           "bbox": parsed.bbox}})
+                             f"{person}: no {keep} garment found on the person image "
+                             f"to keep; give a {keep} instead of keep: {keep!r}")
+        self.store.update(job["job_id"], fields={"kept_garment": {"slot": keep,
+                                                                  "bbox": parsed.bbox}})
         return parsed.crop_url
 
     def _call_provider(self, job_id: str, call: str, attempt: Callable[[], T]) -> T:
@@ -318,18 +446,15 @@ class Pipeline:
             except ProviderError as exc:
                 self._record_request(job_id, call, exc.request_id)
                 if not exc.outcome_known:
-                    # The provider may have created (and will bill) a task we cannot
-                    # see: never resubmit blindly. Reconciliation comes with admission.
-                    raise LookFailed("SubmitOutcomeUnknown",
-                                     f"no answer to the {call} ({exc.message}); not repeated "
-                                     "to avoid paying twice") from None
+                    # The provider may have created (and will bill) a task we cannot see.
+                    raise SubmitLost(str(exc)) from None
                 if not exc.retryable:
                     raise LookFailed(exc.code, exc.message) from None
                 log.warning("provider busy", extra={"call": call, "attempt": number,
                                                     "code": exc.code})
                 if number == PROVIDER_ATTEMPTS:
-                    # Nothing was created: hand the job back so SQS retries it later.
-                    self.store.update(job_id, fields={"status": JobStatus.RECEIVED,
+                    # Nothing was created: keep the slot, and let SQS bring the job back.
+                    self.store.update(job_id, fields={"status": JobStatus.ADMITTED,
                                                       "error": exc.as_error()})
                     raise SubmitDeferred(f"job {job_id}: {exc}") from None
                 self.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS,
@@ -338,12 +463,16 @@ class Pipeline:
 
     def _start_polling(self, job: dict[str, Any]) -> None:
         submitted = job["timeline"].get("submitted", self.clock())
+        deadline = submitted + self.settings.poll_deadline_seconds
+        expected = expected_generation(job["model"], self.store.recent_durations(job["model"]))
         execution_arn = self.workflow.start(job["job_id"], {
             "job_id": job["job_id"],
             "task_id": job["provider_task_id"],
             "model": job["model"],
-            "deadline": int(submitted + self.settings.poll_deadline_seconds),
-            "next_delay": first_poll_delay(job["model"]),
+            "deadline": int(deadline),
+            "expected": round(expected, 1),
+            # The task starts at once: this job holds one of the provider's slots.
+            "next_delay": poll_delay(expected, 0.0, now=submitted, deadline=deadline),
             "polls": job.get("polls", 0),
         })
         self.store.update(job["job_id"], fields={"execution_arn": execution_arn})
@@ -356,42 +485,62 @@ class Pipeline:
 
     def poll(self, state: dict[str, Any]) -> dict[str, Any]:
         """Query the task once; the answer's `status` drives the state machine."""
-        job_id, now = state["job_id"], self.clock()
+        job_id, model = state["job_id"], state["model"]
         client = self.provider()
         try:
+            self.pacer.wait_turn("query")
             task = client.query(state["task_id"])
         except ProviderError as exc:
             self._record_request(job_id, "query", exc.request_id)
             if exc.retryable:
                 raise  # the state machine retries with backoff
             return {**state, "status": JobStatus.FAILED.value, "error": exc.as_error()}
+        now = self.clock()
         polls = state.get("polls", 0) + 1
+        timeline = self._provider_timeline(task)
         self.store.update(
             job_id,
             fields={"provider_status": task.status, "polls": polls,
                     "last_query_request_id": task.request_id},
-            timeline=_provider_timeline(task),
+            timeline=timeline,
         )
         out = {**state, "polls": polls, "status": task.status}
-        if task.status == "SUCCEEDED":
-            return {**out, "image_url": task.image_url}
-        if task.status in FAILED_STATUSES:
+        if not task.is_pending:
+            if task.status == "SUCCEEDED" and {"provider_start", "provider_end"} <= set(timeline):
+                self.store.record_duration(model, task.task_id, timeline["provider_end"]
+                                           - timeline["provider_start"])
+            # The provider's slot is free now: hand it on before storing the result.
+            self._release_slot(model, job_id)
+            if task.status == "SUCCEEDED":
+                return {**out, "image_url": task.image_url}
             return {**out, "error": _task_error(task)}
         if now >= state["deadline"]:
             return {**out, "status": JobStatus.TIMED_OUT.value,
-                    "error": self._give_up(client, task)}
-        return {**out, "next_delay": next_poll_delay(now, state["deadline"])}
+                    "error": self._give_up(client, job_id, task)}
+        running_for = (now - timeline["provider_start"]
+                       if task.status != "PENDING" and "provider_start" in timeline else None)
+        expected = state.get("expected") or expected_generation(model, [])
+        return {**out, "next_delay": poll_delay(expected, running_for, now=now,
+                                                deadline=state["deadline"])}
 
-    def _give_up(self, client: DashScopeClient, task: TaskState) -> dict[str, str]:
+    def _give_up(self, client: DashScopeClient, job_id: str, task: TaskState) -> dict[str, str]:
         message = (f"no result before the job's deadline "
                    f"({self.settings.poll_deadline_seconds} s); provider status {task.status}")
         if task.status == "PENDING":
             try:
                 client.cancel(task.task_id)
                 message += "; the queued provider task was canceled (not billed)"
+                self.store.update(job_id, fields={"provider_status": "CANCELED"})
             except ProviderError as exc:
                 message += f"; cancel failed: {exc.code}"
         return {"code": "DeadlineExceeded", "message": message}
+
+    def _provider_timeline(self, task: TaskState) -> dict[str, float]:
+        """The provider's timestamps, on the pipeline's clock."""
+        times = {"provider_submit": task.submit_time, "provider_start": task.scheduled_time,
+                 "provider_end": task.end_time}
+        return {name: self.settings.timebase.from_wall(at)
+                for name, at in times.items() if at is not None}
 
     # --- endings ----------------------------------------------------------
 
@@ -430,12 +579,20 @@ class Pipeline:
 
     def end_job(self, job_id: str, status: JobStatus, *, error: dict | None = None,
                 result: dict | None = None) -> None:
-        """Move a job to its terminal status (once) and send exactly one notification;
-        the last job of a batch also sends the batch's summary."""
+        """Move a job to its terminal status (once), give back its provider slot, and
+        send exactly one notification; the last job of a batch also sends the batch's
+        summary. Safe to repeat."""
         now = self.clock()
         self.store.update(job_id, fields={"status": status, "error": error, "result": result},
                           timeline={"finalized": now}, only_if_status=OPEN_STATUSES)
         job = self.store.get(job_id)
+        if job.get("model"):
+            if job.get("provider_status") in PENDING_STATUSES:
+                # Its task may still be running at the provider (e.g. past the deadline):
+                # the sweep gives the slot back once the provider says it has ended.
+                self.store.renew_slot(job["model"], job_id, now + DONE_CHECK_SECONDS)
+            else:
+                self._release_slot(job["model"], job_id)
         # Claim the notification first; give the claim back if publishing fails so a
         # retry of this step publishes instead.
         if self.store.update(job_id, fields={"notified_at": now}, only_if_absent="notified_at"):
@@ -446,6 +603,68 @@ class Pipeline:
                 raise
         if job.get("batch_id"):
             self._end_batch_job(job["batch_id"], job_id, now)
+
+    def execution_ended(self, job_id: str, status: str) -> None:
+        """A job's workflow stopped (FAILED, TIMED_OUT, ABORTED): whatever happened in
+        it, the job gets its terminal record, its notification and its slot back."""
+        if self.store.get(job_id) is None:
+            return
+        self.end_job(job_id, JobStatus.FAILED, error={
+            "code": f"Workflow{status.title().replace('_', '')}",
+            "message": f"the job's workflow ended {status} before the job was recorded as "
+                       "ended (see the execution's history)"})
+
+    # --- the sweep: the safety net behind every hand-off -------------------------
+
+    def sweep(self) -> dict[str, int]:
+        """Reclaim slots whose lease ran out and admit waiting jobs a hand-off missed."""
+        now, outcomes = self.clock(), Counter()
+        for model in TRYON_MODELS:
+            for job_id, lease_until in self.store.slot_holders(model).items():
+                if lease_until <= now:
+                    outcomes[self._check_lease(model, job_id, now)] += 1
+            outcomes["admitted"] += len(self._admit_queued(model))
+        return dict(outcomes)
+
+    def _check_lease(self, model: str, job_id: str, now: float) -> str:
+        job = self.store.get(job_id) or {}
+        status = job.get("status")
+        if status == JobStatus.ADMITTED:  # its hand-off message never arrived
+            self.store.renew_slot(model, job_id, now + SUBMIT_LEASE_SECONDS)
+            self.admissions.send([job_id])
+            return "readmitted"
+        if status == JobStatus.SUBMITTING:  # the function submitting it died mid-call
+            return self._recover_submit(job, now)
+        if job.get("provider_task_id"):
+            try:
+                self.pacer.wait_turn("query")
+                task = self.provider().query(job["provider_task_id"])
+            except ProviderError:
+                task = None
+            if task is None or task.is_pending:
+                self.store.renew_slot(model, job_id, now + DONE_CHECK_SECONDS)
+                return "still-running"
+            self.store.update(job_id, fields={"provider_status": task.status})
+        self.store.release_slot(model, job_id)
+        return "reclaimed"
+
+    def _recover_submit(self, job: dict[str, Any], now: float) -> str:
+        job_id, model = job["job_id"], job["model"]
+        sent = self.settings.timebase.to_wall(job["timeline"].get("submitting", now))
+        until = self.settings.timebase.to_wall(now)
+        try:
+            task_id = self._find_lost_task(self.provider(), job, sent, until)
+        except LookFailed as exc:
+            self.end_job(job_id, JobStatus.FAILED, error=exc.error)
+            return "failed"
+        if task_id:
+            self._record_submitted(job, task_id)
+            return "adopted"
+        if self.store.update(job_id, fields={"status": JobStatus.ADMITTED},
+                             only_if_status=[JobStatus.SUBMITTING]):
+            self.store.renew_slot(model, job_id, now + SUBMIT_LEASE_SECONDS)
+            self.admissions.send([job_id])
+        return "resubmitted"
 
     def _end_batch_job(self, batch_id: str, job_id: str, now: float) -> None:
         batch = self.store.record_batch_end(batch_id, job_id)
@@ -478,12 +697,6 @@ def _sidecar(job: dict[str, Any], result: dict[str, Any], now: float) -> dict[st
         "timings": {**job.get("timeline", {}), "finalized": now},
         "polls": job.get("polls", 0),
     }
-
-
-def _provider_timeline(task: TaskState) -> dict[str, float]:
-    times = {"provider_submit": task.submit_time, "provider_start": task.scheduled_time,
-             "provider_end": task.end_time}
-    return {name: at for name, at in times.items() if at is not None}
 
 
 def _task_error(task: TaskState) -> dict[str, str]:

@@ -4,7 +4,30 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Timebase:
+    """Seconds as the pipeline counts them: wall-clock time in AWS.
+
+    The local runtime can run the provider emulator and the state machine's
+    waits `scale` times faster; the functions then count time `scale` times
+    faster from `anchor`, so that deadlines, leases and measured generation
+    times keep their provider meaning. Rate limits stay per real second."""
+
+    scale: float = 1.0
+    anchor: float = 0.0
+
+    def now(self) -> float:
+        return self.from_wall(time.time())
+
+    def from_wall(self, epoch: float) -> float:
+        return self.anchor + (epoch - self.anchor) * self.scale
+
+    def to_wall(self, seconds: float) -> float:
+        return self.anchor + (seconds - self.anchor) / self.scale
 
 
 @dataclass(frozen=True)
@@ -13,12 +36,18 @@ class Settings:
     results_bucket: str
     topic_arn: str
     state_machine_arn: str
+    intake_queue_url: str
     default_model: str
     provider_base_url: str
     api_key_secret_arn: str
     poll_deadline_seconds: int
+    max_tasks_in_flight: int
+    submit_rate_limit: int  # provider calls per second, account-wide
+    query_rate_limit: int
     input_url_ttl_seconds: int
     input_transport: str  # "presigned-url" | "provider-upload"
+    provider_read_timeout: float = 20.0
+    timebase: Timebase = field(default_factory=Timebase)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -28,12 +57,20 @@ class Settings:
             results_bucket=env.get("RESULTS_BUCKET", ""),
             topic_arn=env.get("NOTIFICATION_TOPIC_ARN", ""),
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
+            intake_queue_url=env.get("INTAKE_QUEUE_URL", ""),
             default_model=env.get("DEFAULT_MODEL", "aitryon-plus"),
             provider_base_url=env.get(
                 "PROVIDER_BASE_URL", "https://dashscope.aliyuncs.com/api/v1"
             ),
             api_key_secret_arn=env.get("PROVIDER_API_KEY_SECRET_ARN", ""),
             poll_deadline_seconds=int(env.get("POLL_DEADLINE_SECONDS", "900")),
+            max_tasks_in_flight=int(env.get("MAX_TASKS_IN_FLIGHT", "5")),
+            submit_rate_limit=int(env.get("SUBMIT_RATE_LIMIT", "10")),
+            query_rate_limit=int(env.get("QUERY_RATE_LIMIT", "20")),
             input_url_ttl_seconds=int(env.get("INPUT_URL_TTL_SECONDS", "10800")),
             input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
+            # Local runs only: a short read timeout for tests, and a faster clock.
+            provider_read_timeout=float(env.get("PROVIDER_READ_TIMEOUT_SECONDS", "20")),
+            timebase=Timebase(float(env.get("TIME_SCALE", "1")),
+                              float(env.get("TIME_ANCHOR", "0"))),
         )

@@ -1,7 +1,10 @@
-"""DynamoDB adapter for job records (one item per job, `pk = JOB#<id>`)."""
+"""DynamoDB adapter: job and batch records, provider slots and the queue of
+waiting jobs, measured generation times, task ownership, and call pacing. One
+table; the partition key's prefix says what an item is."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -12,6 +15,12 @@ from botocore.exceptions import ClientError
 JOB_SK = "JOB"
 BATCH_SK = "BATCH"
 RECORD_TTL_SECONDS = 90 * 24 * 3600
+SLOTS_PK, SLOTS_SK = "SLOTS#", "SLOTS"
+QUEUE_PK, QUEUE_INDEX = "QUEUE#", "queue"
+DURATIONS_PK, DURATIONS_SK = "DURATIONS#", "DURATIONS"
+DURATION_PLACES = 20
+TASK_PK, TASK_SK = "TASK#", "TASK"
+RATE_PK, RATE_SK = "RATE#", "RATE"
 
 
 def to_dynamo(value: Any) -> Any:
@@ -43,6 +52,7 @@ class JobStore:
     def __init__(self, table_name: str, dynamodb: Any = None) -> None:
         self._dynamodb = dynamodb or boto3.resource("dynamodb")
         self._table = self._dynamodb.Table(table_name)
+        self._ensured: set[str] = set()
 
     def create(self, job: dict[str, Any], now: float) -> bool:
         """Insert a new job; False if it already exists (a duplicate delivery)."""
@@ -186,3 +196,149 @@ class JobStore:
                     found[item["job_id"]] = from_dynamo(item)
                 request = answer.get("UnprocessedKeys") or None
         return [found[j] for j in job_ids if j in found]
+
+    # --- admission: provider slots per model, and the queue of waiting jobs -------
+    #
+    # One item per model holds the jobs that have a provider task in flight (or
+    # about to), keyed by job id so that taking or giving back a slot twice is
+    # harmless; each holder carries a lease the sweep checks. Waiting jobs carry
+    # two attributes that put them in the sparse `queue` index, oldest first.
+
+    def acquire_slot(self, model: str, job_id: str, lease_until: float, limit: int) -> bool:
+        """Take one of `limit` slots for `job_id` (True if it holds one now)."""
+        key = self._ensure({"pk": f"{SLOTS_PK}{model}", "sk": SLOTS_SK, "holders": {}})
+        try:
+            self._table.update_item(
+                Key=key,
+                UpdateExpression="SET holders.#job = :lease",
+                ConditionExpression="attribute_exists(holders.#job) OR size(holders) < :limit",
+                ExpressionAttributeNames={"#job": job_id},
+                ExpressionAttributeValues={":lease": to_dynamo(float(lease_until)),
+                                           ":limit": limit},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def renew_slot(self, model: str, job_id: str, lease_until: float) -> bool:
+        """Extend a held slot's lease; False if the job holds none."""
+        try:
+            self._table.update_item(
+                Key={"pk": f"{SLOTS_PK}{model}", "sk": SLOTS_SK},
+                UpdateExpression="SET holders.#job = :lease",
+                ConditionExpression="attribute_exists(holders.#job)",
+                ExpressionAttributeNames={"#job": job_id},
+                ExpressionAttributeValues={":lease": to_dynamo(float(lease_until))},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def release_slot(self, model: str, job_id: str) -> bool:
+        """Give back the job's slot; True if it held one (a second release is a no-op)."""
+        try:
+            self._table.update_item(
+                Key={"pk": f"{SLOTS_PK}{model}", "sk": SLOTS_SK},
+                UpdateExpression="REMOVE holders.#job",
+                ConditionExpression="attribute_exists(holders.#job)",
+                ExpressionAttributeNames={"#job": job_id},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def slot_holders(self, model: str) -> dict[str, float]:
+        """Job id -> lease end, for the jobs holding the model's slots."""
+        item = self._table.get_item(Key={"pk": f"{SLOTS_PK}{model}", "sk": SLOTS_SK},
+                                    ConsistentRead=True).get("Item") or {}
+        return from_dynamo(item.get("holders", {}))
+
+    @staticmethod
+    def queue_entry(model: str, queued_at: float, job_id: str) -> dict[str, str]:
+        """The attributes that put a job in the queue index (remove them to take it out)."""
+        return {"queue": f"{QUEUE_PK}{model}", "queued_order": f"{queued_at:017.3f}#{job_id}"}
+
+    def queued_jobs(self, model: str, limit: int) -> list[str]:
+        """Ids of the oldest waiting jobs of a model (the index is eventually consistent:
+        a job queued a moment ago may be missing, and one just admitted may still show)."""
+        answer = self._table.query(
+            IndexName=QUEUE_INDEX,
+            KeyConditionExpression="#queue = :queue",
+            ExpressionAttributeNames={"#queue": "queue"},
+            ExpressionAttributeValues={":queue": f"{QUEUE_PK}{model}"},
+            Limit=limit,
+        )
+        return [item["job_id"] for item in answer["Items"]]
+
+    # --- measured generation times, for the first poll ----------------------------
+
+    def record_duration(self, model: str, task_id: str, seconds: float) -> None:
+        """Keep a task's generation time among the model's recent ones (a fixed
+        number of places, picked by task id, so the item stays small)."""
+        place = int(hashlib.sha256(task_id.encode()).hexdigest(), 16) % DURATION_PLACES
+        self._table.update_item(
+            Key=self._ensure({"pk": f"{DURATIONS_PK}{model}", "sk": DURATIONS_SK,
+                              "samples": {}}),
+            UpdateExpression="SET samples.#place = :seconds",
+            ExpressionAttributeNames={"#place": str(place)},
+            ExpressionAttributeValues={":seconds": to_dynamo(float(seconds))})
+
+    def recent_durations(self, model: str) -> list[float]:
+        item = self._table.get_item(Key={"pk": f"{DURATIONS_PK}{model}",
+                                         "sk": DURATIONS_SK}).get("Item") or {}
+        return [float(v) for v in item.get("samples", {}).values()]
+
+    # --- provider tasks, so a task is never adopted by two jobs --------------------
+
+    def claim_task(self, task_id: str, job_id: str, now: float) -> bool:
+        """Record that `task_id` belongs to `job_id`; False if another job has it."""
+        try:
+            self._table.put_item(
+                Item=to_dynamo({"pk": f"{TASK_PK}{task_id}", "sk": TASK_SK, "job_id": job_id,
+                                "expires_at": int(now) + RECORD_TTL_SECONDS}),
+                ConditionExpression="attribute_not_exists(pk) OR job_id = :job",
+                ExpressionAttributeValues={":job": job_id})
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def task_owner(self, task_id: str) -> str | None:
+        item = self._table.get_item(Key={"pk": f"{TASK_PK}{task_id}", "sk": TASK_SK},
+                                    ConsistentRead=True).get("Item")
+        return item["job_id"] if item else None
+
+    # --- account-wide pacing of provider calls ---------------------------------------
+
+    def claim_call_slot(self, operation: str, slot: int, now: float) -> bool:
+        """Claim one time slot for a provider call; False if another caller has it."""
+        try:
+            self._table.put_item(
+                Item={"pk": f"{RATE_PK}{operation}#{slot}", "sk": RATE_SK,
+                      "expires_at": int(now) + 3600},
+                ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def _ensure(self, item: dict[str, Any]) -> dict[str, str]:
+        """Create a shared item (once per process) so that updates can set paths
+        inside its maps; returns its key."""
+        key = {"pk": item["pk"], "sk": item["sk"]}
+        if item["pk"] not in self._ensured:
+            try:
+                self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+            except ClientError as exc:
+                if not _is_condition_failure(exc):
+                    raise
+            self._ensured.add(item["pk"])
+        return key

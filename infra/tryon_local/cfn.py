@@ -78,6 +78,9 @@ class Stack:
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
     conditions: dict[str, bool] = field(default_factory=dict)
     event_source_mappings: list[dict[str, Any]] = field(default_factory=list)
+    # EventBridge schedules and rules that target functions: the runtime plays them.
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+    event_rules: list[dict[str, Any]] = field(default_factory=list)
 
     def pseudo(self) -> dict[str, str]:
         return {
@@ -196,6 +199,15 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _rate_seconds(expression: str) -> int:
+    """`rate(1 minute)` -> 60 (the only schedule form the local runtime plays)."""
+    match = re.fullmatch(r"rate\((\d+) (second|minute|hour|day)s?\)", expression.strip())
+    if not match:
+        raise DeployError(f"schedule {expression!r}: only rate(N unit) is supported locally")
+    unit = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[match[2]]
+    return int(match[1]) * unit
 
 
 def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
@@ -322,6 +334,8 @@ class Deployer:
             BillingMode=props.get("BillingMode", "PROVISIONED"),
             AttributeDefinitions=props["AttributeDefinitions"],
             KeySchema=props["KeySchema"],
+            **({"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]}
+               if props.get("GlobalSecondaryIndexes") else {}),
             SSESpecification={"Enabled": props.get("SSESpecification", {}).get("SSEEnabled",
                                                                                 False)},
         )["TableDescription"]
@@ -404,10 +418,17 @@ class Deployer:
         stack.refs[logical_id] = name
         stack.attributes[logical_id] = {"Arn": function["FunctionArn"]}
         for event_name, event in spec.get("Events", {}).items():
+            source = stack.resolve(event["Properties"])
+            if event["Type"] == "ScheduleV2":
+                stack.schedules.append({"function": name, "input": source.get("Input", "{}"),
+                                        "seconds": _rate_seconds(source["ScheduleExpression"])})
+                continue
+            if event["Type"] == "EventBridgeRule":
+                stack.event_rules.append({"function": name, "pattern": source["Pattern"]})
+                continue
             if event["Type"] != "SQS":
                 raise DeployError(f"{logical_id}.{event_name}: event type {event['Type']} "
                                   "is not supported locally")
-            source = stack.resolve(event["Properties"])
             # Created disabled: moto would invoke inline on SendMessage; the runtime's
             # poller plays Lambda's part instead (batches, partial failures).
             mapping = lam.create_event_source_mapping(

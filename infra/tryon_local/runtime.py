@@ -11,6 +11,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import boto3
 import httpx
 
 from tryon_local.cfn import Deployer, Stack
+from tryon_local.events import ExecutionStatusRule, ScheduledInvoker
 from tryon_local.lambdas import FunctionSpec, LambdaRuntime, install_moto_hook
 from tryon_local.sqs_poller import SqsPoller
 
@@ -40,6 +42,7 @@ class LocalOptions:
     gen_time: tuple[float, float] = (15.0, 30.0)
     seed: int | None = None
     parameters: dict[str, str] = field(default_factory=dict)  # template overrides
+    function_env: dict[str, str] = field(default_factory=dict)  # extra, e.g. for tests
     workdir: Path | None = None  # function logs go to workdir/logs
 
 
@@ -140,6 +143,7 @@ class LocalStack:
         os.environ.pop("AWS_PROFILE", None)
         os.environ.pop("AWS_SESSION_TOKEN", None)
         self.endpoint = f"http://127.0.0.1:{port}"
+        self.time_anchor = time.time()  # the functions' clock runs `speedup` times faster from here
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
@@ -171,6 +175,14 @@ class LocalStack:
             poller.start()
             self.pollers.append(poller)
             self._stoppers.append(poller.stop)
+        self.event_loops = [
+            *(ScheduledInvoker(self.clients, s, self.options.speedup)
+              for s in self.stack.schedules),
+            *(ExecutionStatusRule(self.clients, r, REGION) for r in self.stack.event_rules),
+        ]
+        for loop in self.event_loops:
+            loop.start()
+            self._stoppers.append(loop.stop)
 
     def stop(self) -> None:
         while self._stoppers:
@@ -208,6 +220,9 @@ class LocalStack:
             "AWS_SESSION_TOKEN": "local",
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
             "PYTHONUNBUFFERED": "1",
+            "TIME_SCALE": str(self.options.speedup),
+            "TIME_ANCHOR": str(self.time_anchor),
+            **self.options.function_env,
         }
 
     def _warm_functions(self) -> None:

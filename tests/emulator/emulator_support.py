@@ -96,12 +96,15 @@ class Api:
         self,
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
         **input_fields: Any,
     ) -> httpx.Response:
+        """A submit; `timeout` (seconds) replaces the client's default."""
         return self.http.post(
             "/services/aigc/image2image/image-synthesis",
             json=body if body is not None else self.body(**input_fields),
             headers={"X-DashScope-Async": "enable", **(headers or {})},
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
         )
 
     def create(self, **input_fields: Any) -> str:
@@ -191,6 +194,14 @@ class Api:
 
     def stats(self) -> dict[str, Any]:
         return self.knobs.get("/stats").json()
+
+    def timelines(self) -> list[dict[str, Any]]:
+        response = self.knobs.get("/tasks")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def armed(self) -> dict[str, Any]:
+        return self.knobs.get("/faults").json()["armed"]
 
     def fault(self, **body: Any) -> None:
         self.knobs.post("/faults", json=body).raise_for_status()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
-from emulator_support import Api, burst
+import pytest
+from emulator_support import DAY, SPEEDUP, Api, burst
 
 
 def test_eleventh_submit_in_one_second_is_throttled(api: Api) -> None:
@@ -99,6 +102,9 @@ def test_knobs_reject_bad_bodies(api: Api) -> None:
     assert api.knobs.post("/faults", json={"target": "hold", "count": 0}).status_code == 400
     assert api.knobs.post("/tasks/nope/fail", json={}).status_code == 404
     assert api.knobs.post("/clock", json={"advance_seconds": -1}).status_code == 400
+    for delay in (0, -1, "5", True):
+        lost = {"target": "lost_submit", "delay": delay}
+        assert api.knobs.post("/faults", json=lost).status_code == 400
 
 
 def test_stats_count_calls_and_tasks(api: Api) -> None:
@@ -123,3 +129,92 @@ def test_stats_count_calls_and_tasks(api: Api) -> None:
     assert stats["submits"] == 0 and stats["running"] == 0
     assert sum(stats["tasks"].values()) == 0
     assert api.query(held)["output"]["task_status"] == "UNKNOWN"
+
+
+def test_lost_submit_creates_the_task_but_withholds_its_id(api: Api) -> None:
+    api.fault(target="lost_submit", delay=2)
+    assert api.armed()["lost_submit"] == [{"delay": 2.0, "remaining": 1}]
+    with pytest.raises(httpx.ReadTimeout):
+        api.submit(timeout=httpx.Timeout(5.0, read=0.5))
+
+    # The provider created (and will bill) the task the client never heard of.
+    listed = api.http.get("/tasks", params={"model_name": "aitryon-plus"}).json()
+    assert listed["total"] == 1
+    lost_id = listed["data"][0]["task_id"]
+    assert api.wait(lost_id)["output"]["task_status"] == "SUCCEEDED"
+    stats = api.stats()
+    assert stats["submits"] == 1 and stats["lost_answers"] == 1
+    assert api.armed()["lost_submit"] == []
+
+    started = time.monotonic()
+    assert api.submit(timeout=httpx.Timeout(5.0, read=0.5)).status_code == 200
+    assert time.monotonic() - started < 0.5
+    stats = api.stats()
+    assert stats["submits"] == 2 and stats["lost_answers"] == 1
+
+
+def test_lost_submit_spares_rejected_submits_and_reset_clears_it(api: Api) -> None:
+    api.fault(target="lost_submit", count=2, delay=30)
+    assert api.submit(body={"model": "nope"}, timeout=0.5).status_code == 404
+    assert api.armed()["lost_submit"] == [{"delay": 30.0, "remaining": 2}]
+    api.knobs.post("/reset").raise_for_status()
+    assert api.armed()["lost_submit"] == []
+    assert api.submit(timeout=0.5).status_code == 200
+    assert api.stats()["lost_answers"] == 0
+
+
+def test_task_timelines_keep_every_task_until_reset(api: Api) -> None:
+    api.fault(target="hold", count=1)
+    held = api.create()
+    done = api.create()
+    api.wait(done)
+    api.wait(held, "RUNNING")
+
+    timelines = api.timelines()
+    assert [t["task_id"] for t in timelines] == [held, done]
+    running, finished = timelines
+    assert running["status"] == "RUNNING" and running["end_time"] is None
+    assert running["scheduled_time"] >= running["submit_time"]
+    assert finished["model"] == "aitryon-plus" and finished["status"] == "SUCCEEDED"
+    assert abs(finished["submit_time"] - time.time()) < 60  # epoch seconds
+    assert 1.0 <= finished["generation_seconds"] <= 2.0  # the fixture's gen_time
+    # RUNNING alone lasts the generation time, scaled by the speed-up.
+    assert finished["end_time"] - finished["scheduled_time"] >= (
+        finished["generation_seconds"] / SPEEDUP
+    )
+    assert not running["purged"] and not finished["purged"]
+
+    api.advance(DAY)
+    assert api.query(done)["output"]["task_status"] == "UNKNOWN"
+    timelines = api.timelines()
+    assert [t["task_id"] for t in timelines] == [held, done]
+    assert all(t["purged"] for t in timelines)
+    assert timelines[1] == {**finished, "purged": True}
+
+    api.knobs.post("/reset").raise_for_status()
+    assert api.timelines() == []
+
+
+def test_peaks_count_tasks_in_flight_and_tasks_in_slots(api: Api) -> None:
+    api.fault(target="hold", count=7)
+    assert burst(api.submit, 7) == [200] * 7
+    stats = api.stats()
+    assert stats["peak_in_flight"] == 7
+    assert stats["peak_running"] == 5  # max_running
+    assert stats["tasks"]["PENDING"] == 2
+
+    tasks = api.statuses()
+    for task_id in tasks:
+        api.hold(task_id, False)
+    api.wait_until(lambda: set(api.statuses().values()) == {"SUCCEEDED"})
+    stats = api.stats()
+    assert (stats["peak_in_flight"], stats["peak_running"]) == (7, 5)
+
+    api.knobs.post("/reset").raise_for_status()
+    stats = api.stats()
+    assert (stats["peak_in_flight"], stats["peak_running"]) == (0, 0)
+    # One task after another: never more than one in flight.
+    for _ in range(2):
+        api.wait(api.create())
+    stats = api.stats()
+    assert (stats["peak_in_flight"], stats["peak_running"]) == (1, 1)

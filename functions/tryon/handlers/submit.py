@@ -1,4 +1,5 @@
-"""SQS intake -> jobs: one message per S3 upload under jobs/; partial batch responses."""
+"""SQS intake: S3 uploads under jobs/ and garments/ become jobs; admitted jobs
+handed on by a released slot are submitted. Partial batch responses."""
 
 from urllib.parse import unquote_plus
 
@@ -26,6 +27,11 @@ def take_message(record: SQSRecord) -> None:
         return
     app = pipeline()
     app.on_job = logger.set_correlation_id
+    if "admit" in body:
+        logger.set_correlation_id(body["admit"])
+        app.submit_admitted(body["admit"])
+        metrics.add_metric(name="JobsAdmitted", unit=MetricUnit.Count, value=1)
+        return
     for s3_record in S3Event(body).records:
         if not s3_record.event_name.startswith("ObjectCreated"):
             continue

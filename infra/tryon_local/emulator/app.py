@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -29,7 +30,7 @@ from .clock import format_provider_time, parse_list_time
 from .config import PARSING_MODEL, TRYON_MODELS, EmulatorConfig
 from .images import OUTPUT_SIZES, InputRejected
 from .results import Access, result_name
-from .state import EmulatorState, ParsingFault, RequestFault, TaskFault
+from .state import EmulatorState, LostAnswerFault, ParsingFault, RequestFault, TaskFault
 from .tasks import (
     ENDED,
     RESULT_URL_LIFETIME,
@@ -79,6 +80,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         *_route("/results/{name}", get_result, ["GET"]),
         *_route("/_emulator/faults", add_fault, ["POST"]),
         *_route("/_emulator/faults", list_faults, ["GET"]),
+        *_route("/_emulator/tasks", read_timelines, ["GET"]),
         *_route("/_emulator/tasks/{task_id}/fail", fail_task, ["POST"]),
         *_route("/_emulator/tasks/{task_id}/hold", hold_task, ["POST"]),
         *_route("/_emulator/clock", advance_clock, ["POST"]),
@@ -210,6 +212,10 @@ async def submit_task(request: Request) -> Response:
         return _throttled(state, "submit")
     task = state.create_task(model, parsed)
     state.counters["submits"] += 1
+    if (delay := state.take_lost_answer()) is not None:
+        # "Timeout after sending": the task runs, but a client that gives up
+        # before the answer arrives never learns its id.
+        await asyncio.sleep(delay)
     return _ok({"output": {"task_status": "PENDING", "task_id": task.task_id}})
 
 
@@ -598,6 +604,14 @@ async def add_fault(request: Request) -> Response:
     elif target == "task":
         text = message or f"Injected by the emulator ({code})."
         state.add_task_fault(TaskFault(Failure(code, text), count))  # type: ignore[arg-type]
+    elif target == "lost_submit":
+        delay = body.get("delay", 60)
+        if (
+            isinstance(delay, bool) or not isinstance(delay, int | float)
+            or not math.isfinite(delay) or delay <= 0
+        ):
+            return _knob_error(400, "delay must be a number of seconds > 0")
+        state.add_lost_answer(LostAnswerFault(float(delay), count))
     elif target == "hold":
         state.add_holds(count)
     elif target == "parsing":
@@ -606,12 +620,26 @@ async def add_fault(request: Request) -> Response:
             return _knob_error(400, f"garment must be one of {', '.join(parsing.GARMENTS)}")
         state.add_parsing_fault(ParsingFault(garment, count))  # type: ignore[arg-type]
     else:
-        return _knob_error(400, "target must be one of submit, query, task, hold, parsing")
+        return _knob_error(
+            400, "target must be one of submit, query, task, lost_submit, hold, parsing"
+        )
     return JSONResponse({"armed": state.armed_faults()})
 
 
 async def list_faults(request: Request) -> Response:
     return JSONResponse({"armed": _state(request).armed_faults()})
+
+
+async def read_timelines(request: Request) -> Response:
+    """Every task since the last reset, oldest first, purged ones included
+    (`purged`: the provider's API no longer shows it)."""
+    state = _state(request)
+    return JSONResponse(
+        [
+            {**task.timeline(), "purged": state.board.get(task.task_id) is None}
+            for task in state.board.history()
+        ]
+    )
 
 
 async def fail_task(request: Request) -> Response:

@@ -47,6 +47,16 @@ class ParsingFault:
     remaining: int
 
 
+@dataclass
+class LostAnswerFault:
+    """Test knob: the next `remaining` accepted submits create their task but
+    answer only after `delay` real seconds. A client that gives up sooner never
+    learns the task id, though the provider runs (and bills) the task."""
+
+    delay: float
+    remaining: int
+
+
 class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
@@ -67,6 +77,7 @@ class EmulatorState:
             "submit": deque(), "query": deque(),
         }
         self._task_faults: deque[TaskFault] = deque()
+        self._lost_answers: deque[LostAnswerFault] = deque()
         self._parsing_faults: list[ParsingFault] = []
         self._holds = 0
         self.counters: Counter[str] = Counter()
@@ -127,6 +138,9 @@ class EmulatorState:
     def add_task_fault(self, fault: TaskFault) -> None:
         self._task_faults.append(fault)
 
+    def add_lost_answer(self, fault: LostAnswerFault) -> None:
+        self._lost_answers.append(fault)
+
     def add_holds(self, count: int) -> None:
         self._holds += count
 
@@ -145,6 +159,18 @@ class EmulatorState:
         self.counters[f"injected.{target}"] += 1
         return fault
 
+    def take_lost_answer(self) -> float | None:
+        """Seconds to withhold this accepted submit's answer, if a lost answer
+        is armed (consumes it)."""
+        if not self._lost_answers:
+            return None
+        fault = self._lost_answers[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            self._lost_answers.popleft()
+        self.counters["lost_answers"] += 1
+        return fault.delay
+
     def armed_faults(self) -> dict[str, object]:
         return {
             "submit": [vars(f).copy() for f in self._request_faults["submit"]],
@@ -153,6 +179,7 @@ class EmulatorState:
                 {"code": f.failure.code, "message": f.failure.message, "remaining": f.remaining}
                 for f in self._task_faults
             ],
+            "lost_submit": [vars(f).copy() for f in self._lost_answers],
             "hold": self._holds,
             "parsing": [vars(f).copy() for f in self._parsing_faults],
         }
@@ -176,6 +203,7 @@ class EmulatorState:
         for queue in self._request_faults.values():
             queue.clear()
         self._task_faults.clear()
+        self._lost_answers.clear()
         self._parsing_faults.clear()
         self._holds = 0
         self.counters.clear()
@@ -195,8 +223,12 @@ class EmulatorState:
                 "upload_policy": c["throttled.upload_policy"],
             },
             "injected": {"submit": c["injected.submit"], "query": c["injected.query"]},
+            "lost_answers": c["lost_answers"],
             "running": self.board.active_count(),
+            # Most tasks at once in a concurrency slot (PRE-PROCESSING, RUNNING,
+            # POST-PROCESSING), at most `max_running`; and most not yet ended.
             "peak_running": self.board.peak_running,
+            "peak_in_flight": self.board.peak_in_flight,
             "tasks": self.board.counts(),
             "cancels": c["cancels"],
             # Stored result images: try-on results plus parsing crops and previews.

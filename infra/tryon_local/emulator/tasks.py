@@ -101,6 +101,19 @@ class Task:
             out["message"] = self.failure.message
         return out
 
+    def timeline(self) -> dict[str, object]:
+        """When the task moved, as epoch seconds on the emulator clock (None
+        until it happens), for benchmarks that derive throughput and concurrency."""
+        return {
+            "task_id": self.task_id,
+            "model": self.model,
+            "status": self.status,
+            "submit_time": self.submitted_at,
+            "scheduled_time": self.scheduled_at,
+            "end_time": self.ended_at,
+            "generation_seconds": self.gen_seconds,
+        }
+
 
 class TaskBoard:
     """All tasks of the one emulated account, and the rules for moving them."""
@@ -110,11 +123,21 @@ class TaskBoard:
         self.max_running = max_running
         self._tasks: dict[str, Task] = {}
         self._queue: deque[Task] = deque()  # PENDING tasks, first come first served
+        # Every task since the last clear, purged ones included, oldest first.
+        self._history: list[Task] = []
+        # Most tasks at once holding one of the `max_running` slots
+        # (PRE-PROCESSING, RUNNING or POST-PROCESSING)...
         self.peak_running = 0
+        # ...and most tasks at once not yet ended (PENDING included).
+        self.peak_in_flight = 0
 
     def add(self, task: Task) -> None:
         self._tasks[task.task_id] = task
         self._queue.append(task)
+        self._history.append(task)
+        # Only a new task raises the number in flight; every other move ends one or keeps it.
+        in_flight = sum(1 for t in self._tasks.values() if t.status not in ENDED)
+        self.peak_in_flight = max(self.peak_in_flight, in_flight)
 
     def get(self, task_id: str) -> Task | None:
         """The task, or None if it never existed or is past its 24 h (scaled) life."""
@@ -126,6 +149,10 @@ class TaskBoard:
     def __iter__(self) -> Iterator[Task]:
         now = self._clock.now()
         return (t for t in list(self._tasks.values()) if not self._is_purgeable(t, now))
+
+    def history(self) -> list[Task]:
+        """Every task since the last clear, purged ones included, oldest first."""
+        return list(self._history)
 
     def is_current(self, task: Task, status: str) -> bool:
         """Whether `task` is still on the board in `status` (it may have been
@@ -238,7 +265,9 @@ class TaskBoard:
     def clear(self) -> None:
         self._tasks.clear()
         self._queue.clear()
+        self._history.clear()
         self.peak_running = 0
+        self.peak_in_flight = 0
 
     def _note_peak(self) -> None:
         self.peak_running = max(self.peak_running, self.active_count())
