@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from tryon.jobs import (
     MANIFEST_PREFIX,
@@ -35,7 +35,7 @@ from tryon.jobs import (
 )
 from tryon.manifest import Manifest, ManifestError, parse_manifest
 from tryon.messaging import Admissions, Notifier, Workflow
-from tryon.pacing import CallPacer
+from tryon.pacing import CallPacer, PacingTimeout
 from tryon.preflight import MAX_INPUT_BYTES, InputRejected, Prepared, prepare_image
 from tryon.provider import (
     PARSING_MODEL,
@@ -453,13 +453,17 @@ class Pipeline:
                 log.warning("provider busy", extra={"call": call, "attempt": number,
                                                     "code": exc.code})
                 if number == PROVIDER_ATTEMPTS:
-                    # Nothing was created: keep the slot, and let SQS bring the job back.
-                    self.store.update(job_id, fields={"status": JobStatus.ADMITTED,
-                                                      "error": exc.as_error()})
-                    raise SubmitDeferred(f"job {job_id}: {exc}") from None
+                    self._defer(job_id, exc.as_error())
                 self.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS,
                                                  BACKOFF_BASE_SECONDS * 2 ** (number - 1))))
+            except PacingTimeout as exc:
+                self._defer(job_id, {"code": "PacingTimeout", "message": str(exc)})
         raise AssertionError("unreachable")
+
+    def _defer(self, job_id: str, error: dict[str, str]) -> NoReturn:
+        """Nothing was created: keep the slot, and let SQS bring the job back later."""
+        self.store.update(job_id, fields={"status": JobStatus.ADMITTED, "error": error})
+        raise SubmitDeferred(f"job {job_id}: {error['code']}: {error['message']}")
 
     def _start_polling(self, job: dict[str, Any]) -> None:
         submitted = job["timeline"].get("submitted", self.clock())

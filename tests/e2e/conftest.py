@@ -11,12 +11,16 @@ from tryon_local.runtime import LocalOptions, LocalStack
 # The emulator's clock and the state machine's waits run this much faster:
 # a 15-30 s generation takes 1.5-3 s.
 SPEEDUP = 10.0
+# A provider answer later than this is lost to the functions (tests of lost submits).
+READ_TIMEOUT_SECONDS = 3
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> LocalStack:
     workdir = tmp_path_factory.mktemp("stack")
-    with LocalStack(LocalOptions(speedup=SPEEDUP, seed=7, workdir=workdir)) as running:
+    options = LocalOptions(speedup=SPEEDUP, seed=7, workdir=workdir, function_env={
+        "PROVIDER_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS)})
+    with LocalStack(options) as running:
         yield running
 
 
@@ -36,6 +40,12 @@ class EmulatorControl:
 
     def stats(self) -> dict:
         return self.http.get("/_emulator/stats").raise_for_status().json()
+
+    def tasks(self) -> list[dict]:
+        return self.http.get("/_emulator/tasks").raise_for_status().json()
+
+    def hold(self, task_id: str, hold: bool) -> None:
+        self.http.post(f"/_emulator/tasks/{task_id}/hold", json={"hold": hold})
 
 
 @pytest.fixture(scope="session")

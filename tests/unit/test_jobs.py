@@ -2,8 +2,8 @@
 from tryon.jobs import (
     JobStatus,
     Source,
-    job_id_for,
     expected_generation,
+    job_id_for,
     manifest_result_stem,
     notification_for,
     poll_delay,

@@ -1,0 +1,105 @@
+"""At most MaxTasksInFlight provider tasks per model: the rest wait QUEUED and are
+handed a slot as one comes free; the sweep and the workflow-ended rule close
+every gap a hand-off or a crash can leave."""
+
+import time
+
+from tryon.store import JobStore
+from tryon_local.driver import SAMPLES
+
+MAX_IN_FLIGHT = 5  # the template's default
+
+
+def store(stack) -> JobStore:
+    return JobStore(stack.outputs["JobsTableName"], stack.resource("dynamodb"))
+
+
+def peak_overlap(tasks: list[dict]) -> int:
+    """The most tasks unfinished at the same moment, from their provider timelines."""
+    edges = sorted([(t["submit_time"], 1) for t in tasks]
+                   + [(t["end_time"], -1) for t in tasks if t["end_time"]])
+    peak = now = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def manifest_of(driver, name: str, count: int, model: str = "aitryon-plus") -> str:
+    person = driver.upload_image(SAMPLES / "person.jpg")
+    top = driver.upload_image(SAMPLES / "top.jpg")
+    return driver.put_manifest(name, {"version": 1, "looks": [
+        {"id": f"look-{i:02d}", "person": person, "top": top, "model": model}
+        for i in range(count)]})
+
+
+def test_jobs_past_the_slots_wait_queued_and_start_in_order_as_slots_free(
+        stack, driver, emulator):
+    started = time.time()
+    before = emulator.stats()["submits"]
+    key = manifest_of(driver, "twelve-looks", 12)
+    jobs, notes = driver.follow([key], timeout=120)
+    assert [j["status"] for j in jobs] == ["SUCCEEDED"] * 12
+    assert emulator.stats()["submits"] == before + 12  # each paid once
+    mine = {j["provider_task_id"] for j in jobs}
+    tasks = [t for t in emulator.tasks() if t["task_id"] in mine]
+    assert len(tasks) == 12 and peak_overlap(tasks) == MAX_IN_FLIGHT
+    assert all(t["submit_time"] >= started - 1 for t in tasks)
+    queued = [j for j in jobs if "queued" in j["timeline"]]
+    assert len(queued) == 12 - MAX_IN_FLIGHT
+    # First in, first out: admissions follow the order the looks were queued in.
+    by_queue = sorted(queued, key=lambda j: j["timeline"]["queued"])
+    assert by_queue == sorted(queued, key=lambda j: j["timeline"]["admitted"])
+    assert store(stack).slot_holders("aitryon-plus") == {}
+    assert len([n for n in notes if n["message"]["event"] == "job.succeeded"]) == 12
+
+
+def test_the_sweep_reclaims_slots_whose_holder_vanished_and_admits_the_waiting_job(
+        stack, driver):
+    jobs_store = store(stack)
+    for i in range(MAX_IN_FLIGHT):  # leaked slots: their leases ran out long ago
+        assert jobs_store.acquire_slot("aitryon", f"vanished-{i}", 0.0, MAX_IN_FLIGHT)
+    key = manifest_of(driver, "after-a-leak", 1, model="aitryon")
+    [job], _ = driver.follow([key], timeout=90)
+    assert job["status"] == "SUCCEEDED"
+    assert "queued" in job["timeline"] and "admitted" in job["timeline"]
+    assert jobs_store.slot_holders("aitryon") == {}
+
+
+def test_a_submit_whose_answer_is_lost_is_found_in_the_task_list_not_paid_twice(
+        stack, driver, emulator):
+    before = emulator.stats()
+    emulator.fault(target="lost_submit", count=1, delay=6)  # longer than the read timeout
+    key = manifest_of(driver, "lost-answer", 1)
+    [job], [note, _batch] = driver.follow([key], timeout=90)
+    after = emulator.stats()
+    assert job["status"] == "SUCCEEDED" and note["message"]["event"] == "job.succeeded"
+    assert after["lost_answers"] == before["lost_answers"] + 1
+    assert after["submits"] == before["submits"] + 1  # adopted, not resubmitted
+    assert job["submit_attempts"] == 1
+    assert store(stack).task_owner(job["provider_task_id"]) == job["job_id"]
+
+
+def test_an_aborted_workflow_still_ends_its_job_with_a_notification(
+        stack, driver, emulator):
+    emulator.fault(target="hold", count=1)  # the task stays RUNNING until released
+    key = manifest_of(driver, "aborted", 1)
+    deadline = time.monotonic() + 30
+    while not (jobs := driver.jobs_of({key})) or not jobs[0].get("execution_arn"):
+        assert time.monotonic() < deadline, "the job never started its workflow"
+        time.sleep(0.2)
+    [job] = jobs
+    sfn = stack.client("stepfunctions")
+    sfn.stop_execution(executionArn=job["execution_arn"], cause="operator")
+    try:
+        [job], [note, _batch] = driver.follow([key], timeout=30)
+        assert job["status"] == "FAILED" and job["error"]["code"] == "WorkflowAborted"
+        assert note["message"]["event"] == "job.failed"
+        # Its task still runs at the provider, so its slot stays taken until it ends.
+        assert job["job_id"] in store(stack).slot_holders("aitryon-plus")
+    finally:
+        emulator.hold(job["provider_task_id"], False)
+    deadline = time.monotonic() + 60
+    while job["job_id"] in store(stack).slot_holders("aitryon-plus"):
+        assert time.monotonic() < deadline, "the sweep never gave the slot back"
+        time.sleep(0.5)

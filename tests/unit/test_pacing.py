@@ -1,0 +1,64 @@
+"""Call pacing is pure logic over a ledger of claimed time slots."""
+
+from collections import Counter
+
+import pytest
+from tryon.pacing import CallPacer, PacingTimeout
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.claimed: set[tuple[str, int]] = set()
+
+    def claim_call_slot(self, operation: str, slot: int, now: float) -> bool:
+        if (operation, slot) in self.claimed:
+            return False
+        self.claimed.add((operation, slot))
+        return True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_many_callers_at_once_never_put_more_than_the_limit_in_any_second():
+    clock, ledger = Clock(), Ledger()
+    calls = []
+    for _ in range(60):  # 60 callers arrive at the same instant, each with its own pacer
+        caller_clock = Clock()
+        caller_clock.now = clock.now
+        pacer = CallPacer(ledger, {"submit": 10}, clock=caller_clock, sleep=caller_clock.sleep)
+        pacer.wait_turn("submit")
+        calls.append(caller_clock.now)
+    calls.sort()
+    for i, start in enumerate(calls):
+        in_window = [t for t in calls[i:] if t < start + 1.0]
+        assert len(in_window) <= 10
+    assert calls[-1] - calls[0] < 60 / 9 + 0.01  # and no slower than 9 a second
+
+
+def test_operations_are_paced_separately():
+    clock, ledger = Clock(), Ledger()
+    pacer = CallPacer(ledger, {"submit": 10, "query": 20}, clock=clock, sleep=clock.sleep)
+    pacer.wait_turn("submit")
+    pacer.wait_turn("query")
+    assert clock.now == 1000.0 and pacer.waited == 0
+    assert Counter(op for op, _ in ledger.claimed) == {"submit": 1, "query": 1}
+
+
+def test_a_saturated_account_gives_up_instead_of_waiting_forever():
+    clock = Clock()
+
+    class Full:
+        def claim_call_slot(self, operation: str, slot: int, now: float) -> bool:
+            return False
+
+    with pytest.raises(PacingTimeout):
+        CallPacer(Full(), {"query": 20}, clock=clock, sleep=clock.sleep).wait_turn("query")
