@@ -106,6 +106,16 @@ def poll_delay(expected: float, running_for: float | None, *, now: float,
     return max(0, min(delay, int(deadline - now)))
 
 
+# Fixed schedules the benchmarks compare the adaptive one with (local runs only):
+# the official SDK's wait() sleeps 1, 1, 2, 2, 2, 4, 4, 4 s, then 5 s from then on.
+COMPARISON_SCHEDULES = {"sdk-wait": (1, 1, 2, 2, 2, 4, 4, 4, 5), "fixed-5s": (5,)}
+
+
+def scheduled_delay(schedule: str, polls_done: int, *, now: float, deadline: float) -> int:
+    steps = COMPARISON_SCHEDULES[schedule]
+    return max(0, min(steps[min(polls_done, len(steps) - 1)], int(deadline - now)))
+
+
 MANIFEST_PREFIX = "jobs/"
 ROSTER_PREFIX = "models/"
 NORMALIZED_PREFIX = "normalized/"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
 from tryon.jobs import (
+    COMPARISON_SCHEDULES,
     MANIFEST_PREFIX,
     NORMALIZED_PREFIX,
     ROSTER_PREFIX,
@@ -32,6 +33,7 @@ from tryon.jobs import (
     notification_for,
     poll_delay,
     roster_looks,
+    scheduled_delay,
 )
 from tryon.manifest import Manifest, ManifestError, parse_manifest
 from tryon.messaging import Admissions, Notifier, Workflow
@@ -476,7 +478,7 @@ class Pipeline:
             "deadline": int(deadline),
             "expected": round(expected, 1),
             # The task starts at once: this job holds one of the provider's slots.
-            "next_delay": poll_delay(expected, 0.0, now=submitted, deadline=deadline),
+            "next_delay": self._poll_delay(expected, 0.0, 0, now=submitted, deadline=deadline),
             "polls": job.get("polls", 0),
         })
         self.store.update(job["job_id"], fields={"execution_arn": execution_arn})
@@ -524,8 +526,15 @@ class Pipeline:
         running_for = (now - timeline["provider_start"]
                        if task.status != "PENDING" and "provider_start" in timeline else None)
         expected = state.get("expected") or expected_generation(model, [])
-        return {**out, "next_delay": poll_delay(expected, running_for, now=now,
-                                                deadline=state["deadline"])}
+        return {**out, "next_delay": self._poll_delay(expected, running_for, polls, now=now,
+                                                      deadline=state["deadline"])}
+
+    def _poll_delay(self, expected: float, running_for: float | None, polls: int, *,
+                    now: float, deadline: float) -> int:
+        if self.settings.poll_schedule in COMPARISON_SCHEDULES:
+            return scheduled_delay(self.settings.poll_schedule, polls, now=now,
+                                   deadline=deadline)
+        return poll_delay(expected, running_for, now=now, deadline=deadline)
 
     def _give_up(self, client: DashScopeClient, job_id: str, task: TaskState) -> dict[str, str]:
         message = (f"no result before the job's deadline "

@@ -47,6 +47,7 @@ class Settings:
     input_url_ttl_seconds: int
     input_transport: str  # "presigned-url" | "provider-upload"
     provider_read_timeout: float = 20.0
+    poll_schedule: str = "adaptive"  # or a benchmark's comparison schedule
     timebase: Timebase = field(default_factory=Timebase)
 
     @classmethod
@@ -69,8 +70,10 @@ class Settings:
             query_rate_limit=int(env.get("QUERY_RATE_LIMIT", "20")),
             input_url_ttl_seconds=int(env.get("INPUT_URL_TTL_SECONDS", "10800")),
             input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
-            # Local runs only: a short read timeout for tests, and a faster clock.
+            # Local runs only: a short read timeout for tests, the benchmarks'
+            # comparison poll schedules, and a faster clock.
             provider_read_timeout=float(env.get("PROVIDER_READ_TIMEOUT_SECONDS", "20")),
+            poll_schedule=env.get("POLL_SCHEDULE", "adaptive"),
             timebase=Timebase(float(env.get("TIME_SCALE", "1")),
                               float(env.get("TIME_ANCHOR", "0"))),
         )

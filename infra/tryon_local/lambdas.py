@@ -120,6 +120,7 @@ class LambdaRuntime:
         # Keyed by function name: one pool of warm workers per function.
         self._idle: dict[str, list[_Worker]] = {}
         self._busy: Counter[str] = Counter()
+        self.invocations: Counter[str] = Counter()  # by function name, for the benchmarks
         self._all: list[_Worker] = []
         self._logs: dict[str, IO[str]] = {}
         self._lock = threading.Condition()
@@ -159,12 +160,17 @@ class LambdaRuntime:
                 self._idle[spec.name].append(worker)
             self._lock.notify_all()
 
-    def warm(self, spec: FunctionSpec) -> None:
-        self._give_back(spec, self._take(spec))
+    def warm(self, spec: FunctionSpec, count: int = 1) -> None:
+        """Start `count` workers for the function (like provisioned concurrency)."""
+        workers = [self._take(spec) for _ in range(min(count, MAX_WORKERS_PER_FUNCTION))]
+        for worker in workers:
+            self._give_back(spec, worker)
 
     def invoke(self, spec: FunctionSpec, event: Any) -> tuple[str, bool, str]:
         """Run one invocation: (payload JSON, whether it is a function error, log tail)."""
         request_id = str(uuid.uuid4())
+        with self._lock:
+            self.invocations[spec.name] += 1
         worker = self._take(spec)
         try:
             answer = worker.invoke(spec, event, request_id)

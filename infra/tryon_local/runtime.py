@@ -43,6 +43,7 @@ class LocalOptions:
     seed: int | None = None
     parameters: dict[str, str] = field(default_factory=dict)  # template overrides
     function_env: dict[str, str] = field(default_factory=dict)  # extra, e.g. for tests
+    warm_workers: int = 1  # workers started per function before the first job
     workdir: Path | None = None  # function logs go to workdir/logs
 
 
@@ -104,6 +105,36 @@ def _s3_events_name_versions() -> None:
     notifications._get_s3_event = _get_s3_event
 
 
+class DynamoWriteCounter:
+    """Counts DynamoDB write requests (conditional ones that fail included: they are
+    billed too), by operation, for the benchmarks. Wraps moto's backend methods."""
+
+    OPERATIONS = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+    def __init__(self) -> None:
+        from collections import Counter
+
+        from moto.dynamodb.models import DynamoDBBackend
+
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        for operation in self.OPERATIONS:
+            original = getattr(DynamoDBBackend, operation)
+            original = getattr(original, "counted_original", original)
+            setattr(DynamoDBBackend, operation, self._counting(operation, original))
+
+    def _counting(self, operation: str, original: Any) -> Any:
+        counter = self
+
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with counter._lock:
+                counter.counts[operation] += 1
+            return original(self, *args, **kwargs)
+
+        counted.counted_original = original  # type: ignore[attr-defined]
+        return counted
+
+
 class LocalStack:
     """Start with `with LocalStack(options) as stack:`; `stack.outputs` are the template's."""
 
@@ -156,6 +187,7 @@ class LocalStack:
         install_moto_hook(self.lambdas)
         _scale_step_functions_time(self.options.speedup)
         _s3_events_name_versions()
+        self.dynamodb_writes = DynamoWriteCounter()
 
         provider_url, api_key = self._start_provider()
         self.clients = _EndpointSession(boto3.Session(region_name=REGION, **FAKE_CREDENTIALS),
@@ -230,7 +262,8 @@ class LocalStack:
         functions = [FunctionSpec.from_api(config) for config in
                      self.client("lambda").list_functions()["Functions"]]
         with ThreadPoolExecutor(max_workers=len(functions) or 1) as pool:
-            list(pool.map(self.lambdas.warm, functions))
+            list(pool.map(lambda spec: self.lambdas.warm(spec, self.options.warm_workers),
+                          functions))
 
     # --- clients ----------------------------------------------------------------
 

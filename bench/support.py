@@ -1,0 +1,154 @@
+"""What the throughput benchmarks share: an embedded stack, a drop-folder load,
+waiting for jobs to end, and the counts they are judged on."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tryon.store import from_dynamo
+from tryon_local.driver import SAMPLES
+from tryon_local.runtime import LocalOptions, LocalStack
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+MAX_IN_FLIGHT = 5
+
+
+def machine() -> dict[str, Any]:
+    return {"python": platform.python_version(), "cpus": os.cpu_count(),
+            "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")}
+
+
+def start_stack(speedup: float, seed: int, workdir: Path, **function_env: str) -> LocalStack:
+    # Enough warm workers that no job pays a local process start (a Lambda cold
+    # start would be paid once per container in AWS, not per burst).
+    stack = LocalStack(LocalOptions(speedup=speedup, seed=seed, workdir=workdir,
+                                    function_env=function_env, warm_workers=MAX_IN_FLIGHT + 1))
+    stack.start()
+    return stack
+
+
+class Meter:
+    """Counters of one measured stretch: provider calls, Lambda invocations,
+    DynamoDB writes (differences from when the meter was made)."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.http = httpx.Client(base_url=stack.emulator.root_url, timeout=30)
+        self.started = time.time()
+        self._stats = self.stats()
+        self._invocations = Counter(stack.lambdas.invocations)
+        self._writes = Counter(stack.dynamodb_writes.counts)
+
+    def stats(self) -> dict[str, Any]:
+        return self.http.get("/_emulator/stats").raise_for_status().json()
+
+    def provider(self) -> dict[str, int]:
+        now = self.stats()
+        return {
+            "submits": now["submits"] - self._stats["submits"],
+            "submit_requests": now["submit_requests"] - self._stats["submit_requests"],
+            "queries": now["queries"] - self._stats["queries"],
+            "throttled_429": sum(now["throttled"].values())
+            - sum(self._stats["throttled"].values()),
+            "lost_answers": now["lost_answers"] - self._stats["lost_answers"],
+        }
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return [t for t in self.http.get("/_emulator/tasks").raise_for_status().json()
+                if t["submit_time"] >= self.started - 1]
+
+    def invocations(self) -> dict[str, int]:
+        now = Counter(self.stack.lambdas.invocations)
+        return {name.split("-")[-1]: now[name] - self._invocations[name] for name in now}
+
+    def dynamodb_writes(self) -> int:
+        return sum((Counter(self.stack.dynamodb_writes.counts) - self._writes).values())
+
+
+def drop_garments(stack: LocalStack, prefix: str, count: int, person: str = "alex") -> list[str]:
+    """A roster of one person, then `count` garments dropped at once: one job each."""
+    s3, inbox = stack.client("s3"), stack.outputs["InboxBucketName"]
+    s3.put_object(Bucket=inbox, Key=f"models/{person}.jpg",
+                  Body=(SAMPLES / "person.jpg").read_bytes())
+    top = (SAMPLES / "top.jpg").read_bytes()
+    keys = [f"garments/top/{prefix}-{i:04d}.jpg" for i in range(count)]
+    for key in keys:
+        s3.put_object(Bucket=inbox, Key=key, Body=top)
+    return keys
+
+
+def jobs_of(stack: LocalStack, keys: set[str]) -> list[dict[str, Any]]:
+    table = stack.resource("dynamodb").Table(stack.outputs["JobsTableName"])
+    jobs, start = [], None
+    while True:
+        page = table.scan(ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {}))
+        jobs += [from_dynamo(item) for item in page["Items"] if item["pk"].startswith("JOB#")
+                 and item.get("source", {}).get("key") in keys]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return jobs
+
+
+def wait_for_jobs(stack: LocalStack, keys: list[str], timeout: float,
+                  progress: bool = True) -> list[dict[str, Any]]:
+    """Until every key's job has ended and been notified (or the timeout)."""
+    wanted, deadline, shown = set(keys), time.monotonic() + timeout, None
+    while True:
+        jobs = jobs_of(stack, wanted)
+        statuses = Counter(j["status"] for j in jobs)
+        if progress and statuses != shown:
+            print(f"  {dict(sorted(statuses.items()))}", flush=True)
+            shown = statuses
+        if len(jobs) == len(wanted) and all(j.get("notified_at") for j in jobs):
+            return jobs
+        if time.monotonic() > deadline:
+            return jobs
+        time.sleep(2)
+
+
+def state_transitions(stack: LocalStack, jobs: list[dict[str, Any]]) -> list[int]:
+    """Billed Step Functions transitions per job: the states each execution entered."""
+    sfn = stack.client("stepfunctions")
+    counts = []
+    for job in jobs:
+        if not job.get("execution_arn"):
+            counts.append(0)
+            continue
+        pages = sfn.get_paginator("get_execution_history").paginate(
+            executionArn=job["execution_arn"])
+        counts.append(sum(1 for page in pages for event in page["events"]
+                          if event["type"].endswith("StateEntered")))
+    return counts
+
+
+def peak_overlap(tasks: list[dict[str, Any]]) -> int:
+    """The most tasks unfinished at once (submitted, not yet ended), from timelines."""
+    edges = sorted([(t["submit_time"], 1) for t in tasks]
+                   + [(t["end_time"], -1) for t in tasks if t["end_time"]])
+    peak = level = 0
+    for _, step in edges:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def summary(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "p95": None, "mean": None, "max": None}
+    ordered = sorted(values)
+    return {"median": round(statistics.median(ordered), 2),
+            "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
+            "mean": round(statistics.fmean(ordered), 2), "max": round(ordered[-1], 2)}
+
+
+def timings(jobs: list[dict[str, Any]], start: str, end: str) -> list[float]:
+    return [j["timeline"][end] - j["timeline"][start] for j in jobs
+            if start in j["timeline"] and end in j["timeline"]]
