@@ -46,11 +46,11 @@ def main() -> int:
         try:
             meter = Meter(stack)
             started = time.monotonic()
-            keys = drop_garments(stack, "BURST", args.jobs)
+            job_ids = drop_garments(stack, "BURST", args.jobs)
             print(f"{args.jobs} garments dropped in {time.monotonic() - started:.1f} s; "
                   "waiting for their jobs", flush=True)
             expected = args.jobs * 22.5 / MAX_IN_FLIGHT / speedup
-            jobs = wait_for_jobs(stack, keys, timeout=3 * expected + 300)
+            jobs = wait_for_jobs(stack, job_ids, timeout=3 * expected + 300)
             wall = time.monotonic() - started
             tasks = meter.tasks()
             provider = meter.provider()

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tryon.store import from_dynamo
+from tryon.jobs import Source, job_id_for
+from tryon.store import JobStore
 from tryon_local.driver import SAMPLES
 from tryon_local.runtime import LocalOptions, LocalStack
 
@@ -73,41 +74,35 @@ class Meter:
         return sum((Counter(self.stack.dynamodb_writes.counts) - self._writes).values())
 
 
-def drop_garments(stack: LocalStack, prefix: str, count: int, person: str = "alex") -> list[str]:
-    """A roster of one person, then `count` garments dropped at once: one job each."""
+def drop_garments(stack: LocalStack, prefix: str, count: int,
+                  person: str = "alex") -> list[str]:
+    """A roster of one person, then `count` garments dropped at once: one job each.
+    Returns the ids of their jobs."""
     s3, inbox = stack.client("s3"), stack.outputs["InboxBucketName"]
     s3.put_object(Bucket=inbox, Key=f"models/{person}.jpg",
                   Body=(SAMPLES / "person.jpg").read_bytes())
     top = (SAMPLES / "top.jpg").read_bytes()
-    keys = [f"garments/top/{prefix}-{i:04d}.jpg" for i in range(count)]
-    for key in keys:
-        s3.put_object(Bucket=inbox, Key=key, Body=top)
-    return keys
+    job_ids = []
+    for i in range(count):
+        key = f"garments/top/{prefix}-{i:04d}.jpg"
+        answer = s3.put_object(Bucket=inbox, Key=key, Body=top)
+        source = Source(inbox, key, answer["ETag"].strip('"'), answer["VersionId"])
+        job_ids.append(job_id_for(source, person))
+    return job_ids
 
 
-def jobs_of(stack: LocalStack, keys: set[str]) -> list[dict[str, Any]]:
-    table = stack.resource("dynamodb").Table(stack.outputs["JobsTableName"])
-    jobs, start = [], None
-    while True:
-        page = table.scan(ConsistentRead=True, **({"ExclusiveStartKey": start} if start else {}))
-        jobs += [from_dynamo(item) for item in page["Items"] if item["pk"].startswith("JOB#")
-                 and item.get("source", {}).get("key") in keys]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return jobs
-
-
-def wait_for_jobs(stack: LocalStack, keys: list[str], timeout: float,
+def wait_for_jobs(stack: LocalStack, job_ids: list[str], timeout: float,
                   progress: bool = True) -> list[dict[str, Any]]:
-    """Until every key's job has ended and been notified (or the timeout)."""
-    wanted, deadline, shown = set(keys), time.monotonic() + timeout, None
+    """Until every job has ended and been notified (or the timeout)."""
+    store = JobStore(stack.outputs["JobsTableName"], stack.resource("dynamodb"))
+    deadline, shown = time.monotonic() + timeout, None
     while True:
-        jobs = jobs_of(stack, wanted)
+        jobs = store.get_jobs(job_ids)
         statuses = Counter(j["status"] for j in jobs)
         if progress and statuses != shown:
             print(f"  {dict(sorted(statuses.items()))}", flush=True)
             shown = statuses
-        if len(jobs) == len(wanted) and all(j.get("notified_at") for j in jobs):
+        if len(jobs) == len(job_ids) and all(j.get("notified_at") for j in jobs):
             return jobs
         if time.monotonic() > deadline:
             return jobs
