@@ -179,6 +179,9 @@ class LocalStack:
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         self._stoppers.append(server.stop)
+        # moto's backends live in the process: a stack started after another one
+        # starts from nothing.
+        httpx.post(f"{self.endpoint}/moto-api/reset").raise_for_status()
         httpx.post(f"{self.endpoint}/moto-api/config",
                    json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
 

@@ -68,6 +68,11 @@ def test_sample_events_are_valid_json_for_a_function(event):
     if event.name.startswith("submit"):
         body = json.loads(doc["Records"][0]["body"])
         assert body["Records"][0]["s3"]["object"]["key"].startswith("jobs/")
+    elif event.name.startswith("sweep"):
+        from tryon.handlers.sweep import EXECUTION_STATUS_CHANGE
+
+        assert doc["detail-type"] in (EXECUTION_STATUS_CHANGE, "Scheduled Sweep")
+        assert doc["detail-type"] != EXECUTION_STATUS_CHANGE or doc["detail"]["name"]
     else:
         assert {"job_id", "task_id", "model", "deadline"} <= set(doc)
 
