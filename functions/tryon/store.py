@@ -48,6 +48,17 @@ def _is_condition_failure(exc: ClientError) -> bool:
     return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
+def _applied(call: Any, **kwargs: Any) -> bool:
+    """Run a conditional write; False (not an error) when its condition did not hold."""
+    try:
+        call(**kwargs)
+    except ClientError as exc:
+        if _is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
 class JobStore:
     def __init__(self, table_name: str, dynamodb: Any = None) -> None:
         self._dynamodb = dynamodb or boto3.resource("dynamodb")
@@ -62,15 +73,8 @@ class JobStore:
             "expires_at": int(now) + RECORD_TTL_SECONDS,
             **job,
         }
-        try:
-            self._table.put_item(
-                Item=to_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return _applied(self._table.put_item, Item=to_dynamo(item),
+                        ConditionExpression="attribute_not_exists(pk)")
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         item = self._table.get_item(
@@ -132,13 +136,7 @@ class JobStore:
         }
         if values:
             kwargs["ExpressionAttributeValues"] = values
-        try:
-            self._table.update_item(**kwargs)
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return _applied(self._table.update_item, **kwargs)
 
     # --- batches: the looks of one manifest or one drop-folder fan-out ----------
 
@@ -146,14 +144,8 @@ class JobStore:
         """Insert a batch (ids of its jobs, source, attributes); False if it exists."""
         item = {"pk": f"BATCH#{batch['batch_id']}", "sk": BATCH_SK,
                 "expires_at": int(now) + RECORD_TTL_SECONDS, **batch}
-        try:
-            self._table.put_item(Item=to_dynamo(item),
+        return _applied(self._table.put_item, Item=to_dynamo(item),
                                  ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
 
     def record_batch_end(self, batch_id: str, job_id: str) -> dict[str, Any]:
         """Note that one of the batch's jobs ended (idempotent: a set); returns the batch."""
@@ -167,18 +159,10 @@ class JobStore:
         return from_dynamo(item)
 
     def claim_batch_notification(self, batch_id: str, now: float) -> bool:
-        try:
-            self._table.update_item(
-                Key={"pk": f"BATCH#{batch_id}", "sk": BATCH_SK},
+        return _applied(self._table.update_item, Key={"pk": f"BATCH#{batch_id}", "sk": BATCH_SK},
                 UpdateExpression="SET notified_at = :now",
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at)",
-                ExpressionAttributeValues={":now": to_dynamo(now)},
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+                ExpressionAttributeValues={":now": to_dynamo(now)})
 
     def release_batch_notification(self, batch_id: str) -> None:
         self._table.update_item(Key={"pk": f"BATCH#{batch_id}", "sk": BATCH_SK},
@@ -207,51 +191,27 @@ class JobStore:
     def acquire_slot(self, model: str, job_id: str, lease_until: float, limit: int) -> bool:
         """Take one of `limit` slots for `job_id` (True if it holds one now)."""
         key = self._ensure({"pk": f"{SLOTS_PK}{model}", "sk": SLOTS_SK, "holders": {}})
-        try:
-            self._table.update_item(
-                Key=key,
+        return _applied(self._table.update_item, Key=key,
                 UpdateExpression="SET holders.#job = :lease",
                 ConditionExpression="attribute_exists(holders.#job) OR size(holders) < :limit",
                 ExpressionAttributeNames={"#job": job_id},
                 ExpressionAttributeValues={":lease": to_dynamo(float(lease_until)),
-                                           ":limit": limit},
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+                                           ":limit": limit})
 
     def renew_slot(self, model: str, job_id: str, lease_until: float) -> bool:
         """Extend a held slot's lease; False if the job holds none."""
-        try:
-            self._table.update_item(
-                Key={"pk": f"{SLOTS_PK}{model}", "sk": SLOTS_SK},
+        return _applied(self._table.update_item, Key={"pk": f"{SLOTS_PK}{model}", "sk": SLOTS_SK},
                 UpdateExpression="SET holders.#job = :lease",
                 ConditionExpression="attribute_exists(holders.#job)",
                 ExpressionAttributeNames={"#job": job_id},
-                ExpressionAttributeValues={":lease": to_dynamo(float(lease_until))},
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+                ExpressionAttributeValues={":lease": to_dynamo(float(lease_until))})
 
     def release_slot(self, model: str, job_id: str) -> bool:
         """Give back the job's slot; True if it held one (a second release is a no-op)."""
-        try:
-            self._table.update_item(
-                Key={"pk": f"{SLOTS_PK}{model}", "sk": SLOTS_SK},
+        return _applied(self._table.update_item, Key={"pk": f"{SLOTS_PK}{model}", "sk": SLOTS_SK},
                 UpdateExpression="REMOVE holders.#job",
                 ConditionExpression="attribute_exists(holders.#job)",
-                ExpressionAttributeNames={"#job": job_id},
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+                ExpressionAttributeNames={"#job": job_id})
 
     def slot_holders(self, model: str) -> dict[str, float]:
         """Job id -> lease end, for the jobs holding the model's slots."""
@@ -298,17 +258,12 @@ class JobStore:
 
     def claim_task(self, task_id: str, job_id: str, now: float) -> bool:
         """Record that `task_id` belongs to `job_id`; False if another job has it."""
-        try:
-            self._table.put_item(
+        return _applied(
+                self._table.put_item,
                 Item=to_dynamo({"pk": f"{TASK_PK}{task_id}", "sk": TASK_SK, "job_id": job_id,
                                 "expires_at": int(now) + RECORD_TTL_SECONDS}),
                 ConditionExpression="attribute_not_exists(pk) OR job_id = :job",
                 ExpressionAttributeValues={":job": job_id})
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
 
     def task_owner(self, task_id: str) -> str | None:
         item = self._table.get_item(Key={"pk": f"{TASK_PK}{task_id}", "sk": TASK_SK},
@@ -319,16 +274,11 @@ class JobStore:
 
     def claim_call_slot(self, operation: str, slot: int, now: float) -> bool:
         """Claim one time slot for a provider call; False if another caller has it."""
-        try:
-            self._table.put_item(
+        return _applied(
+                self._table.put_item,
                 Item={"pk": f"{RATE_PK}{operation}#{slot}", "sk": RATE_SK,
                       "expires_at": int(now) + 3600},
                 ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
 
     def _ensure(self, item: dict[str, Any]) -> dict[str, str]:
         """Create a shared item (once per process) so that updates can set paths
