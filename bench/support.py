@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tryon.adapters.store import JobStore
 from tryon.jobs import Source, job_id_for
-from tryon.store import JobStore
 from tryon_local.driver import SAMPLES
 from tryon_local.runtime import LocalOptions, LocalStack
 

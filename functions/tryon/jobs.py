@@ -10,9 +10,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-# Generation time per model until enough tasks have been measured (CONTRACT:
-# 15-30 s, plus is slower).
-EXPECTED_GENERATION_SECONDS = {"aitryon-plus": 20, "aitryon": 15}
+from tryon.models.registry import MODELS
+
 # How many measured task durations are needed before they replace the default.
 MIN_DURATION_SAMPLES = 5
 # The first poll lands when a quarter of recent tasks had finished: a late first
@@ -36,6 +35,14 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT})
 
 
+class LookFailed(Exception):
+    """A look that cannot go on; `error` is what its job records and notifies."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.error = {"code": code, "message": message}
+
+
 @dataclass(frozen=True)
 class Look:
     """One try-on: a person and the garments to put on them (S3 keys)."""
@@ -45,10 +52,11 @@ class Look:
     top: str | None = None
     top_is_dress: bool = False  # a dress or jumpsuit travels in the top slot
     bottom: str | None = None
-    keep: str | None = None  # "top" | "bottom": the person's own, found by the parsing model
+    keep: str | None = None  # "top" | "bottom": the person's own stays on
     model: str = "aitryon-plus"
     resolution: int = -1
     restore_face: bool = True
+    instruction: str | None = None  # the retailer's own words for Qwen models, appended
     attributes: tuple[tuple[str, str], ...] = ()  # the user's, echoed into notifications
 
     def inputs(self) -> dict[str, str]:
@@ -86,8 +94,8 @@ def expected_generation(model: str, recent: list[float]) -> float:
     """When to expect a task's result, in seconds after it starts running: the
     FIRST_POLL_QUANTILE of recently measured durations, or a default for the model."""
     if len(recent) < MIN_DURATION_SAMPLES:
-        return float(EXPECTED_GENERATION_SECONDS.get(
-            model, max(EXPECTED_GENERATION_SECONDS.values())))
+        spec = MODELS.get(model)
+        return spec.expected_seconds if spec else max(s.expected_seconds for s in MODELS.values())
     ordered = sorted(recent)
     return ordered[int(FIRST_POLL_QUANTILE * (len(ordered) - 1))]
 
@@ -191,12 +199,15 @@ def notification_for(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         "job_id": job["job_id"],
         "status": status.value,
         "model": job.get("model"),
+        "requested_model": job.get("requested_model") or job.get("model"),
         "look_id": job.get("look_id"),
         "source": job.get("source"),
         "inputs": job.get("inputs"),
         "parameters": job.get("parameters"),
         "provider_task_id": job.get("provider_task_id"),
         "result": job.get("result"),
+        "usage": job.get("usage"),
+        "price": price_of(job),
         "error": job.get("error"),
         "normalized": job.get("normalized"),
         "kept_garment": job.get("kept_garment"),
@@ -209,6 +220,13 @@ def notification_for(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
     if job.get("model"):
         attributes["model"] = job["model"]
     return body, {**(job.get("attributes") or {}), **attributes}
+
+
+def price_of(job: dict[str, Any]) -> dict[str, Any] | None:
+    """The registry's price per image of the model that made (or would make) the
+    image; only successful images are billed."""
+    spec = MODELS.get(job.get("model") or "")
+    return spec.price.as_dict() if spec else None
 
 
 def batch_summary(batch: dict[str, Any], jobs: list[dict[str, Any]]
@@ -231,6 +249,7 @@ def batch_summary(batch: dict[str, Any], jobs: list[dict[str, Any]]
             "look_id": job.get("look_id"),
             "job_id": job["job_id"],
             "status": job["status"],
+            "model": job.get("model"),
             "result": (job.get("result") or {}).get("uri"),
             "error": job.get("error"),
         } for job in jobs],

@@ -17,7 +17,7 @@ from tryon.jobs import Look
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest-v1.schema.json"
 _MANIFEST_FIELDS = {"version", "defaults", "attributes", "looks"}
-_OPTIONS = ("model", "resolution", "restore_face")
+_OPTIONS = ("model", "resolution", "restore_face", "instruction")
 
 
 class ManifestError(ValueError):
@@ -107,6 +107,7 @@ def _look(entry: dict, pointer: str, number: int, doc: dict, default_model: str)
         model=options["model"],
         resolution=options.get("resolution", -1),
         restore_face=options.get("restore_face", True),
+        instruction=options.get("instruction"),
         attributes=tuple(sorted(attributes.items())),
     )
 

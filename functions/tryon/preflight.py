@@ -1,8 +1,8 @@
 """Preflight of input images, before any paid provider call: each photo is checked
-by its content (never its file name) against the provider's image rules, what can
-be fixed faithfully is fixed and recorded, and the rest is rejected with a message
-that names the file, the rule and the fix. Pure: bytes in, result out; nothing here
-knows about S3 or Lambda."""
+by its content (never its file name) against the image rules of the model family it
+goes to (an ImageRules, passed in by the caller), what can be fixed faithfully is
+fixed and recorded, and the rest is rejected with a message that names the file, the
+rule and the fix. Pure: bytes in, result out; nothing here knows about S3 or Lambda."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import codecs
 import io
 import re
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 import pillow_heif
@@ -19,8 +20,10 @@ from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
 pillow_heif.register_heif_opener()
 
-# The provider's rules (CONTRACT: 5 KB-5 MB, each side 150-4096 px). KB and MB are
-# read the strict way at both ends: at least 5 KiB, at most 5,000,000 bytes.
+# The try-on models' numbers (CONTRACT: 5 KB-5 MB, each side 150-4096 px). KB and MB
+# are read the strict way at both ends: at least 5 KiB, at most 5,000,000 bytes.
+# TRYON_RULES holds them; prepare_image without rules reads them at call time, so a
+# patched value (tests lower MAX_BYTES to reach the shrinking steps) takes effect.
 MIN_BYTES = 5 * 1024
 MAX_BYTES = 5 * 1000 * 1000
 MIN_SIDE = 150
@@ -34,20 +37,78 @@ MAX_INPUT_BYTES = 50 * 1000 * 1000
 MAX_PIXELS = 50_000_000
 
 JPEG_QUALITY = 92
-# Tried in turn, then downscale steps, when a re-encoded photo is still over 5 MB.
+# Tried in turn, then downscale steps, when a re-encoded photo is still over the rules'
+# byte limit.
 SMALLER_JPEG_QUALITIES = (90, 85, 80, 75)
 DOWNSCALE_STEP = 0.85
 
-# Sent untouched when everything else is in order.
-_PASS_THROUGH = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
-# Still raster formats re-encoded as JPEG. The provider documents BMP, WEBP and HEIC
-# as accepted too, but JPEG is the one format every input path of the provider takes,
-# so whatever is not already a conforming JPEG or PNG becomes a JPEG. Other formats
-# Pillow reads are rejected: PSD layers and icon sets have no single faithful still
-# image, EPS would run Ghostscript, and formats known only by weak header checks
-# (TGA, PCX) could turn stray bytes into a "photo".
+# Under rules that upscale small photos, the shortest side still taken. It is the try-on
+# models' minimum, so a photo those take is taken for every model; it is also as far as
+# upscaling goes (150 to 384 px is 2.6x). A smaller image is a thumbnail or an icon, and
+# blown up further it would give the model blur to copy, not a garment.
+UPSCALE_FLOOR = 150
+
+
+@dataclass(frozen=True)
+class ImageRules:
+    """What one model family accepts as an input image."""
+
+    label: str  # the family in messages: "the qwen-image-2.0 models take at most 10 MB"
+    min_bytes: int
+    max_bytes: int
+    min_side: int
+    max_side: int
+    # Pillow format -> (content type, extension) of the formats sent as they are, when
+    # everything else is in order. JPEG and PNG must be among them: they are what
+    # preflight writes.
+    pass_through: Mapping[str, tuple[str, str]]
+    # A side under min_side is upscaled (and the fix recorded) instead of rejected, down
+    # to UPSCALE_FLOOR.
+    upscale_small: bool
+    # Pass-through formats whose palette images (without transparency) are sent as they
+    # are: a GIF is always one, and a palette PNG decodes the same everywhere.
+    palette_formats: frozenset[str] = frozenset()
+    # Who the messages say sets the rules, instead of "the <label>" (singular then).
+    subject: str = ""
+
+
+_JPEG_PNG = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
+
+# OutfitAnyone (aitryon-plus, aitryon). The provider documents BMP, WEBP and HEIC as
+# accepted too, but JPEG is the one format every input path of the try-on API takes, so
+# whatever is not already a conforming JPEG or PNG becomes a JPEG. These rules predate
+# the other families, and their messages keep saying "the provider".
+TRYON_RULES = ImageRules(
+    label="aitryon models", min_bytes=MIN_BYTES, max_bytes=MAX_BYTES, min_side=MIN_SIDE,
+    max_side=MAX_SIDE, pass_through=MappingProxyType(_JPEG_PNG), upscale_small=False,
+    subject="the provider")
+# qwen-image-2.0 and -2.0-pro (CONTRACT, successor models): JPG, JPEG, PNG, BMP, TIFF,
+# WEBP, GIF; at most 10 MB (read as 10,000,000 bytes); sides 384-3072 px recommended,
+# held here as a rule. No minimum file size is documented, so 1 byte: the re-encoding
+# to reach a minimum never applies. An animated GIF stays rejected although the
+# provider takes one: it would use the first frame and silently drop the rest.
+QWEN2_RULES = ImageRules(
+    label="qwen-image-2.0 models", min_bytes=1, max_bytes=10_000_000, min_side=384,
+    max_side=3072,
+    pass_through=MappingProxyType({
+        **_JPEG_PNG, "BMP": ("image/bmp", "bmp"), "TIFF": ("image/tiff", "tiff"),
+        "WEBP": ("image/webp", "webp"), "GIF": ("image/gif", "gif"),
+    }),
+    upscale_small=True, palette_formats=frozenset({"GIF", "PNG"}))
+# qwen-image-3.0 and -3.0-pro: as 2.0, with sides 384-2048 px recommended.
+QWEN3_RULES = replace(QWEN2_RULES, label="qwen-image-3.0 models", max_side=2048)
+
+# Still raster formats preflight can convert, re-encoded as JPEG when the rules do not
+# pass them through. Other formats Pillow reads are rejected: PSD layers and icon sets
+# have no single faithful still image, EPS would run Ghostscript, and formats known only
+# by weak header checks (TGA, PCX) could turn stray bytes into a "photo".
 _CONVERTED = frozenset({
     "MPO", "HEIF", "AVIF", "WEBP", "TIFF", "BMP", "GIF", "JPEG2000", "PPM", "QOI",
+})
+# TIFF compressions every TIFF reader decodes; a TIFF compressed otherwise (JPEG-in-TIFF,
+# LZMA, ZSTD, WEBP, CCITT) is re-encoded even where TIFF passes through.
+_PLAIN_TIFF_COMPRESSIONS = frozenset({
+    "raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits",
 })
 # Multi-image files whose first image is the photo: an MPO's other frames are previews
 # or depth maps, and pillow-heif opens a HEIF's primary image.
@@ -113,41 +174,57 @@ class InputRejected(ValueError):
         return {"code": self.code, "message": self.message}
 
     @classmethod
-    def oversized(cls, name: str, size: int) -> InputRejected:
-        """For a file too large to read: the caller raises it from the S3 object size."""
+    def oversized(cls, name: str, size: int, rules: ImageRules | None = None) -> InputRejected:
+        """For a file too large to read: the caller raises it from the S3 object size.
+        `rules` are the target models' (None: TRYON_RULES)."""
+        if rules is None:
+            rules = _tryon_rules()
+        limit = _limit(rules.max_bytes)
         return cls("InvalidInputLength",
                    f"{name}: the file is {_mb(size)}; files over {_mb(MAX_INPUT_BYTES)} are not "
-                   "read, and the provider takes at most 5 MB. Export the photo as a JPEG of "
-                   "at most 5 MB.")
+                   f"read, and {_they(rules, 'take')} at most {limit}. Export the photo as a "
+                   f"JPEG of at most {limit}.")
 
 
-def prepare_image(name: str, data: bytes) -> Prepared:
-    """Check one input image (`name` is its S3 key, for messages) and return what to
+def prepare_image(name: str, data: bytes, rules: ImageRules | None = None) -> Prepared:
+    """Check one input image (`name` is its S3 key, for messages) against the rules of
+    the models it goes to (None: the try-on models', TRYON_RULES) and return what to
     send to the provider, or raise InputRejected."""
+    if rules is None:
+        rules = _tryon_rules()
     if not data:
-        raise InputRejected("NotAnImage", f"{name}: the file is empty (0 bytes); the provider "
-                            "needs an image of 5 KB-5 MB. Upload the photo again.")
+        raise InputRejected("NotAnImage", f"{name}: the file is empty (0 bytes); "
+                            f"{_they(rules, 'need')} an image of {_byte_range(rules)}. "
+                            "Upload the photo again.")
     if len(data) > MAX_INPUT_BYTES:
-        raise InputRejected.oversized(name, len(data))
+        raise InputRejected.oversized(name, len(data), rules)
     with warnings.catch_warnings():  # process-wide, fine for one image at a time
         # Pillow only warns between its own limit and twice that; here both are refusals.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with _open(name, data) as image:
-            return _prepare(name, data, image)
+        with _open(name, data, rules) as image:
+            return _prepare(name, data, image, rules)
 
 
-def _prepare(name: str, data: bytes, image: Image.Image) -> Prepared:
+def _tryon_rules() -> ImageRules:
+    """TRYON_RULES with the module's try-on numbers as they are now."""
+    return replace(TRYON_RULES, min_bytes=MIN_BYTES, max_bytes=MAX_BYTES, min_side=MIN_SIDE,
+                   max_side=MAX_SIDE)
+
+
+def _prepare(name: str, data: bytes, image: Image.Image, rules: ImageRules) -> Prepared:
     fmt = image.format or "unknown"
     width, height = image.size
     original = {"format": fmt, "width": width, "height": height, "bytes": len(data)}
-    _check_header(name, image)
-    _decode(name, image)
-    if not _violations(image, data, (width, height)):
-        content_type, extension = _PASS_THROUGH[fmt]
+    _check_header(name, image, rules)
+    _decode(name, image, rules)
+    if not _violations(image, data, (width, height), rules):
+        content_type, extension = rules.pass_through[fmt]
         return Prepared(data, content_type, extension, width, height, (), original)
 
     icc_profile = image.info.get("icc_profile")
-    png_bit_depth = _png_bit_depth(data)
+    bit_depth = _bit_depth(image, data)
+    deep = f"{bit_depth}-bit {fmt}" if bit_depth not in (None, 8) else None
+    target = _scaled(width, height, rules)  # the header check made sure it is within rules
     fixes: list[str] = []
     # pillow-heif hands HEIF images over upright (the container's rotation is the
     # authoritative one) with the EXIF tag reset, so this concerns the other formats.
@@ -156,37 +233,43 @@ def _prepare(name: str, data: bytes, image: Image.Image) -> Prepared:
         fixes.append(_orientation_fix(orientation))
     # Downscale first, so the conversions and the turn work on fewer pixels; only
     # palette indices and 1-bit pixels, which cannot be interpolated, convert before.
+    # Upscaling comes last, after the conversions, for the same reason.
     converted = image.mode not in _RESAMPLED_AS_IS
     if converted:
-        image = _to_rgb_or_gray(name, image, icc_profile, png_bit_depth, fixes)
-    if max(width, height) > MAX_SIDE:
-        image = image.resize(_fit(width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
-        upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-        fixes.append(f"downscaled {_dimensions(upright)} to {_dimensions(_fit(*upright))}")
+        image = _to_rgb_or_gray(name, image, icc_profile, deep, fixes)
+    upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    if max(target) < max(width, height):
+        image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        fixes.append(f"downscaled {_dimensions(upright)} to "
+                     f"{_dimensions(_scaled(*upright, rules))}")
     if not converted:
-        image = _to_rgb_or_gray(name, image, icc_profile, png_bit_depth, fixes)
+        image = _to_rgb_or_gray(name, image, icc_profile, deep, fixes)
+    if max(target) > max(width, height):
+        image = image.resize(target, Image.Resampling.LANCZOS)
+        fixes.append(f"upscaled {_dimensions(upright)} to {_dimensions(_scaled(*upright, rules))}"
+                     f" ({_they(rules, 'need')} at least {rules.min_side} px a side)")
     if orientation in _ORIENTATIONS:
         image = image.transpose(_ORIENTATIONS[orientation][0])
 
     image.info.clear()  # no EXIF (GPS, the applied orientation) or comments in the output
     out_format, encoded = _encode(name, image, _matching_profile(image.mode, icc_profile),
-                                  len(data), fixes)
+                                  len(data), fixes, rules)
     if fmt == "MPO":
         fixes.insert(0, "re-encoded MPO (multi-picture JPEG) as a plain JPEG of its first frame")
     elif out_format != fmt:
         fixes.insert(0, f"re-encoded {_FORMAT_NAMES.get(fmt, fmt)} as {out_format}")
-    out_width, out_height = _verified_output(name, encoded, fixes)
-    content_type, extension = _PASS_THROUGH[out_format]
+    out_width, out_height = _verified_output(name, encoded, fixes, rules)
+    content_type, extension = rules.pass_through[out_format]
     return Prepared(encoded, content_type, extension, out_width, out_height, tuple(fixes),
                     original)
 
 
-def _open(name: str, data: bytes) -> Image.Image:
+def _open(name: str, data: bytes, rules: ImageRules) -> Image.Image:
     """Open the image, reading its header only."""
     try:
         return Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise _too_many_pixels(name, None, error) from None
+        raise _too_many_pixels(name, rules, None, error) from None
     except MemoryError:
         raise
     except Exception as error:  # unidentified, or a decoder failed on the header
@@ -202,35 +285,58 @@ def _open(name: str, data: bytes) -> Image.Image:
             "photo itself.") from None
 
 
-def _check_header(name: str, image: Image.Image) -> None:
+def _check_header(name: str, image: Image.Image, rules: ImageRules) -> None:
     """Refuse what the header already rules out, before any pixel is decoded."""
     fmt = image.format or "unknown"
-    if fmt not in _PASS_THROUGH and fmt not in _CONVERTED:
+    if fmt not in rules.pass_through and fmt not in _CONVERTED:
         raise InputRejected(
             "InvalidURL",
             f"{name}: the image is in {fmt} format, which the provider does not accept and "
             "this pipeline does not convert. Export the photo as JPEG or PNG.")
     width, height = image.size
     if width * height > MAX_PIXELS:
-        raise _too_many_pixels(name, (width, height))
-    if min(width, height) < MIN_SIDE:
-        raise InputRejected(
-            "InvalidInputLength",
-            f"{name}: the image is {width}x{height} px; each side must be at least "
-            f"{MIN_SIDE} px. Use a larger photo.")
-    if max(width, height) > MAX_SIDE and min(_fit(width, height)) < MIN_SIDE:
-        raise InputRejected(
-            "InvalidInputLength",
-            f"{name}: the image is {width}x{height} px; fitting its longer side into "
-            f"{MAX_SIDE} px would make the shorter side {min(_fit(width, height))} px, under "
-            f"the {MIN_SIDE} px minimum. Crop it to an aspect ratio of at most "
-            f"{MAX_SIDE // MIN_SIDE}:1.")
+        raise _too_many_pixels(name, rules, (width, height))
+    _check_sides(name, width, height, rules)
+    # An animated GIF, WEBP or PNG is refused even where the models take the format (the
+    # Qwen models take GIFs): they would use the first frame and silently drop the rest,
+    # and the first frame is not necessarily the photo meant.
     if fmt not in _PRIMARY_IMAGE_FORMATS and _is_animated(name, image):
         what = _ANIMATION_NAMES.get(fmt, f"an animated {_FORMAT_NAMES.get(fmt, fmt)}")
         raise InputRejected(
             "InvalidURL",
             f"{name}: the image is {what}; export a single frame as JPEG (the provider "
             "takes one still image).")
+
+
+def _check_sides(name: str, width: int, height: int, rules: ImageRules) -> None:
+    """Refuse a size that no faithful scaling brings within the rules."""
+    shorter, minimum, maximum = min(width, height), rules.min_side, rules.max_side
+    if shorter < minimum and not rules.upscale_small:
+        raise InputRejected(
+            "InvalidInputLength",
+            f"{name}: the image is {width}x{height} px; each side must be at least "
+            f"{minimum} px. Use a larger photo.")
+    if shorter < minimum and shorter < UPSCALE_FLOOR:
+        raise InputRejected(
+            "InvalidInputLength",
+            f"{name}: the image is {width}x{height} px; {_they(rules, 'need')} at least "
+            f"{minimum} px a side, and only images of at least {UPSCALE_FLOOR} px a side are "
+            "upscaled to that (a smaller one is too small to enlarge faithfully). Use a photo "
+            f"of at least {minimum} px a side.")
+    target = _scaled(width, height, rules)
+    crop = f"Crop it to an aspect ratio of at most {maximum // minimum}:1."
+    if max(width, height) > maximum and min(target) < minimum:
+        raise InputRejected(
+            "InvalidInputLength",
+            f"{name}: the image is {width}x{height} px; fitting its longer side into "
+            f"{maximum} px would make the shorter side {min(target)} px, under the {minimum} "
+            f"px minimum{_of(rules)}. {crop}")
+    if max(target) > maximum:
+        raise InputRejected(
+            "InvalidInputLength",
+            f"{name}: the image is {width}x{height} px; upscaling its shorter side to the "
+            f"{minimum} px minimum{_of(rules)} would make the longer side {max(target)} px, "
+            f"over the {maximum} px maximum. {crop}")
 
 
 def _is_animated(name: str, image: Image.Image) -> bool:
@@ -242,44 +348,49 @@ def _is_animated(name: str, image: Image.Image) -> bool:
         raise _corrupt(name, image.format, str(error)) from None
 
 
-def _decode(name: str, image: Image.Image) -> None:
+def _decode(name: str, image: Image.Image, rules: ImageRules) -> None:
     """Decode every pixel of the (first) image, so a damaged file is found here and
     not by the provider. LOAD_TRUNCATED_IMAGES stays False for this."""
-    if image.format in ("JPEG", "MPO") and max(image.size) > MAX_SIDE:
+    if image.format in ("JPEG", "MPO") and max(image.size) > rules.max_side:
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers the target.
-        image.draft(None, _fit(*image.size))
+        image.draft(None, _fit(*image.size, rules.max_side))
     try:
         image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise _too_many_pixels(name, image.size, error) from None
+        raise _too_many_pixels(name, rules, image.size, error) from None
     except MemoryError:
         raise
     except Exception as error:
         raise _corrupt(name, image.format, str(error)) from None
 
 
-def _violations(image: Image.Image, data: bytes, size: tuple[int, int]) -> list[str]:
+def _violations(image: Image.Image, data: bytes, size: tuple[int, int],
+                rules: ImageRules) -> list[str]:
     """What keeps a decoded image from going to the provider as it is (empty: nothing).
     The same rules judge the uploads and, as a last check, everything produced here."""
     problems = []
-    if image.format not in _PASS_THROUGH:
+    if image.format not in rules.pass_through:
         problems.append(f"format {image.format}")
-    if image.mode not in ("RGB", "L") or _png_bit_depth(data) not in (None, 8):
+    elif image.format == "TIFF" and image.info.get("compression") not in _PLAIN_TIFF_COMPRESSIONS:
+        problems.append(f"TIFF compression {image.info.get('compression')}")
+    if not ((image.mode in ("RGB", "L") and _bit_depth(image, data) in (None, 8))
+            or (image.mode == "P" and image.format in rules.palette_formats)):
         problems.append(f"mode {image.mode}")
     if "transparency" in image.info:
         problems.append("transparency")
     if _orientation(image) != 1:
         problems.append("EXIF orientation")
-    if not MIN_BYTES <= len(data) <= MAX_BYTES:
+    if not rules.min_bytes <= len(data) <= rules.max_bytes:
         problems.append(f"{len(data)} bytes")
-    if not (min(size) >= MIN_SIDE and max(size) <= MAX_SIDE):
+    if not (min(size) >= rules.min_side and max(size) <= rules.max_side):
         problems.append(f"{size[0]}x{size[1]} px")
     return problems
 
 
 def _to_rgb_or_gray(name: str, image: Image.Image, icc_profile: bytes | None,
-                    png_bit_depth: int | None, fixes: list[str]) -> Image.Image:
-    """8-bit RGB, or 8-bit grayscale for gray sources, with transparency flattened."""
+                    deep: str | None, fixes: list[str]) -> Image.Image:
+    """8-bit RGB, or 8-bit grayscale for gray sources, with transparency flattened.
+    `deep` names samples Pillow reads as 8-bit although stored deeper: "16-bit PNG"."""
     mode = image.mode
     if mode == "CMYK":
         image = _cmyk_to_rgb(image, icc_profile)
@@ -294,8 +405,8 @@ def _to_rgb_or_gray(name: str, image: Image.Image, icc_profile: bytes | None,
         image = image.convert("RGBA" if mode == "PA" or "transparency" in image.info else "RGB")
         fixes.append("converted palette colors to RGB")
     elif mode in ("RGB", "L"):
-        if png_bit_depth not in (None, 8):
-            fixes.append(f"converted {png_bit_depth}-bit PNG samples to 8-bit")
+        if deep:
+            fixes.append(f"converted {deep} samples to 8-bit")
         if "transparency" in image.info:  # one color marked transparent (tRNS)
             image = image.convert("LA" if mode == "L" else "RGBA")
     elif mode not in ("RGBA", "LA"):  # premultiplied alpha, RGBX, YCbCr, LAB, HSV...
@@ -358,50 +469,53 @@ def _flatten(image: Image.Image, fixes: list[str]) -> Image.Image:
 
 
 def _encode(name: str, image: Image.Image, icc_profile: bytes | None, original_bytes: int,
-            fixes: list[str]) -> tuple[str, bytes]:
-    """(format, bytes) of a JPEG within 5 KB-5 MB, or a PNG for flat images a JPEG
-    cannot carry to 5 KB."""
+            fixes: list[str], rules: ImageRules) -> tuple[str, bytes]:
+    """(format, bytes) of a JPEG within the rules' byte limits, or a PNG for flat
+    images a JPEG cannot carry to the minimum."""
+    low, high = rules.min_bytes, rules.max_bytes
     encoded = _jpeg(image, JPEG_QUALITY, icc_profile)
-    if len(encoded) > MAX_BYTES:
-        image, encoded = _shrink(name, image, icc_profile, fixes)
-    elif original_bytes > MAX_BYTES:
-        fixes.append(f"re-encoded as JPEG quality {JPEG_QUALITY} to get under 5 MB "
+    if len(encoded) > high:
+        image, encoded = _shrink(name, image, icc_profile, fixes, rules)
+    elif original_bytes > high:
+        fixes.append(f"re-encoded as JPEG quality {JPEG_QUALITY} to get under {_limit(high)} "
                      f"(was {_mb(original_bytes)}, now {_mb(len(encoded))})")
-    if len(encoded) >= MIN_BYTES:
-        if original_bytes < MIN_BYTES:
-            fixes.append(f"re-encoded to reach the 5 KB minimum (JPEG quality {JPEG_QUALITY})")
+    if len(encoded) >= low:
+        if original_bytes < low:
+            fixes.append(f"re-encoded to reach the {_limit(low)} minimum "
+                         f"(JPEG quality {JPEG_QUALITY})")
         return "JPEG", encoded
     for out_format, how, candidate in _larger_encodings(image, icc_profile):
-        if MIN_BYTES <= len(candidate) <= MAX_BYTES:
-            fixes.append(f"re-encoded to reach the 5 KB minimum ({how})")
+        if low <= len(candidate) <= high:
+            fixes.append(f"re-encoded to reach the {_limit(low)} minimum ({how})")
             return out_format, candidate
     raise InputRejected(
         "InvalidInputLength",
-        f"{name}: the image cannot be encoded in at least 5 KB, the provider's minimum. "
-        "Export a larger or more detailed photo.")
+        f"{name}: the image cannot be encoded in at least {_limit(low)}, the provider's "
+        "minimum. Export a larger or more detailed photo.")
 
 
-def _shrink(name: str, image: Image.Image, icc_profile: bytes | None,
-            fixes: list[str]) -> tuple[Image.Image, bytes]:
-    """Lower the JPEG quality, then the size, until the file is at most 5 MB."""
+def _shrink(name: str, image: Image.Image, icc_profile: bytes | None, fixes: list[str],
+            rules: ImageRules) -> tuple[Image.Image, bytes]:
+    """Lower the JPEG quality, then the size, until the file is within the byte limit."""
+    limit = _limit(rules.max_bytes)
     for quality in SMALLER_JPEG_QUALITIES:
         encoded = _jpeg(image, quality, icc_profile)
-        if len(encoded) <= MAX_BYTES:
-            fixes.append(f"lowered JPEG quality to {quality} to get under 5 MB")
+        if len(encoded) <= rules.max_bytes:
+            fixes.append(f"lowered JPEG quality to {quality} to get under {limit}")
             return image, encoded
     quality, scale, smaller = SMALLER_JPEG_QUALITIES[-1], 1.0, image
-    while len(encoded) > MAX_BYTES:
+    while len(encoded) > rules.max_bytes:
         scale *= DOWNSCALE_STEP
         size = (round(image.width * scale), round(image.height * scale))
-        if min(size) < MIN_SIDE:
+        if min(size) < rules.min_side:
             raise InputRejected(
                 "InvalidInputLength",
-                f"{name}: the image cannot be compressed under 5 MB without a side falling "
-                f"under {MIN_SIDE} px. Export a smaller JPEG.")
+                f"{name}: the image cannot be compressed under {limit} without a side falling "
+                f"under {rules.min_side} px. Export a smaller JPEG.")
         smaller = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
         encoded = _jpeg(smaller, quality, icc_profile)
     fixes.append(f"lowered JPEG quality to {quality} and downscaled {image.width}x"
-                 f"{image.height} to {smaller.width}x{smaller.height} to get under 5 MB")
+                 f"{image.height} to {smaller.width}x{smaller.height} to get under {limit}")
     return smaller, encoded
 
 
@@ -422,12 +536,13 @@ def _jpeg(image: Image.Image, quality: int, icc_profile: bytes | None,
     return buffer.getvalue()
 
 
-def _verified_output(name: str, data: bytes, fixes: list[str]) -> tuple[int, int]:
-    """Re-read what was produced and hold it to the provider's rules: a bug here must
-    not reach a paid call. Returns its size."""
+def _verified_output(name: str, data: bytes, fixes: list[str],
+                     rules: ImageRules) -> tuple[int, int]:
+    """Re-read what was produced and hold it to the same rules: a bug here must not
+    reach a paid call. Returns its size."""
     with Image.open(io.BytesIO(data)) as produced:
         produced.load()
-        problems = _violations(produced, data, produced.size)
+        problems = _violations(produced, data, produced.size, rules)
         size = produced.size
     if problems or not fixes:
         raise AssertionError(f"{name}: preflight produced an image that breaks the "
@@ -448,9 +563,22 @@ def _orientation_fix(orientation: int) -> str:
     return f"dropped an invalid EXIF orientation ({orientation})"
 
 
-def _fit(width: int, height: int) -> tuple[int, int]:
-    """The size with the longer side at MAX_SIDE, keeping the aspect ratio."""
-    scale = MAX_SIDE / max(width, height)
+def _scaled(width: int, height: int, rules: ImageRules) -> tuple[int, int]:
+    """The size preflight sends, keeping the aspect ratio: the longer side fitted into
+    max_side, or the shorter side upscaled to min_side where the rules say so, or the
+    size as it is. Within the rules unless the aspect ratio rules it out."""
+    if max(width, height) > rules.max_side:
+        return _fit(width, height, rules.max_side)
+    if rules.upscale_small and min(width, height) < rules.min_side:
+        if width <= height:
+            return rules.min_side, round(height * rules.min_side / width)
+        return round(width * rules.min_side / height), rules.min_side
+    return width, height
+
+
+def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The size with the longer side at max_side, keeping the aspect ratio."""
+    scale = max_side / max(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
@@ -467,10 +595,16 @@ def _matching_profile(mode: str, icc_profile: bytes | None) -> bytes | None:
     return None
 
 
-def _png_bit_depth(data: bytes) -> int | None:
-    """Bits per sample from the PNG header; Pillow reads 16-bit RGB as 8-bit RGB."""
+def _bit_depth(image: Image.Image, data: bytes) -> int | None:
+    """Bits per sample of a PNG (from its header) or a TIFF (its BitsPerSample tag):
+    Pillow reads 16-bit RGB of both as 8-bit RGB. None for other formats."""
     if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
         return data[24]
+    if image.format == "TIFF":
+        bits = getattr(image, "tag_v2", {}).get(258)  # BitsPerSample, one per sample
+        if isinstance(bits, tuple) and bits:
+            return max(bits)
+        return bits if isinstance(bits, int) else None
     return None
 
 
@@ -508,7 +642,7 @@ def _corrupt(name: str, fmt: str | None, detail: str) -> InputRejected:
         f"({detail.strip()[:120] or 'no detail'}). Upload the photo again, or re-export it.")
 
 
-def _too_many_pixels(name: str, size: tuple[int, int] | None,
+def _too_many_pixels(name: str, rules: ImageRules, size: tuple[int, int] | None,
                      error: Exception | None = None) -> InputRejected:
     if size:
         declared = f"{size[0]}x{size[1]} px ({size[0] * size[1] / 1e6:.0f} megapixels)"
@@ -520,8 +654,37 @@ def _too_many_pixels(name: str, size: tuple[int, int] | None,
         "InvalidInputLength",
         f"{name}: the image declares {declared}; images over {MAX_PIXELS // 1_000_000} "
         "megapixels are refused unread to protect memory. Export the photo at most "
-        f"{MAX_SIDE} px on its longer side.")
+        f"{rules.max_side} px on its longer side.")
 
 
 def _mb(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
+
+
+def _limit(size: int) -> str:
+    """A byte limit as the contract writes it: 5 KB (5 KiB), 5 MB, 10 MB."""
+    if size < 1000:
+        return f"{size} bytes"
+    if size < 1_000_000 and size % 1024 == 0:
+        return f"{size // 1024} KB"
+    return f"{size / 1_000_000:.3g} MB"
+
+
+def _byte_range(rules: ImageRules) -> str:
+    if rules.min_bytes > 1:
+        return f"{_limit(rules.min_bytes)}-{_limit(rules.max_bytes)}"
+    return f"at most {_limit(rules.max_bytes)}"
+
+
+def _they(rules: ImageRules, verb: str) -> str:
+    """Who sets the rules, with `verb` (given in the plural) agreeing: "the
+    qwen-image-2.0 models take", or for the try-on rules "the provider takes"."""
+    if rules.subject:
+        return f"{rules.subject} {verb}s"
+    return f"the {rules.label} {verb}"
+
+
+def _of(rules: ImageRules) -> str:
+    """Whose limit a number is, after it: " of the qwen-image-2.0 models" ("" for the
+    try-on rules, whose messages always left it implicit)."""
+    return "" if rules.subject else f" of the {rules.label}"

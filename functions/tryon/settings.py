@@ -7,6 +7,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from tryon.models.registry import Limits, parse_limits
+
 
 @dataclass(frozen=True)
 class Timebase:
@@ -41,14 +43,18 @@ class Settings:
     provider_base_url: str
     api_key_secret_arn: str
     poll_deadline_seconds: int
-    max_tasks_in_flight: int
-    submit_rate_limit: int  # provider calls per second, account-wide
-    query_rate_limit: int
+    model_limits: dict[str, Limits]  # in flight and requests/s, per model
+    query_rate_limit: int  # task queries per second, account-wide
+    fallback_model: str | None  # where a look goes when its model is retired
     input_url_ttl_seconds: int
     input_transport: str  # "presigned-url" | "provider-upload"
     provider_read_timeout: float = 20.0
+    call_timeout_seconds: float = 240.0  # one synchronous generation, answer included
     poll_schedule: str = "adaptive"  # or a benchmark's comparison schedule
     timebase: Timebase = field(default_factory=Timebase)
+
+    def limits(self, model: str) -> Limits:
+        return self.model_limits[model]
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -65,9 +71,10 @@ class Settings:
             ),
             api_key_secret_arn=env.get("PROVIDER_API_KEY_SECRET_ARN", ""),
             poll_deadline_seconds=int(env.get("POLL_DEADLINE_SECONDS", "900")),
-            max_tasks_in_flight=int(env.get("MAX_TASKS_IN_FLIGHT", "5")),
-            submit_rate_limit=int(env.get("SUBMIT_RATE_LIMIT", "10")),
+            model_limits=parse_limits(env.get("MODEL_LIMITS", "")),
             query_rate_limit=int(env.get("QUERY_RATE_LIMIT", "20")),
+            fallback_model=env.get("FALLBACK_MODEL") or None,
+            call_timeout_seconds=float(env.get("CALL_TIMEOUT_SECONDS", "240")),
             input_url_ttl_seconds=int(env.get("INPUT_URL_TTL_SECONDS", "10800")),
             input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
             # Local runs only: a short read timeout for tests, the benchmarks'

@@ -1,4 +1,4 @@
-"""Builds the pipeline from the environment, once per cold start."""
+"""Builds the stages' context from the environment, once per cold start."""
 
 from __future__ import annotations
 
@@ -7,40 +7,51 @@ from functools import cache
 import httpx
 from aws_lambda_powertools.utilities import parameters
 
-from tryon.messaging import Admissions, Notifier, Workflow
+from tryon.adapters.messaging import Admissions, Notifier, Workflow
+from tryon.adapters.storage import ObjectStorage
+from tryon.adapters.store import JobStore
 from tryon.pacing import CallPacer
-from tryon.provider import DEFAULT_TIMEOUT, DashScopeClient
-from tryon.service import Pipeline
+from tryon.providers import ProviderClients
+from tryon.providers.dashscope_generation import GenerationClient
+from tryon.providers.dashscope_tasks import TaskClient
+from tryon.providers.http import DEFAULT_TIMEOUT
 from tryon.settings import Settings
-from tryon.storage import ObjectStorage
-from tryon.store import JobStore
+from tryon.stages.context import Context
 
 API_KEY_CACHE_SECONDS = 300
 
 
 @cache
-def pipeline() -> Pipeline:
+def stage_context() -> Context:
     settings = Settings.from_env()
-
-    clients: dict[str, DashScopeClient] = {}
-    timeout = httpx.Timeout(connect=DEFAULT_TIMEOUT.connect, read=settings.provider_read_timeout,
-                            write=DEFAULT_TIMEOUT.write, pool=DEFAULT_TIMEOUT.pool)
+    clients: dict[str, ProviderClients] = {}
     store = JobStore(settings.jobs_table)
 
-    def provider() -> DashScopeClient:
+    def timeout(read: float) -> httpx.Timeout:
+        return httpx.Timeout(connect=DEFAULT_TIMEOUT.connect, read=read,
+                             write=DEFAULT_TIMEOUT.write, pool=DEFAULT_TIMEOUT.pool)
+
+    def provider() -> ProviderClients:
         # Powertools caches the secret, so a rotated key is picked up within minutes;
-        # the HTTP client (and its connections) is reused while the key stays the same.
+        # the HTTP clients (and their connections) are reused while the key stays the same.
         api_key = str(parameters.get_secret(settings.api_key_secret_arn,
                                             max_age=API_KEY_CACHE_SECONDS))
         if api_key not in clients:
             for stale in clients.values():
                 stale.close()
             clients.clear()
-            clients[api_key] = DashScopeClient(settings.provider_base_url, api_key,
-                                               timeout=timeout)
+            base = settings.provider_base_url
+            clients[api_key] = ProviderClients(
+                tasks=TaskClient(base, api_key, timeout=timeout(settings.provider_read_timeout)),
+                # A synchronous generation answers when the image is made: minutes.
+                generation=GenerationClient(base, api_key,
+                                            timeout=timeout(settings.call_timeout_seconds)),
+            )
         return clients[api_key]
 
-    return Pipeline(
+    rates = {f"submit:{model}": limits.per_second
+             for model, limits in settings.model_limits.items()}
+    return Context(
         settings=settings,
         store=store,
         storage=ObjectStorage(),
@@ -48,6 +59,5 @@ def pipeline() -> Pipeline:
         workflow=Workflow(settings.state_machine_arn),
         admissions=Admissions(settings.intake_queue_url),
         provider=provider,
-        pacer=CallPacer(store, {"submit": settings.submit_rate_limit,
-                                "query": settings.query_rate_limit}),
+        pacer=CallPacer(store, {**rates, "query": settings.query_rate_limit}),
     )

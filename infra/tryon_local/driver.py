@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps
-from tryon.store import from_dynamo
+from tryon.adapters.store import from_dynamo
 
 from tryon_local.runtime import LocalStack, notifications_from
 

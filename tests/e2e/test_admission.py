@@ -4,7 +4,7 @@ every gap a hand-off or a crash can leave."""
 
 import time
 
-from tryon.store import JobStore
+from tryon.adapters.store import JobStore
 from tryon_local.driver import SAMPLES
 
 MAX_IN_FLIGHT = 5  # the template's default

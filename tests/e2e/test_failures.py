@@ -4,9 +4,10 @@ and nothing is paid for that should not be."""
 import json
 import time
 
+from tryon.adapters.store import JobStore
 from tryon.jobs import JobStatus
-from tryon.provider import DashScopeClient, TryOnRequest
-from tryon.store import JobStore
+from tryon.providers.dashscope_tasks import TaskClient
+from tryon.providers.requests import TryOnRequest
 from tryon_local.driver import SAMPLES, LookRequest, run_looks
 from tryon_local.runtime import EMULATOR_API_KEY
 
@@ -66,7 +67,7 @@ def test_past_its_deadline_a_job_times_out_and_its_queued_task_is_canceled(
     keys = [driver.upload_image(SAMPLES / name) for name in ("person.jpg", "top.jpg")]
     person, top = (s3.generate_presigned_url("get_object", Params={"Bucket": inbox, "Key": k},
                                              ExpiresIn=600) for k in keys)
-    provider = DashScopeClient(stack.emulator.base_url, EMULATOR_API_KEY)
+    provider = TaskClient(stack.emulator.base_url, EMULATOR_API_KEY)
     emulator.fault(target="hold", count=5)
     held = [provider.submit(TryOnRequest("aitryon-plus", person, top_garment_url=top)).task_id
             for _ in range(5)]

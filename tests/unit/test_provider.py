@@ -5,27 +5,28 @@ import json
 
 import httpx
 import pytest
-from tryon.provider import (
-    DashScopeClient,
+from tryon.providers.dashscope_generation import GenerationClient
+from tryon.providers.dashscope_tasks import TaskClient, parse_provider_time
+from tryon.providers.errors import (
+    ModelMissingError,
     PermanentProviderError,
     RetryableProviderError,
-    TryOnRequest,
     is_retryable,
-    parse_provider_time,
 )
+from tryon.providers.requests import QWEN_CALL_PATH, QWEN_TASK_PATH, QwenImageRequest, TryOnRequest
 
 KEY = "sk-secret-do-not-leak"
 
 
-def client_answering(handler) -> tuple[DashScopeClient, list[httpx.Request]]:
+def client_answering(handler, cls=TaskClient) -> tuple[TaskClient, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def record(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return handler(request)
 
-    return DashScopeClient("https://dash.example/api/v1/", KEY,
-                           transport=httpx.MockTransport(record)), seen
+    return cls("https://dash.example/api/v1/", KEY,
+               transport=httpx.MockTransport(record)), seen
 
 
 def test_submit_sends_the_contract_headers_and_body():
@@ -132,3 +133,95 @@ def test_malformed_answers_are_permanent_errors():
 def test_provider_times_are_china_standard_time():
     assert parse_provider_time("2025-06-30 14:37:53.838") == pytest.approx(1751265473.838)
     assert parse_provider_time(None) is None
+
+
+QWEN_SUCCESS = {"output": {"choices": [{"finish_reason": "stop", "message": {
+    "role": "assistant", "content": [{"image": "https://oss.example/x.png?Expires=1"}]}}]},
+    "request_id": "r-q"}
+
+
+def qwen_request(path: str = QWEN_TASK_PATH) -> QwenImageRequest:
+    return QwenImageRequest("qwen-image-3.0", ("https://p", "https://t"),
+                            "Dress the person in image 1 in the top from image 2.", "768*1152",
+                            path=path)
+
+
+def test_qwen_task_submit_sends_one_message_to_the_async_endpoint():
+    client, seen = client_answering(lambda r: httpx.Response(200, json={
+        "output": {"task_status": "PENDING", "task_id": "t-q"}, "request_id": "r"}))
+    assert client.submit(qwen_request()).task_id == "t-q"
+    request = seen[0]
+    assert request.url.path == "/api/v1/services/aigc/image-generation/generation"
+    assert request.headers["X-DashScope-Async"] == "enable"
+    assert json.loads(request.content) == {
+        "model": "qwen-image-3.0",
+        "input": {"messages": [{"role": "user", "content": [
+            {"image": "https://p"}, {"image": "https://t"},
+            {"text": "Dress the person in image 1 in the top from image 2."}]}]},
+        "parameters": {"n": 1, "size": "768*1152", "prompt_extend": False, "watermark": False},
+    }
+
+
+@pytest.mark.parametrize("usage", [
+    {"width": 768, "height": 1152, "image_count": 1},
+    {"output_width": 768, "output_height": 1152, "output_image_count": 1},
+])
+def test_a_succeeded_qwen_task_gives_its_image_and_size_in_either_usage_shape(usage):
+    body = {**QWEN_SUCCESS, "usage": usage}
+    body["output"] = {**body["output"], "task_id": "t", "task_status": "SUCCEEDED"}
+    client, _ = client_answering(lambda r: httpx.Response(200, json=body))
+    state = client.query("t")
+    assert state.image_url == "https://oss.example/x.png?Expires=1"
+    assert (state.width, state.height, state.image_count) == (768, 1152, 1)
+
+
+def test_a_synchronous_generation_sends_no_async_header_and_returns_the_image():
+    client, seen = client_answering(lambda r: httpx.Response(200, json={
+        **QWEN_SUCCESS, "usage": {"width": 768, "height": 1152, "image_count": 1}}),
+        cls=GenerationClient)
+    image = client.generate(qwen_request(QWEN_CALL_PATH))
+    assert seen[0].url.path == "/api/v1/services/aigc/multimodal-generation/generation"
+    assert "X-DashScope-Async" not in seen[0].headers
+    assert (image.image_url, image.width, image.height) == (
+        "https://oss.example/x.png?Expires=1", 768, 1152)
+
+
+def test_a_lost_generation_answer_leaves_the_outcome_unknown():
+    def timeout(request):
+        raise httpx.ReadTimeout("slow", request=request)
+
+    client, _ = client_answering(timeout, cls=GenerationClient)
+    with pytest.raises(RetryableProviderError) as err:
+        client.generate(qwen_request(QWEN_CALL_PATH))
+    assert not err.value.outcome_known
+
+
+@pytest.mark.parametrize(("status", "code", "message"), [
+    (400, "InvalidParameter", "Model not exist."),
+    (404, "InvalidParameter", "Model not exist."),
+    (404, "ModelNotFound", "m"),
+    (403, "Model.AccessDenied", "m"),
+])
+def test_a_missing_or_retired_model_is_its_own_permanent_error(status, code, message):
+    client, _ = client_answering(lambda r: httpx.Response(status, json={
+        "code": code, "message": message, "request_id": "rid"}))
+    with pytest.raises(ModelMissingError) as err:
+        client.submit(qwen_request())
+    assert not err.value.retryable and err.value.outcome_known
+
+
+def test_other_invalid_parameters_are_not_a_missing_model():
+    client, _ = client_answering(lambda r: httpx.Response(400, json={
+        "code": "InvalidParameter", "message": "size out of range", "request_id": "rid"}))
+    with pytest.raises(PermanentProviderError) as err:
+        client.submit(qwen_request())
+    assert not isinstance(err.value, ModelMissingError)
+
+
+def test_a_body_with_a_code_is_an_error_even_with_http_200():
+    client, _ = client_answering(lambda r: httpx.Response(200, json={
+        "code": "DataInspectionFailed", "message": "moderated", "request_id": "rid"}),
+        cls=GenerationClient)
+    with pytest.raises(PermanentProviderError) as err:
+        client.generate(qwen_request(QWEN_CALL_PATH))
+    assert err.value.code == "DataInspectionFailed"

@@ -58,7 +58,19 @@ def test_the_wait_loop_routes_all_eight_provider_statuses():
         "RUNNING": "WaitForResult", "POST-PROCESSING": "WaitForResult",
         "FAILED": "RecordFailure", "CANCELED": "RecordFailure", "UNKNOWN": "RecordFailure",
         "TIMED_OUT": "RecordFailure",
+        "FALLBACK": "HandedToFallback",  # the look went on to the fallback model's workflow
     }
+
+
+def test_the_workflow_branches_once_on_the_models_protocol():
+    states = DEFINITION["States"]
+    assert DEFINITION["StartAt"] == "RouteByProtocol"
+    branch = states["RouteByProtocol"]
+    assert branch["Choices"] == [{"Variable": "$.protocol", "StringEquals": "call",
+                                  "Next": "CallModel"}]
+    assert branch["Default"] == "WaitForResult"
+    assert states["CallModel"]["Next"] == "RouteByStatus"
+    assert states["CallModel"]["Retry"][0]["ErrorEquals"] == ["SubmitDeferred"]
 
 
 @pytest.mark.parametrize("event", sorted((ROOT / "events").glob("*.json")),
@@ -73,6 +85,8 @@ def test_sample_events_are_valid_json_for_a_function(event):
 
         assert doc["detail-type"] in (EXECUTION_STATUS_CHANGE, "Scheduled Sweep")
         assert doc["detail-type"] != EXECUTION_STATUS_CHANGE or doc["detail"]["name"]
+    elif event.name.startswith("call"):
+        assert doc["protocol"] == "call" and {"job_id", "model"} <= set(doc)
     else:
         assert {"job_id", "task_id", "model", "deadline"} <= set(doc)
 

@@ -4,14 +4,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tryon.handlers.observability import logger, metrics, tracer
-from tryon.wiring import pipeline
+from tryon.stages import completion
+from tryon.wiring import stage_context
 
 
 @logger.inject_lambda_context(correlation_id_path="job_id", clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    outcome = pipeline().record_failure(event)
+    outcome = completion.record_failure(stage_context(), event)
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
     logger.warning("job failed", extra={"job_status": outcome["status"],
                                         "error": outcome["error"]})

@@ -15,7 +15,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tryon.handlers.observability import logger, metrics, tracer
 from tryon.jobs import Source
-from tryon.wiring import pipeline
+from tryon.stages import intake, submission
+from tryon.wiring import stage_context
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -25,11 +26,11 @@ def take_message(record: SQSRecord) -> None:
     body = record.json_body
     if body.get("Event") == "s3:TestEvent":  # sent once when notifications are configured
         return
-    app = pipeline()
-    app.on_job = logger.set_correlation_id
+    ctx = stage_context()
+    ctx.on_job = logger.set_correlation_id
     if "admit" in body:
         logger.set_correlation_id(body["admit"])
-        app.submit_admitted(body["admit"])
+        submission.submit_admitted(ctx, body["admit"])
         metrics.add_metric(name="JobsAdmitted", unit=MetricUnit.Count, value=1)
         return
     for s3_record in S3Event(body).records:
@@ -42,7 +43,7 @@ def take_message(record: SQSRecord) -> None:
             etag=obj.etag,
             version_id=obj.version_id,
         )
-        job_ids = app.take_upload(source)
+        job_ids = intake.take_upload(ctx, source)
         metrics.add_metric(name="LooksReceived", unit=MetricUnit.Count, value=len(job_ids))
 
 

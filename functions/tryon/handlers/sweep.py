@@ -8,7 +8,8 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tryon.handlers.observability import logger, metrics, tracer
-from tryon.wiring import pipeline
+from tryon.stages import completion, sweep
+from tryon.wiring import stage_context
 
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
 
@@ -19,12 +20,12 @@ EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     if event.detail_type == EXECUTION_STATUS_CHANGE:
-        job_id, status = event.detail["name"], event.detail["status"]
-        logger.set_correlation_id(job_id)
-        pipeline().execution_ended(job_id, status)
+        execution, status = event.detail["name"], event.detail["status"]
+        logger.set_correlation_id(completion.job_of_execution(execution))
+        completion.execution_ended(stage_context(), execution, status)
         logger.info("workflow ended", extra={"execution_status": status})
-        return {"job_id": job_id, "execution_status": status}
-    outcomes = pipeline().sweep()
+        return {"execution": execution, "execution_status": status}
+    outcomes = sweep.sweep(stage_context())
     for outcome, count in outcomes.items():
         metrics.add_metric(name=f"Sweep{outcome.title().replace('-', '')}",
                            unit=MetricUnit.Count, value=count)

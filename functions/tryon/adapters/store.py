@@ -1,6 +1,7 @@
 """DynamoDB adapter: job and batch records, provider slots and the queue of
-waiting jobs, measured generation times, task ownership, and call pacing. One
-table; the partition key's prefix says what an item is."""
+waiting jobs, measured generation times, task ownership, models refused as
+retired, and call pacing. One table; the partition key's prefix says what an
+item is."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ DURATIONS_PK, DURATIONS_SK = "DURATIONS#", "DURATIONS"
 DURATION_PLACES = 20
 TASK_PK, TASK_SK = "TASK#", "TASK"
 RATE_PK, RATE_SK = "RATE#", "RATE"
+RETIRED_PK, RETIRED_SK = "RETIRED#", "RETIRED"
 
 
 def to_dynamo(value: Any) -> Any:
@@ -269,6 +271,20 @@ class JobStore:
         item = self._table.get_item(Key={"pk": f"{TASK_PK}{task_id}", "sk": TASK_SK},
                                     ConsistentRead=True).get("Item")
         return item["job_id"] if item else None
+
+    # --- models the provider refused as missing or retired ---------------------------
+
+    def remember_retired(self, model: str, until: float, answer: dict[str, str]) -> None:
+        """Note that the provider refused `model` as missing, until `until`."""
+        self._table.put_item(Item=to_dynamo({
+            "pk": f"{RETIRED_PK}{model}", "sk": RETIRED_SK, "until": float(until),
+            "answer": answer, "expires_at": int(until) + 3600}))
+
+    def retired_until(self, model: str) -> float:
+        """Until when `model` counts as refused (0: it does not)."""
+        item = self._table.get_item(Key={"pk": f"{RETIRED_PK}{model}",
+                                         "sk": RETIRED_SK}).get("Item") or {}
+        return float(item.get("until", 0))
 
     # --- account-wide pacing of provider calls ---------------------------------------
 

@@ -1,0 +1,1 @@
+"""The models the pipeline can use, as data, and how a look becomes each one's request."""

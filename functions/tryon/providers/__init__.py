@@ -1,0 +1,20 @@
+"""Adapters for the image provider: one client per protocol family over one HTTP core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tryon.providers.dashscope_generation import GenerationClient
+from tryon.providers.dashscope_tasks import TaskClient
+
+
+@dataclass(frozen=True)
+class ProviderClients:
+    """The clients of one API key: the task protocol and the synchronous one."""
+
+    tasks: TaskClient
+    generation: GenerationClient
+
+    def close(self) -> None:
+        self.tasks.close()
+        self.generation.close()

@@ -1,0 +1,163 @@
+"""Completion: store a result (before its URL expires) with its sidecar, record a
+failure, and end a job exactly once — slot given back, one notification, and
+the batch's summary when its last look ends."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tryon.jobs import (
+    TERMINAL_STATUSES,
+    JobStatus,
+    batch_summary,
+    notification_for,
+    price_of,
+)
+from tryon.providers.dashscope_tasks import PENDING_STATUSES
+from tryon.stages.admission import release_slot
+from tryon.stages.context import Context
+
+OPEN_STATUSES = [s.value for s in JobStatus if s not in TERMINAL_STATUSES]
+DONE_CHECK_SECONDS = 60  # a job ended while its task may run: ask the provider this soon
+FALLBACK_SUFFIX = "-fallback"  # the execution of a look resubmitted on the fallback model
+
+
+def execution_name(job: dict[str, Any]) -> str:
+    """The job's workflow is named by its id, so a second start is a no-op; a look
+    moved to the fallback model after its first workflow ran gets a second name."""
+    return job["job_id"] + (FALLBACK_SUFFIX if job.get("requested_model") else "")
+
+
+def job_of_execution(name: str) -> str:
+    return name.removesuffix(FALLBACK_SUFFIX)
+
+
+def finalize(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
+    """Copy the result into the results bucket (before its URL expires), write its
+    sidecar, and notify."""
+    job_id = state["job_id"]
+    if state.get("usage"):
+        ctx.store.update(job_id, fields={"usage": state["usage"]})
+    job = ctx.store.get(job_id)
+    bucket = ctx.settings.results_bucket
+    provenance = {"provider-task-id": state.get("task_id"),
+                  "provider-request-id": state.get("request_id")}
+    result = ctx.storage.copy_from_url(
+        state["image_url"], bucket, job["result_stem"],
+        metadata={"job-id": job_id, "model": job["model"],
+                  **{k: v for k, v in provenance.items() if v}},
+    )
+    sidecar_key = f"{job['result_stem']}.json"
+    ctx.storage.write(bucket, sidecar_key, json.dumps(
+        _sidecar(job, result, ctx.clock()), indent=2, sort_keys=True).encode(),
+        "application/json", metadata={"job-id": job_id})
+    result["sidecar"] = f"s3://{bucket}/{sidecar_key}"
+    end_job(ctx, job_id, JobStatus.SUCCEEDED, result=result)
+    return {"job_id": job_id, "status": JobStatus.SUCCEEDED.value, "result": result}
+
+
+def record_failure(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
+    """End a job from the failure path: a provider failure, a deadline, or a caught error."""
+    if "failure" in state:  # an error the state machine caught
+        failure = state["failure"]
+        error = {"code": failure.get("Error", "States.TaskFailed"),
+                 "message": _cause_message(failure.get("Cause"))}
+        status = JobStatus.FAILED
+    else:
+        error = state.get("error") or {"code": state.get("status", "Unknown"),
+                                       "message": "the provider task did not succeed"}
+        status = (JobStatus.TIMED_OUT if state.get("status") == JobStatus.TIMED_OUT
+                  else JobStatus.FAILED)
+    end_job(ctx, state["job_id"], status, error=error)
+    return {"job_id": state["job_id"], "status": status.value, "error": error}
+
+
+def end_job(ctx: Context, job_id: str, status: JobStatus, *, error: dict | None = None,
+            result: dict | None = None) -> None:
+    """Move a job to its terminal status (once), give back its provider slot, and
+    send exactly one notification; the last job of a batch also sends the batch's
+    summary. Safe to repeat."""
+    now = ctx.clock()
+    ctx.store.update(job_id, fields={"status": status, "error": error, "result": result},
+                     timeline={"finalized": now}, only_if_status=OPEN_STATUSES)
+    job = ctx.store.get(job_id)
+    if job.get("model"):
+        if job.get("provider_status") in PENDING_STATUSES:
+            # Its task may still be running at the provider (e.g. past the deadline):
+            # the sweep gives the slot back once the provider says it has ended.
+            ctx.store.renew_slot(job["model"], job_id, now + DONE_CHECK_SECONDS)
+        else:
+            release_slot(ctx, job["model"], job_id)
+    # Claim the notification first; give the claim back if publishing fails so a
+    # retry of this step publishes instead.
+    if ctx.store.update(job_id, fields={"notified_at": now}, only_if_absent="notified_at"):
+        try:
+            ctx.notifier.publish(*notification_for(job))
+        except Exception:
+            ctx.store.update(job_id, remove=["notified_at"])
+            raise
+    if job.get("batch_id"):
+        _end_batch_job(ctx, job["batch_id"], job_id, now)
+
+
+def execution_ended(ctx: Context, execution: str, status: str) -> None:
+    """A job's workflow stopped (FAILED, TIMED_OUT, ABORTED): whatever happened in
+    it, the job gets its terminal record, its notification and its slot back."""
+    job_id = job_of_execution(execution)
+    if ctx.store.get(job_id) is None:
+        return
+    end_job(ctx, job_id, JobStatus.FAILED, error={
+        "code": f"Workflow{status.title().replace('_', '')}",
+        "message": f"the job's workflow ended {status} before the job was recorded as "
+                   "ended (see the execution's history)"})
+
+
+def _end_batch_job(ctx: Context, batch_id: str, job_id: str, now: float) -> None:
+    batch = ctx.store.record_batch_end(batch_id, job_id)
+    if len(batch.get("ended_jobs", ())) < len(batch["job_ids"]):
+        return
+    if not ctx.store.claim_batch_notification(batch_id, now):
+        return
+    try:
+        ctx.notifier.publish(*batch_summary(batch, ctx.store.get_jobs(batch["job_ids"])))
+    except Exception:
+        ctx.store.release_batch_notification(batch_id)
+        raise
+
+
+def _sidecar(job: dict[str, Any], result: dict[str, Any], now: float) -> dict[str, Any]:
+    """What a person or a script needs to know about a stored result."""
+    return {
+        "job_id": job["job_id"],
+        "look_id": job.get("look_id"),
+        "batch_id": job.get("batch_id"),
+        "source": job.get("source"),
+        "inputs": job.get("inputs"),
+        "normalized": job.get("normalized"),
+        "kept_garment": job.get("kept_garment"),
+        "model": job.get("model"),
+        "requested_model": job.get("requested_model") or job.get("model"),
+        "fallback": job.get("fallback"),
+        "parameters": job.get("parameters"),
+        "instruction": job.get("instruction"),
+        "attributes": job.get("attributes"),
+        "provider_task_id": job.get("provider_task_id"),
+        "provider_request_id": job.get("provider_request_id"),
+        "usage": job.get("usage"),
+        "price": price_of(job),
+        "result": {k: result[k] for k in ("uri", "bytes", "content_type")},
+        "timings": {**job.get("timeline", {}), "finalized": now},
+        "polls": job.get("polls", 0),
+    }
+
+
+def _cause_message(cause: str | None) -> str:
+    """Step Functions passes a Lambda error as JSON text in `Cause`."""
+    if not cause:
+        return "no details"
+    try:
+        parsed = json.loads(cause)
+    except json.JSONDecodeError:
+        return cause
+    return parsed.get("errorMessage", cause) if isinstance(parsed, dict) else cause

@@ -1,0 +1,160 @@
+"""Intake: an upload (a manifest, or a garment in the drop folder) becomes looks,
+each look a job recorded before anything is paid for; its inputs are prepared
+for its model, then it is admitted (and submitted) or queued."""
+
+from __future__ import annotations
+
+import logging
+
+from tryon.jobs import (
+    MANIFEST_PREFIX,
+    ROSTER_PREFIX,
+    DroppedGarment,
+    JobStatus,
+    Look,
+    Source,
+    drop_result_stem,
+    dropped_garment,
+    job_id_for,
+    manifest_result_stem,
+    roster_looks,
+)
+from tryon.manifest import Manifest, ManifestError, parse_manifest
+from tryon.models.registry import model_spec
+from tryon.preflight import InputRejected
+from tryon.stages.admission import admit_or_queue
+from tryon.stages.completion import end_job
+from tryon.stages.context import Context
+from tryon.stages.preparation import Checked, prepare_inputs
+from tryon.stages.submission import model_for_look, start_workflow, submit_admitted
+
+log = logging.getLogger(__name__)
+
+
+def take_upload(ctx: Context, source: Source) -> list[str]:
+    """Turn an upload into jobs; returns the ids of the jobs it concerns."""
+    received = ctx.clock()
+    if source.key.endswith("/"):  # a "folder" placeholder made by a console or tool
+        return []
+    if source.key.startswith(MANIFEST_PREFIX):
+        return _take_manifest(ctx, source, received)
+    garment = dropped_garment(source.key)
+    if garment:
+        return _take_drop(ctx, source, garment, received)
+    log.info("upload ignored: neither jobs/*.json nor garments/{top,bottom,dress}/<sku>.<ext>")
+    return []
+
+
+def _take_manifest(ctx: Context, source: Source, received: float) -> list[str]:
+    try:
+        manifest = parse_manifest(ctx.storage.read(source.bucket, source.key,
+                                                   source.version_id),
+                                  ctx.settings.default_model)
+        _check_inputs_exist(ctx, source.bucket, manifest)
+    except ManifestError as exc:
+        message = f"s3://{source.bucket}/{source.key}: {exc}"
+        return [_reject_upload(ctx, source, received, exc.code, message, pointer=exc.pointer)]
+    stems = {look.look_id: manifest_result_stem(source, look.look_id)
+             for look in manifest.looks}
+    return _take_looks(ctx, source, manifest.looks, stems, received,
+                       batch=manifest.is_batch, attributes=manifest.attributes)
+
+
+def _check_inputs_exist(ctx: Context, bucket: str, manifest: Manifest) -> None:
+    """A manifest naming a missing image is rejected whole, before any job starts."""
+    for look in manifest.looks:
+        for role, key in look.inputs().items():
+            if ctx.storage.describe(bucket, key) is None:
+                field_name = "dress" if role == "top" and look.top_is_dress else role
+                raise ManifestError(
+                    f"{manifest.pointers[look.look_id]}/{field_name}",
+                    f"s3://{bucket}/{key} does not exist; upload the image before the "
+                    "manifest, or fix the key", code="MissingInput")
+
+
+def _take_drop(ctx: Context, source: Source, garment: DroppedGarment,
+               received: float) -> list[str]:
+    roster = [o["key"] for o in ctx.storage.list_keys(source.bucket, ROSTER_PREFIX)
+              if not o["key"].endswith("/") and o["size"] > 0]
+    if not roster:
+        return [_reject_upload(
+            ctx, source, received, "EmptyRoster",
+            f"s3://{source.bucket}/{source.key}: no person photos under {ROSTER_PREFIX}; "
+            f"upload at least one to {ROSTER_PREFIX} and drop the garment again")]
+    looks = roster_looks(garment, roster, ctx.settings.default_model)
+    stems = {look.look_id: drop_result_stem(garment, look.look_id) for look in looks}
+    return _take_looks(ctx, source, looks, stems, received, batch=True,
+                       attributes={"sku": garment.sku})
+
+
+def _reject_upload(ctx: Context, source: Source, received: float, code: str, message: str,
+                   **details: str) -> str:
+    """An upload that yields no look at all still gets a record and a notification."""
+    job_id = job_id_for(source, "upload")
+    ctx.on_job(job_id)
+    ctx.store.create({"job_id": job_id, "status": JobStatus.RECEIVED,
+                      "source": source.as_dict(), "timeline": {"received": received}},
+                     received)
+    end_job(ctx, job_id, JobStatus.FAILED, error={"code": code, "message": message, **details})
+    return job_id
+
+
+def _take_looks(ctx: Context, source: Source, looks: list[Look], stems: dict[str, str],
+                received: float, *, batch: bool, attributes: dict[str, str]) -> list[str]:
+    job_ids = [job_id_for(source, look.look_id) for look in looks]
+    batch_id = job_id_for(source, "batch") if batch else None
+    if batch_id:
+        ctx.store.create_batch({"batch_id": batch_id, "job_ids": job_ids,
+                                "source": source.as_dict(), "attributes": attributes},
+                               received)
+    checked: Checked = {}  # each image is checked once per set of rules
+    for look, job_id in zip(looks, job_ids, strict=True):
+        _take_look(ctx, source, look, job_id, received, stems[look.look_id], batch_id, checked)
+    return job_ids
+
+
+def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: float,
+               result_stem: str, batch_id: str | None, checked: Checked) -> None:
+    ctx.on_job(job_id)
+    model, requested_model = model_for_look(ctx, look.model)
+    created = ctx.store.create(
+        {
+            "job_id": job_id,
+            "status": JobStatus.RECEIVED,
+            "look_id": look.look_id,
+            "batch_id": batch_id,
+            "model": model,
+            "requested_model": requested_model,
+            "source": source.as_dict(),
+            "inputs": {role: f"s3://{source.bucket}/{key}"
+                       for role, key in look.inputs().items()},
+            "top_is_dress": look.top_is_dress or None,
+            "parameters": look.parameters(),
+            "keep": look.keep,
+            "instruction": look.instruction,
+            "attributes": dict(look.attributes),
+            "result_stem": result_stem,
+            "polls": 0,
+            "timeline": {"received": received},
+        },
+        received,
+    )
+    if not created:
+        existing = ctx.store.get(job_id) or {}
+        status = existing.get("status")
+        if status == JobStatus.SUBMITTED and not existing.get("execution_arn"):
+            start_workflow(ctx, existing)  # an earlier delivery died before this step
+        elif status == JobStatus.ADMITTED:
+            submit_admitted(ctx, job_id)  # an earlier delivery found the provider busy
+        if status != JobStatus.RECEIVED:
+            log.info("duplicate delivery ignored", extra={"job_status": status})
+            return
+    try:
+        fields = prepare_inputs(ctx, source.bucket, look.inputs(),
+                                model_spec(model).input_rules, checked)
+    except InputRejected as exc:
+        end_job(ctx, job_id, JobStatus.FAILED, error=exc.as_error())
+        return
+    # Only one delivery moves the job on from RECEIVED: it alone submits or queues.
+    if admit_or_queue(ctx, job_id, model, fields=fields, from_statuses=[JobStatus.RECEIVED]):
+        submit_admitted(ctx, job_id)

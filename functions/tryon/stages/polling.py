@@ -1,0 +1,105 @@
+"""Polling: the wait loop's step for a task model. Query the task once, hand the
+provider's slot on as soon as the task ends, say how long to wait next, and
+give up (canceling a still-queued task) past the job's deadline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tryon.jobs import (
+    COMPARISON_SCHEDULES,
+    JobStatus,
+    expected_generation,
+    poll_delay,
+    scheduled_delay,
+)
+from tryon.providers.dashscope_tasks import TaskClient, TaskState
+from tryon.providers.errors import ProviderError
+from tryon.stages.admission import release_slot
+from tryon.stages.context import Context
+
+
+def poll(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
+    """Query the task once; the answer's `status` drives the state machine."""
+    job_id, model = state["job_id"], state["model"]
+    client = ctx.provider().tasks
+    try:
+        ctx.pacer.wait_turn("query")
+        task = client.query(state["task_id"])
+    except ProviderError as exc:
+        if exc.request_id:
+            ctx.store.update(job_id, fields={"last_query_request_id": exc.request_id})
+        if exc.retryable:
+            raise  # the state machine retries with backoff
+        return {**state, "status": JobStatus.FAILED.value, "error": exc.as_error()}
+    now = ctx.clock()
+    polls = state.get("polls", 0) + 1
+    timeline = provider_timeline(ctx, task)
+    ctx.store.update(
+        job_id,
+        fields={"provider_status": task.status, "polls": polls,
+                "last_query_request_id": task.request_id},
+        timeline=timeline,
+    )
+    out = {**state, "polls": polls, "status": task.status}
+    if not task.is_pending:
+        if task.status == "SUCCEEDED" and {"provider_start", "provider_end"} <= set(timeline):
+            ctx.store.record_duration(model, task.task_id, timeline["provider_end"]
+                                      - timeline["provider_start"])
+        # The provider's slot is free now: hand it on before storing the result.
+        release_slot(ctx, model, job_id)
+        if task.status == "SUCCEEDED":
+            return {**out, "image_url": task.image_url, "usage": _usage(task)}
+        return {**out, "error": _task_error(task)}
+    if now >= state["deadline"]:
+        return {**out, "status": JobStatus.TIMED_OUT.value,
+                "error": _give_up(ctx, client, job_id, task)}
+    running_for = (now - timeline["provider_start"]
+                   if task.status != "PENDING" and "provider_start" in timeline else None)
+    expected = state.get("expected") or expected_generation(model, [])
+    return {**out, "next_delay": poll_delay_for(ctx, expected, running_for, polls, now=now,
+                                                deadline=state["deadline"])}
+
+
+def poll_delay_for(ctx: Context, expected: float, running_for: float | None, polls: int, *,
+                   now: float, deadline: float) -> int:
+    if ctx.settings.poll_schedule in COMPARISON_SCHEDULES:
+        return scheduled_delay(ctx.settings.poll_schedule, polls, now=now, deadline=deadline)
+    return poll_delay(expected, running_for, now=now, deadline=deadline)
+
+
+def provider_timeline(ctx: Context, task: TaskState) -> dict[str, float]:
+    """The provider's timestamps, on the pipeline's clock."""
+    times = {"provider_submit": task.submit_time, "provider_start": task.scheduled_time,
+             "provider_end": task.end_time}
+    return {name: ctx.settings.timebase.from_wall(at)
+            for name, at in times.items() if at is not None}
+
+
+def _usage(task: TaskState) -> dict[str, int] | None:
+    usage = {"width": task.width, "height": task.height, "image_count": task.image_count}
+    return {k: v for k, v in usage.items() if v is not None} or None
+
+
+def _give_up(ctx: Context, client: TaskClient, job_id: str, task: TaskState) -> dict[str, str]:
+    message = (f"no result before the job's deadline "
+               f"({ctx.settings.poll_deadline_seconds} s); provider status {task.status}")
+    if task.status == "PENDING":
+        try:
+            client.cancel(task.task_id)
+            message += "; the queued provider task was canceled (not billed)"
+            ctx.store.update(job_id, fields={"provider_status": "CANCELED"})
+        except ProviderError as exc:
+            message += f"; cancel failed: {exc.code}"
+    return {"code": "DeadlineExceeded", "message": message}
+
+
+def _task_error(task: TaskState) -> dict[str, str]:
+    if task.status == "FAILED":
+        return {"code": task.code or "TaskFailed",
+                "message": task.message or "the provider reported FAILED without a message"}
+    if task.status == "CANCELED":
+        return {"code": "TaskCanceled", "message": "the provider task was canceled"}
+    return {"code": "TaskUnknown",
+            "message": "the provider does not know this task (purged after 24 h, or never "
+                       "created)"}
