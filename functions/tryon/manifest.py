@@ -124,6 +124,9 @@ def _explain(exc: SchemaValidationError) -> tuple[str, str]:
     if exc.rule == "propertyNames":
         return _pointer(path), ("attribute names start with a letter, use letters, digits, "
                                 "'_' or '-', and are not event, status, model, batch_id or schema")
+    if exc.rule == "pattern" and path[-1:] == ["instruction"]:
+        return _pointer(path), ("instruction must be one line of text without control "
+                                "characters (newlines, tabs); at most 300 characters")
     if exc.rule == "maxItems":
         return _pointer(path), f"too many looks: at most {exc.rule_definition} per manifest"
     if exc.rule == "const" and path == ["version"]:

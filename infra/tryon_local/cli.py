@@ -14,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from tryon_local.driver import LookRequest, format_table, run, send_demo
+from tryon.models.registry import MODEL_IDS
+
+from tryon_local.driver import DEMO_RETIRED_MODEL, LookRequest, format_table, run, send_demo
 from tryon_local.runtime import LocalOptions, LocalStack
 
 
@@ -38,10 +40,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="give up on jobs still open after this many seconds")
     parser.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
                         help="a template parameter for the local stack, e.g. "
-                        "InputTransport=provider-upload (repeatable)")
+                        "InputTransport=provider-upload or FallbackModel= (repeatable)")
+    parser.add_argument("--retire", action="append", default=[], metavar="MODEL",
+                        choices=MODEL_IDS, help="the embedded emulator answers MODEL as "
+                        "retired (repeatable)")
 
 
-def _run(args: argparse.Namespace, send) -> int:
+def _run(args: argparse.Namespace, send, retired: tuple[str, ...] = ()) -> int:
     say = _progress(args.json)
     started = time.monotonic()
     options = LocalOptions(
@@ -49,6 +54,7 @@ def _run(args: argparse.Namespace, send) -> int:
         api_key=os.environ.get("DASHSCOPE_API_KEY"),
         speedup=args.speedup,
         workdir=args.out / "local-stack",
+        retired_models=(*retired, *args.retire),
         parameters=dict(item.split("=", 1) for item in args.parameter),
     )
     say("starting the local stack (moto + provider emulator) and deploying template.yaml")
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="run the four sample looks end to end")
+    demo = commands.add_parser("demo", help="run the sample looks end to end")
     _add_common(demo)
 
     local = commands.add_parser("local", help="run your own images through the local stack")
@@ -80,9 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--images", type=Path,
                      help="with --manifest: where the images it names are (by key or name)")
     run.add_argument("--person", type=Path)
-    run.add_argument("--top", type=Path, help="a top, or a dress/jumpsuit")
+    run.add_argument("--top", type=Path)
     run.add_argument("--bottom", type=Path)
-    run.add_argument("--model", choices=["aitryon-plus", "aitryon"])
+    run.add_argument("--dress", type=Path, help="a dress or jumpsuit, worn alone")
+    run.add_argument("--keep", choices=["top", "bottom"],
+                     help="keep the person's own top or bottom")
+    run.add_argument("--model", choices=MODEL_IDS)
+    run.add_argument("--instruction", help="Qwen models: words appended to the instruction")
     run.add_argument("--resolution", type=int, choices=[-1, 1024, 1280])
     run.add_argument("--no-restore-face", action="store_true",
                      help="let the model generate a new face")
@@ -102,22 +112,23 @@ def main(argv: list[str] | None = None) -> int:
     if any("=" not in item for item in args.parameter):
         parser.error("--parameter takes NAME=VALUE")
     if args.command == "demo":
-        return _run(args, send_demo)
+        return _run(args, send_demo, retired=() if args.provider_url else (DEMO_RETIRED_MODEL,))
     if args.manifest:
-        if args.person or args.top or args.bottom:
-            parser.error("--manifest names its own images: drop --person/--top/--bottom")
+        if args.person or args.top or args.bottom or args.dress:
+            parser.error("--manifest names its own images: drop --person/--top/--bottom/--dress")
         if not args.manifest.is_file():
             parser.error(f"{args.manifest}: no such file")
         images = args.images or args.manifest.parent
         return _run(args, lambda driver: [driver.submit_manifest_file(args.manifest, images)])
-    if not args.person or not (args.top or args.bottom):
-        parser.error("give --person and --top and/or --bottom (or --manifest)")
-    for path in (args.person, args.top, args.bottom):
+    if not args.person or not (args.top or args.bottom or args.dress):
+        parser.error("give --person and --top and/or --bottom, or --dress (or --manifest)")
+    for path in (args.person, args.top, args.bottom, args.dress):
         if path and not path.is_file():
             parser.error(f"{path}: no such file")
     look = LookRequest(
-        args.look_id, args.person, top=args.top, bottom=args.bottom, model=args.model,
-        resolution=args.resolution, restore_face=False if args.no_restore_face else None)
+        args.look_id, args.person, top=args.top, bottom=args.bottom, dress=args.dress,
+        keep=args.keep, model=args.model, resolution=args.resolution,
+        restore_face=False if args.no_restore_face else None, instruction=args.instruction)
     return _run(args, lambda driver: [driver.submit(look)])
 
 

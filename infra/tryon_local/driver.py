@@ -18,6 +18,9 @@ from tryon_local.runtime import LocalStack, notifications_from
 
 SAMPLES = Path(__file__).parent / "samples"
 TIMING_FIELDS = ("received", "submitted", "provider_start", "provider_end", "finalized")
+# The model `tryon demo` has its embedded emulator answer as retired, so that one
+# look shows the fallback.
+DEMO_RETIRED_MODEL = "aitryon"
 
 
 @dataclass(frozen=True)
@@ -26,20 +29,28 @@ class LookRequest:
     person: Path
     top: Path | None = None
     bottom: Path | None = None
+    dress: Path | None = None
+    keep: str | None = None
     model: str | None = None
     resolution: int | None = None
     restore_face: bool | None = None
+    instruction: str | None = None
 
 
 def demo_looks() -> list[LookRequest]:
-    """The four single looks of `tryon demo`, on the bundled sample images."""
-    person = SAMPLES / "person.jpg"
+    """The single looks of `tryon demo`, on the bundled sample images: the seed's
+    four on the default model, two on the Qwen successors (one per protocol), and
+    one on a model the demo's emulator reports retired (it ends on the fallback)."""
+    person, top, bottom = SAMPLES / "person.jpg", SAMPLES / "top.jpg", SAMPLES / "bottom.jpg"
     return [
-        LookRequest("top-only", person, top=SAMPLES / "top.jpg"),
-        LookRequest("bottom-only", person, bottom=SAMPLES / "bottom.jpg"),
-        LookRequest("top-and-bottom", person, top=SAMPLES / "top.jpg",
-                    bottom=SAMPLES / "bottom.jpg"),
+        LookRequest("top-only", person, top=top),
+        LookRequest("bottom-only", person, bottom=bottom),
+        LookRequest("top-and-bottom", person, top=top, bottom=bottom),
         LookRequest("dress", person, top=SAMPLES / "dress.jpg"),
+        LookRequest("qwen3-top-and-bottom", person, top=top, bottom=bottom,
+                    model="qwen-image-3.0"),
+        LookRequest("qwen2-dress", person, dress=SAMPLES / "dress.jpg", model="qwen-image-2.0"),
+        LookRequest("retired-model", person, top=top, keep="bottom", model=DEMO_RETIRED_MODEL),
     ]
 
 
@@ -70,11 +81,11 @@ class Driver:
         """Upload the look's images and a one-look manifest; returns the manifest key."""
         manifest: dict[str, Any] = {"version": 1, "id": look.look_id,
                                     "person": self.upload_image(look.person)}
-        for role in ("top", "bottom"):
+        for role in ("top", "bottom", "dress"):
             path = getattr(look, role)
             if path:
                 manifest[role] = self.upload_image(path)
-        for option in ("model", "resolution", "restore_face"):
+        for option in ("keep", "model", "resolution", "restore_face", "instruction"):
             if getattr(look, option) is not None:
                 manifest[option] = getattr(look, option)
         return self.put_manifest(look.look_id, manifest)
@@ -188,6 +199,8 @@ def run(stack: LocalStack, send: Callable[[Driver], list[str]], out_dir: Path, *
             "look_id": job.get("look_id"),
             "label": job_label(job),
             "status": job["status"],
+            "model": job.get("model"),
+            "requested_model": job.get("requested_model") or job.get("model"),
             "result": str(path) if (path := driver.download_result(job, out_dir)) else None,
             "error": ({"code": job["error"]["code"], "message": job["error"]["message"]}
                       if job.get("error") else None),
@@ -238,16 +251,22 @@ def format_table(report: dict[str, Any]) -> str:
     def seconds(start: float | None, end: float | None) -> str:
         return f"{end - start:6.1f} s" if start and end else "      -"
 
-    rows = [f"{'job':<24} {'status':<10} {'provider task':>13} {'end to end':>11} {'polls':>5}"]
+    def model(job: dict[str, Any]) -> str:
+        if job["requested_model"] and job["requested_model"] != job["model"]:
+            return f"{job['requested_model']} -> {job['model']}"
+        return job["model"] or "-"
+
+    rows = [f"{'job':<22} {'model':<26} {'status':<10} {'provider':>8} {'end to end':>10} "
+            f"{'polls':>5}"]
     for job in report["jobs"]:
         t = job["timings"]
         rows.append(
-            f"{job['label']:<24} {job['status']:<10} "
-            f"{seconds(t['provider_start'], t['provider_end']):>13} "
-            f"{seconds(t['received'], t['finalized']):>11} {job['polls']:>5}"
+            f"{job['label']:<22} {model(job):<26} {job['status']:<10} "
+            f"{seconds(t['provider_start'], t['provider_end']):>8} "
+            f"{seconds(t['received'], t['finalized']):>10} {job['polls']:>5}"
         )
         if job["error"]:
-            rows.append(f"{'':<24} {job['error']['code']}: {job['error']['message']}")
+            rows.append(f"{'':<22} {job['error']['code']}: {job['error']['message']}")
     for batch in report["batches"]:
         counts = ", ".join(f"{v} {k}" for k, v in batch["counts"].items() if v)
         rows.append(f"batch {batch['source']['key']}: {batch['status']} ({counts})")

@@ -41,6 +41,7 @@ class LocalOptions:
     speedup: float = 1.0  # emulator clock speed-up; Step Functions waits shrink alike
     gen_time: tuple[float, float] = (15.0, 30.0)
     seed: int | None = None
+    retired_models: tuple[str, ...] = ()  # the embedded emulator answers these as retired
     parameters: dict[str, str] = field(default_factory=dict)  # template overrides
     function_env: dict[str, str] = field(default_factory=dict)  # extra, e.g. for tests
     warm_workers: int = 1  # workers started per function before the first job
@@ -236,7 +237,8 @@ class LocalStack:
 
         config = EmulatorConfig(
             api_keys=frozenset({EMULATOR_API_KEY}), gen_time=self.options.gen_time,
-            speedup=self.options.speedup, seed=self.options.seed)
+            speedup=self.options.speedup, seed=self.options.seed,
+            retired_models=frozenset(self.options.retired_models))
         self.emulator = serve_in_thread(config, host="127.0.0.1", port=0)
         self._stoppers.append(self.emulator.stop)
         return self.emulator.base_url, EMULATOR_API_KEY

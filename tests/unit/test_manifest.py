@@ -82,3 +82,33 @@ def test_the_schema_file_is_a_draft_07_schema():
     schema = manifest_schema()
     assert schema["$schema"].startswith("http://json-schema.org/draft-07")
     assert schema["properties"]["looks"]["maxItems"] == 50
+
+
+def test_qwen_models_and_a_retailers_instruction_are_accepted():
+    parsed = parse_manifest(manifest({
+        "version": 1, "defaults": {"model": "qwen-image-3.0", "instruction": "Tuck it in."},
+        "looks": [{"id": "a", "person": "p", "top": "t"},
+                  {"id": "b", "person": "p", "dress": "d", "model": "qwen-image-2.0-pro",
+                   "instruction": "Bare feet."}]}), "aitryon-plus")
+    a, b = parsed.looks
+    assert (a.model, a.instruction) == ("qwen-image-3.0", "Tuck it in.")
+    assert (b.model, b.instruction, b.top_is_dress) == ("qwen-image-2.0-pro", "Bare feet.", True)
+
+
+@pytest.mark.parametrize(("instruction", "says"), [
+    ("x" * 301, "shorter than or equal to 300"),
+    ("line one\nline two", "one line of text"),
+    ("", "longer than or equal to 1"),
+])
+def test_a_bad_instruction_is_rejected_with_its_pointer(instruction, says):
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(manifest({"version": 1, "person": "p", "top": "t",
+                                 "instruction": instruction}), "qwen-image-3.0")
+    assert err.value.pointer == "/instruction" and says in str(err.value)
+
+
+def test_an_unknown_model_names_the_choices():
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(manifest({"version": 1, "person": "p", "top": "t",
+                                 "model": "qwen-image-9"}), "aitryon-plus")
+    assert err.value.pointer == "/model" and "qwen-image-2.0" in str(err.value)

@@ -40,8 +40,11 @@ def call_model(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
     oss = ctx.settings.input_transport == "provider-upload"
     request = build_request(spec, job, input_urls(ctx, clients.generation, job))
 
+    sent_at: list[float] = []
+
     def generate() -> Any:
         ctx.pacer.wait_turn(f"submit:{spec.model_id}")
+        sent_at.append(ctx.clock())
         return clients.generation.generate(request, oss_resolve=oss)
 
     try:
@@ -58,9 +61,12 @@ def call_model(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
     except LookFailed as exc:
         return {**state, "status": JobStatus.FAILED.value, "error": exc.error}
     usage = {k: v for k, v in (("width", image.width), ("height", image.height)) if v}
+    answered = ctx.clock()
     ctx.store.update(job_id, fields={"status": JobStatus.SUBMITTED, "provider_status": "SUCCEEDED",
                                      "provider_request_id": image.request_id, "usage": usage},
-                     timeline={"submitted": ctx.clock(), "provider_end": ctx.clock()},
+                     # The call is the provider's work: from the answered attempt to its answer.
+                     timeline={"submitted": sent_at[-1], "provider_start": sent_at[-1],
+                               "provider_end": answered},
                      remove=["error"], only_if_status=[JobStatus.SUBMITTING])
     # The call is over: its slot goes on before the image is stored.
     release_slot(ctx, spec.model_id, job_id)
