@@ -65,7 +65,8 @@ class WorkerDied(RuntimeError):
 
 
 class _Worker:
-    def __init__(self, spec: FunctionSpec, base_env: dict[str, str], log: IO[str]) -> None:
+    def __init__(self, spec: FunctionSpec, base_env: dict[str, str], log: IO[str],
+                 overrides: dict[str, str]) -> None:
         read_fd, write_fd = os.pipe()
         env = {
             **base_env,
@@ -74,6 +75,7 @@ class _Worker:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
             "_HANDLER": spec.handler,
+            **overrides,
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tryon_local.lambda_worker", spec.handler, str(write_fd)],
@@ -113,8 +115,10 @@ class _Worker:
 class LambdaRuntime:
     """Warm workers per function; `invoke` has the shape moto's hook expects."""
 
-    def __init__(self, base_env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, base_env: dict[str, str], log_dir: Path,
+                 overrides: dict[str, str] | None = None) -> None:
         self._base_env = base_env
+        self._overrides = overrides or {}  # win over the template's variables (tests)
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         # Keyed by function name: one pool of warm workers per function.
@@ -143,7 +147,7 @@ class LambdaRuntime:
                     break
                 self._lock.wait()
         try:  # cold start outside the lock
-            worker = _Worker(spec, self._base_env, self._log(spec.name))
+            worker = _Worker(spec, self._base_env, self._log(spec.name), self._overrides)
         except BaseException:
             with self._lock:
                 self._busy[spec.name] -= 1

@@ -43,7 +43,8 @@ class LocalOptions:
     seed: int | None = None
     retired_models: tuple[str, ...] = ()  # the embedded emulator answers these as retired
     parameters: dict[str, str] = field(default_factory=dict)  # template overrides
-    function_env: dict[str, str] = field(default_factory=dict)  # extra, e.g. for tests
+    # Set last, over the template's variables, e.g. short timeouts for tests.
+    function_env: dict[str, str] = field(default_factory=dict)
     warm_workers: int = 1  # workers started per function before the first job
     workdir: Path | None = None  # function logs go to workdir/logs
 
@@ -186,7 +187,8 @@ class LocalStack:
         httpx.post(f"{self.endpoint}/moto-api/config",
                    json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
 
-        self.lambdas = LambdaRuntime(self._function_env(), self.workdir / "logs")
+        self.lambdas = LambdaRuntime(self._function_env(), self.workdir / "logs",
+                                     self.options.function_env)
         self._stoppers.append(self.lambdas.stop)
         install_moto_hook(self.lambdas)
         _scale_step_functions_time(self.options.speedup)
@@ -259,7 +261,6 @@ class LocalStack:
             "PYTHONUNBUFFERED": "1",
             "TIME_SCALE": str(self.options.speedup),
             "TIME_ANCHOR": str(self.time_anchor),
-            **self.options.function_env,
         }
 
     def _warm_functions(self) -> None:

@@ -13,13 +13,17 @@ from tryon_local.runtime import LocalOptions, LocalStack
 SPEEDUP = 10.0
 # A provider answer later than this is lost to the functions (tests of lost submits).
 READ_TIMEOUT_SECONDS = 3
+# A synchronous generation (15-45 s at the provider, 1.5-4.5 s here) answered later
+# than this is lost (tests of lost call answers).
+CALL_TIMEOUT_SECONDS = 8
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> LocalStack:
     workdir = tmp_path_factory.mktemp("stack")
     options = LocalOptions(speedup=SPEEDUP, seed=7, workdir=workdir, function_env={
-        "PROVIDER_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS)})
+        "PROVIDER_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS),
+        "CALL_TIMEOUT_SECONDS": str(CALL_TIMEOUT_SECONDS)})
     with LocalStack(options) as running:
         yield running
 
@@ -47,10 +51,31 @@ class EmulatorControl:
     def hold(self, task_id: str, hold: bool) -> None:
         self.http.post(f"/_emulator/tasks/{task_id}/hold", json={"hold": hold})
 
+    def retire(self, model: str, retired: bool = True) -> None:
+        self.http.post("/_emulator/retire", json={"model": model, "retired": retired}
+                       ).raise_for_status()
+
 
 @pytest.fixture(scope="session")
 def emulator(stack) -> EmulatorControl:
     return EmulatorControl(stack.emulator.root_url)
+
+
+@pytest.fixture
+def retire(stack, emulator):
+    """Have the emulator answer models as retired for one test; afterwards they are
+    served again and the stack forgets that they were refused."""
+    retired: list[str] = []
+
+    def retire_model(model: str) -> None:
+        emulator.retire(model)
+        retired.append(model)
+
+    yield retire_model
+    table = stack.resource("dynamodb").Table(stack.outputs["JobsTableName"])
+    for model in retired:
+        emulator.retire(model, retired=False)
+        table.delete_item(Key={"pk": f"RETIRED#{model}", "sk": "RETIRED"})
 
 
 @pytest.fixture

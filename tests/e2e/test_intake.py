@@ -6,7 +6,7 @@ import json
 
 from corpus import make_corpus
 from PIL import Image
-from tryon_local.driver import SAMPLES, run, send_demo
+from tryon_local.driver import DEMO_RETIRED_MODEL, SAMPLES, format_table, run, send_demo
 
 
 def s3_json(stack, uri: str) -> dict:
@@ -160,12 +160,19 @@ def test_every_awkward_input_is_fixed_or_rejected_before_paying(stack, driver, e
     assert batch["status"] == "PARTIAL" and batch["counts"]["succeeded"] == succeeded
 
 
-def test_the_demo_runs_everything(stack, out_dir):
+def test_the_demo_runs_everything(stack, retire, out_dir):
     clear_roster(stack)  # the demo starts on a fresh stack
+    retire(DEMO_RETIRED_MODEL)  # as `tryon demo` has its emulator do
     report = run(stack, send_demo, out_dir, timeout=180, progress=lambda s: None)
     assert {j["label"]: j["status"] for j in report["jobs"]} == {
         "top-only": "SUCCEEDED", "bottom-only": "SUCCEEDED", "top-and-bottom": "SUCCEEDED",
-        "dress": "SUCCEEDED", "new-top-own-bottom": "SUCCEEDED",
+        "dress": "SUCCEEDED", "qwen3-top-and-bottom": "SUCCEEDED", "qwen2-dress": "SUCCEEDED",
+        "retired-model": "SUCCEEDED", "new-top-own-bottom": "SUCCEEDED",
         "own-top-new-bottom": "SUCCEEDED", "DRESS-001/alex": "SUCCEEDED",
         "DRESS-001/sam": "SUCCEEDED"}
+    models = {j["label"]: (j["requested_model"], j["model"]) for j in report["jobs"]}
+    assert models["qwen3-top-and-bottom"] == ("qwen-image-3.0", "qwen-image-3.0")
+    assert models["qwen2-dress"] == ("qwen-image-2.0", "qwen-image-2.0")
+    assert models["retired-model"] == (DEMO_RETIRED_MODEL, "qwen-image-3.0")
+    assert "aitryon -> qwen-image-3.0" in format_table(report)
     assert len(report["batches"]) == 2

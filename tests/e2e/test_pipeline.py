@@ -25,7 +25,7 @@ def notifications_for(report, job_id):
 
 
 def test_the_four_looks_succeed_with_the_emulators_composite(stack, out_dir):
-    report = run_looks(stack, demo_looks(), out_dir, timeout=120, progress=lambda s: None)
+    report = run_looks(stack, demo_looks()[:4], out_dir, timeout=120, progress=lambda s: None)
     person = Image.open(SAMPLES / "person.jpg")
     assert [job["look_id"] for job in report["jobs"]] == [
         "top-only", "bottom-only", "top-and-bottom", "dress"]

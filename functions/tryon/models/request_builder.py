@@ -66,3 +66,11 @@ def build_request(spec: ModelSpec, job: dict[str, Any], urls: dict[str, str]
                          (person["width"], person["height"])),
         path=QWEN_CALL_PATH if spec.protocol == "call" else QWEN_TASK_PATH,
     )
+
+
+def request_summary(request: TryOnRequest | QwenImageRequest) -> dict[str, str] | None:
+    """What a Qwen model was asked, for the record and the sidecar (no URLs: they
+    are credentials)."""
+    if isinstance(request, QwenImageRequest):
+        return {"size": request.size, "instruction": request.instruction}
+    return None

@@ -11,7 +11,7 @@ from typing import Any
 
 from tryon.jobs import TERMINAL_STATUSES, JobStatus, LookFailed
 from tryon.models.registry import model_spec
-from tryon.models.request_builder import build_request
+from tryon.models.request_builder import build_request, request_summary
 from tryon.providers.errors import ModelMissingError
 from tryon.stages.admission import release_slot
 from tryon.stages.context import Context
@@ -39,6 +39,7 @@ def call_model(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
     clients = ctx.provider()
     oss = ctx.settings.input_transport == "provider-upload"
     request = build_request(spec, job, input_urls(ctx, clients.generation, job))
+    ctx.store.update(job_id, fields={"provider_request": request_summary(request)})
 
     sent_at: list[float] = []
 

@@ -141,6 +141,7 @@ def _sidecar(job: dict[str, Any], result: dict[str, Any], now: float) -> dict[st
         "fallback": job.get("fallback"),
         "parameters": job.get("parameters"),
         "instruction": job.get("instruction"),
+        "provider_request": job.get("provider_request"),
         "attributes": job.get("attributes"),
         "provider_task_id": job.get("provider_task_id"),
         "provider_request_id": job.get("provider_request_id"),

@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 from tryon.jobs import JobStatus, LookFailed, expected_generation
 from tryon.models.registry import model_spec, retired_message
-from tryon.models.request_builder import build_request
+from tryon.models.request_builder import build_request, request_summary
 from tryon.pacing import PacingTimeout
 from tryon.preflight import InputRejected
 from tryon.providers.dashscope_tasks import PARSING_MODEL, TaskClient
@@ -101,8 +101,8 @@ def _submit_task(ctx: Context, job: dict[str, Any]) -> None:
     sent_at: list[float] = []  # wall time of each attempt, to find a task whose answer was lost
 
     def submit() -> Any:
-        ctx.store.update(job_id, increment={"submit_attempts": 1},
-                         timeline={"submitting": ctx.clock()})
+        ctx.store.update(job_id, fields={"provider_request": request_summary(request)},
+                         increment={"submit_attempts": 1}, timeline={"submitting": ctx.clock()})
         ctx.pacer.wait_turn(f"submit:{spec.model_id}")
         sent_at.append(time.time())
         return client.submit(request, oss_resolve=oss)

@@ -1,0 +1,191 @@
+"""The Qwen Image successors through the same pipeline: the task protocol (3.0,
+the wait loop) and the call protocol (2.0, one synchronous request in the
+workflow), retired models and the fallback, throttled and lost calls."""
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from conftest import CALL_TIMEOUT_SECONDS
+from PIL import Image
+from tryon_local.driver import SAMPLES, LookRequest, run, run_looks
+
+PERSON, TOP, BOTTOM, DRESS = (SAMPLES / f"{n}.jpg" for n in ("person", "top", "bottom", "dress"))
+LOOKS = {
+    "top-only": {"top": TOP},
+    "top-and-bottom": {"top": TOP, "bottom": BOTTOM},
+    "dress": {"dress": DRESS},
+    "new-top-own-bottom": {"top": TOP, "keep": "bottom"},
+}
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+def s3_json(stack, uri: str) -> dict:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return json.loads(stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def by_model(emulator, model: str) -> dict:
+    return emulator.stats()["by_model"].get(model, {"submits": 0, "generations": 0})
+
+
+def notes_of(report, job_id) -> list[dict]:
+    return [n for n in report["notifications"] if n.get("job_id") == job_id]
+
+
+@pytest.mark.parametrize(("model", "protocol"), [("qwen-image-3.0", "task"),
+                                                 ("qwen-image-2.0", "call")])
+def test_each_protocol_makes_every_kind_of_look(stack, emulator, out_dir, model, protocol):
+    before, parsings = by_model(emulator, model), emulator.stats()["parsings"]
+    looks = [LookRequest(f"{protocol}-{name}", PERSON, model=model, **parts)
+             for name, parts in LOOKS.items()]
+    report = run_looks(stack, looks, out_dir, timeout=150, progress=quiet)
+    after = by_model(emulator, model)
+    for job in report["jobs"]:
+        assert job["status"] == "SUCCEEDED", job
+        assert job["model"] == job["requested_model"] == model
+        image = Image.open(io.BytesIO(Path(job["result"]).read_bytes()))
+        assert image.format == "PNG" and image.size == (512, 1024)  # the person's size
+        assert job["result"].endswith(".png")
+        [note] = notes_of(report, job["job_id"])
+        assert note["model"] == note["requested_model"] == model
+        assert note["usage"]["width"] == 512 and note["usage"]["height"] == 1024
+        assert note["price"]["currency"] == "CNY" and note["price"]["per_image"] > 0
+        assert note["result"]["content_type"] == "image/png"
+        sidecar = s3_json(stack, note["result"]["sidecar"])
+        assert sidecar["model"] == model and sidecar["usage"] == note["usage"]
+        said = sidecar["provider_request"]["instruction"]
+        assert sidecar["provider_request"]["size"] == "512*1024" and "image 1" in said
+        if "keep" in job["look_id"]:
+            assert "keep their own bottoms unchanged" in said
+        if protocol == "task":
+            assert job["provider_task_id"] and job["polls"] >= 1
+        else:
+            assert job["provider_task_id"] is None and job["polls"] == 0
+    dress = next(j for j in report["jobs"] if j["look_id"].endswith("dress"))
+    assert "the dress from image 2" in s3_json(
+        stack, notes_of(report, dress["job_id"])[0]["result"]["sidecar"]
+    )["provider_request"]["instruction"]
+    counted = "submits" if protocol == "task" else "generations"
+    assert after[counted] - before[counted] == len(LOOKS)  # each look paid once
+    assert emulator.stats()["parsings"] == parsings  # a kept garment is an instruction
+
+
+def test_a_retired_model_falls_back_once_and_later_looks_skip_the_doomed_call(
+        stack, emulator, retire, out_dir):
+    retire("aitryon")
+    requests_before = emulator.stats()["submit_requests"]
+    fallback_before = by_model(emulator, "qwen-image-3.0")["submits"]
+    first = run_looks(stack, [LookRequest("on-retired", PERSON, top=TOP, model="aitryon")],
+                      out_dir / "first", timeout=120, progress=quiet)
+    [job] = first["jobs"]
+    assert job["status"] == "SUCCEEDED", job
+    assert (job["requested_model"], job["model"]) == ("aitryon", "qwen-image-3.0")
+    [note] = notes_of(first, job["job_id"])
+    assert (note["requested_model"], note["model"]) == ("aitryon", "qwen-image-3.0")
+    sidecar = s3_json(stack, note["result"]["sidecar"])
+    assert sidecar["fallback"]["from"] == "aitryon"
+    assert "Model not exist." in sidecar["fallback"]["reason"]
+    assert by_model(emulator, "aitryon")["submits"] == 0  # the refusal created no task
+    assert by_model(emulator, "qwen-image-3.0")["submits"] == fallback_before + 1
+    # The refused submit, then the fallback's: two requests, one task.
+    assert emulator.stats()["submit_requests"] == requests_before + 2
+
+    second = run_looks(stack, [LookRequest("on-retired-again", PERSON, bottom=BOTTOM,
+                                           model="aitryon")],
+                       out_dir / "second", timeout=120, progress=quiet)
+    [again] = second["jobs"]
+    assert again["status"] == "SUCCEEDED" and again["model"] == "qwen-image-3.0"
+    assert emulator.stats()["submit_requests"] == requests_before + 3  # no doomed call
+
+
+def test_a_retired_call_model_hands_the_look_to_the_fallbacks_workflow(
+        stack, emulator, retire, out_dir):
+    retire("qwen-image-2.0-pro")
+    report = run_looks(stack, [LookRequest("call-retired", PERSON, top=TOP, bottom=BOTTOM,
+                                           model="qwen-image-2.0-pro")],
+                       out_dir, timeout=120, progress=quiet)
+    [job] = report["jobs"]
+    assert job["status"] == "SUCCEEDED", job
+    assert (job["requested_model"], job["model"]) == ("qwen-image-2.0-pro", "qwen-image-3.0")
+    assert len(notes_of(report, job["job_id"])) == 1
+    sfn = stack.client("stepfunctions")
+    executions = {e["name"]: e["status"] for e in sfn.list_executions(
+        stateMachineArn=stack.outputs["JobStateMachineArn"])["executions"]
+        if e["name"].startswith(job["job_id"])}
+    assert executions == {job["job_id"]: "SUCCEEDED", f"{job['job_id']}-fallback": "SUCCEEDED"}
+    assert by_model(emulator, "qwen-image-2.0-pro")["generations"] == 0
+
+
+def test_a_retired_model_without_a_usable_fallback_ends_model_retired(
+        stack, emulator, retire, out_dir):
+    """A look on the fallback model itself has nowhere to go."""
+    retire("qwen-image-3.0")
+    before = emulator.stats()
+    report = run_looks(stack, [LookRequest("no-way-out", PERSON, top=TOP,
+                                           model="qwen-image-3.0")],
+                       out_dir, timeout=120, progress=quiet)
+    [job] = report["jobs"]
+    assert job["status"] == "FAILED" and job["error"]["code"] == "ModelRetired"
+    assert "qwen-image-3.0" in job["error"]["message"]
+    assert "stack parameter Model" in job["error"]["message"]
+    [note] = notes_of(report, job["job_id"])
+    assert note["event"] == "job.failed" and note["error"]["code"] == "ModelRetired"
+    assert emulator.stats()["submits"] == before["submits"]  # no task anywhere
+
+
+def test_a_throttled_call_is_retried_and_paid_once(stack, emulator, out_dir):
+    before = emulator.stats()
+    emulator.fault(target="generation", status=429, code="Throttling.RateQuota", count=1)
+    report = run_looks(stack, [LookRequest("throttled-call", PERSON, top=TOP,
+                                           model="qwen-image-2.0")],
+                       out_dir, timeout=120, progress=quiet)
+    [job] = report["jobs"]
+    assert job["status"] == "SUCCEEDED", job
+    after = emulator.stats()
+    assert after["generation_requests"] - before["generation_requests"] == 2
+    assert after["generations"] - before["generations"] == 1
+
+
+def test_a_lost_call_answer_is_never_repeated(stack, emulator, out_dir):
+    before = emulator.stats()
+    emulator.fault(target="lost_call", delay=CALL_TIMEOUT_SECONDS + 10, count=1)
+    report = run_looks(stack, [LookRequest("lost-call", PERSON, dress=DRESS,
+                                           model="qwen-image-2.0")],
+                       out_dir, timeout=120, progress=quiet)
+    [job] = report["jobs"]
+    assert job["status"] == "FAILED" and job["error"]["code"] == "CallOutcomeUnknown"
+    assert "not repeated" in job["error"]["message"]
+    after = emulator.stats()
+    # The provider made (and billed) one image; the pipeline never asked again.
+    assert after["generation_requests"] - before["generation_requests"] == 1
+    assert after["generations"] - before["generations"] == 1
+    assert len(notes_of(report, job["job_id"])) == 1
+
+
+def test_qwen_looks_in_a_batch_with_a_retailers_instruction(stack, driver, out_dir):
+    person = driver.upload_image(PERSON)
+    manifest = {"version": 1, "defaults": {"model": "qwen-image-3.0"}, "looks": [
+        {"id": "tucked", "person": person, "top": driver.upload_image(TOP),
+         "bottom": driver.upload_image(BOTTOM), "instruction": "Tuck the top in.",
+         "resolution": 1024},
+        {"id": "new-face", "person": person, "dress": driver.upload_image(DRESS),
+         "model": "qwen-image-2.0", "restore_face": False}]}
+    report = run(stack, lambda d: [d.put_manifest("qwen-batch", manifest)], out_dir,
+                 timeout=120, progress=quiet)
+    jobs = {j["look_id"]: j for j in report["jobs"]}
+    assert {k: j["status"] for k, j in jobs.items()} == {"tucked": "SUCCEEDED",
+                                                          "new-face": "SUCCEEDED"}
+    assert Image.open(jobs["tucked"]["result"]).size == (576, 1024)
+    [batch] = report["batches"]
+    assert {look["look_id"]: look["model"] for look in batch["looks"]} == {
+        "tucked": "qwen-image-3.0", "new-face": "qwen-image-2.0"}
+    notes = {n["look_id"]: n for n in report["notifications"] if n.get("look_id")}
+    tucked = s3_json(stack, notes["tucked"]["result"]["sidecar"])["provider_request"]
+    assert tucked["instruction"].endswith("Tuck the top in.") and tucked["size"] == "576*1024"
+    new_face = s3_json(stack, notes["new-face"]["result"]["sidecar"])["provider_request"]
+    assert "the face may change" in new_face["instruction"]
