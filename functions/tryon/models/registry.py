@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from tryon.preflight import QWEN2_RULES, QWEN3_RULES, TRYON_RULES, ImageRules
+from tryon.image_rules import QWEN2_RULES, QWEN3_RULES, TRYON_RULES, ImageRules
 
 Protocol = Literal["task", "call"]
 Family = Literal["tryon", "qwen"]

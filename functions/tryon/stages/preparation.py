@@ -9,8 +9,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from tryon.image_rules import ImageRules
 from tryon.jobs import NORMALIZED_PREFIX
-from tryon.preflight import MAX_INPUT_BYTES, ImageRules, InputRejected, Prepared, prepare_image
+from tryon.preflight import MAX_INPUT_BYTES, InputRejected, Prepared, prepare_image
 from tryon.stages.context import Context
 
 # One upload's checks, shared by its looks: (key, rules label) -> outcome.
