@@ -28,7 +28,8 @@ RESULTS = ROOT / "bench" / "results" / "cold_start.json"
 # Modules whose cumulative import time says where a cold start goes (a package is
 # charged to the first module that imports it).
 WATCHED = ("aws_xray_sdk.core", "botocore.session", "boto3", "httpx", "PIL.Image",
-           "pillow_heif", "fastjsonschema", "tryon.preflight", "tryon.manifest", "tryon.stages.intake")
+           "pillow_heif", "fastjsonschema", "tryon.preflight", "tryon.manifest",
+           "tryon.stages.intake")
 
 
 def handlers() -> dict[str, str]:
