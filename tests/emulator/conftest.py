@@ -17,8 +17,10 @@ import httpx
 import pytest
 from emulator_support import (
     API_KEY,
+    FAST_QWEN,
     SAMPLES,
     SPEEDUP,
+    TLS,
     Api,
     InputSite,
     make_bad_inputs,
@@ -68,7 +70,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InputSite]:
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorServer]:
     config = EmulatorConfig(
-        api_keys=frozenset({API_KEY}), gen_time=(1.0, 2.0), speedup=SPEEDUP, seed=7
+        api_keys=frozenset({API_KEY}), gen_time=(1.0, 2.0), speedup=SPEEDUP, seed=7, **FAST_QWEN
     )
     with serve_in_thread(config) as server:
         yield server
@@ -78,7 +80,7 @@ def emulator() -> Iterator[EmulatorServer]:
 def _fresh_emulator(request: pytest.FixtureRequest) -> None:
     if "emulator" in request.fixturenames:
         server: EmulatorServer = request.getfixturevalue("emulator")
-        httpx.post(f"{server.root_url}/_emulator/reset").raise_for_status()
+        httpx.post(f"{server.root_url}/_emulator/reset", verify=TLS).raise_for_status()
 
 
 @pytest.fixture

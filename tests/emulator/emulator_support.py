@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import base64
 import random
+import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import httpx
 from PIL import Image
+from tryon_local.emulator.config import QWEN_MODELS
 from tryon_local.emulator.server import EmulatorServer
 
 SAMPLES = Path(__file__).resolve().parents[2] / "infra" / "tryon_local" / "samples"
 API_KEY = "sk-test"
 SPEEDUP = 100.0  # 1-2 provider seconds of generation -> 10-20 ms
 DAY = 24 * 3600
+# One TLS context for every test client: building one per client loads the CA
+# bundle each time, tens of milliseconds per test.
+TLS = ssl.create_default_context()
+GENERATE = "/services/aigc/multimodal-generation/generation"
+GENERATE_TASK = "/services/aigc/image-generation/generation"
+# The shared emulator's Qwen settings: fast images, and a rate window wide
+# enough that tests making a few calls are not throttled (the limit tests
+# start an emulator with the defaults).
+FAST_QWEN: dict[str, Any] = {
+    "model_gen_time": dict.fromkeys(QWEN_MODELS, (1.0, 2.0)),
+    "model_rps": dict.fromkeys(QWEN_MODELS, 50),
+}
 
 
 def make_bad_inputs(root: Path) -> None:
@@ -33,12 +49,49 @@ def make_bad_inputs(root: Path) -> None:
     (root / "big-6mb.jpg").write_bytes(rng.randbytes(6 * 1024 * 1024))
     assert (root / "small-100px.png").stat().st_size > 5 * 1024
     assert (root / "tiny-1kb.jpg").stat().st_size < 5 * 1024
+    # Fine for try-on, under the Qwen models' 384 px.
+    Image.frombytes("RGB", (300, 300), rng.randbytes(300 * 300 * 3)).save(root / "small-300px.png")
+    # Over the Qwen models' 10 MB.
+    (root / "big-11mb.jpg").write_bytes(rng.randbytes(11 * 1024 * 1024))
 
 
 def make_plain_picture(root: Path) -> None:
     """A valid input with nothing in it: parsing finds no garment. BMP, so a
     single colour still weighs over 5 KB."""
     Image.new("RGB", (300, 600), (120, 160, 200)).save(root / "plain.bmp")
+
+
+def error_body(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The provider's error answer: `code`, `message` and `request_id` at the top level."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code, body
+    assert set(body) == {"code", "message", "request_id"} and body["message"], body
+    return body
+
+
+def result_images(output: dict[str, Any]) -> list[str]:
+    """The image URLs of a Qwen answer's `output` (sync answer or SUCCEEDED task)."""
+    [choice] = output["choices"]
+    assert choice["finish_reason"] == "stop" and choice["message"]["role"] == "assistant"
+    return [item["image"] for item in choice["message"]["content"]]
+
+
+def fetch_png(url: str) -> Image.Image:
+    response = httpx.get(url)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    image = Image.open(BytesIO(response.content))
+    assert image.format == "PNG"
+    image.load()
+    return image
+
+
+def data_url(image: Image.Image, fmt: str = "PNG", **save: Any) -> str:
+    out = BytesIO()
+    image.save(out, format=fmt, **save)
+    mime = {"JPEG": "jpeg", "PNG": "png", "GIF": "gif", "TIFF": "tiff"}[fmt]
+    return f"data:image/{mime};base64,{base64.b64encode(out.getvalue()).decode()}"
 
 
 def burst(call: Callable[[], httpx.Response], count: int) -> list[int]:
@@ -70,9 +123,9 @@ class Api:
         self.server = server
         self.inputs = inputs
         self.http = httpx.Client(
-            base_url=server.base_url, headers={"Authorization": f"Bearer {API_KEY}"}
+            base_url=server.base_url, headers={"Authorization": f"Bearer {API_KEY}"}, verify=TLS
         )
-        self.knobs = httpx.Client(base_url=f"{server.root_url}/_emulator")
+        self.knobs = httpx.Client(base_url=f"{server.root_url}/_emulator", verify=TLS)
 
     def close(self) -> None:
         self.http.close()
@@ -191,6 +244,67 @@ class Api:
             data={k: v for k, v in form.items() if v is not None},
             files={"file": (name, data, "image/jpeg")},
         )
+
+    # --- the Qwen Image models ---
+
+    def qwen_body(
+        self,
+        model: str = "qwen-image-2.0",
+        images: tuple[str, ...] = ("person.jpg", "top.jpg", "bottom.jpg"),
+        text: str = "Dress the person in image 1 in the top from image 2 and the bottoms "
+        "from image 3.",
+        **parameters: Any,
+    ) -> dict[str, Any]:
+        """A Qwen body; `images` are names on the input site or references as
+        sent (anything with a `/` or `:`: URLs, paths, `data:`), `parameters`
+        default to a small size and no rewriting."""
+        content: list[dict[str, str]] = [
+            {"image": name if "/" in name or ":" in name else self.inputs(name)}
+            for name in images
+        ]
+        return {
+            "model": model,
+            "input": {"messages": [{"role": "user", "content": [*content, {"text": text}]}]},
+            "parameters": {"size": "512*768", "prompt_extend": False, "watermark": False,
+                           **parameters},
+        }
+
+    def generate(
+        self,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """A synchronous Qwen call (`kwargs` go to qwen_body)."""
+        return self.http.post(
+            GENERATE,
+            json=body if body is not None else self.qwen_body(**kwargs),
+            headers=headers or {},
+            timeout=timeout if timeout is not None else 30.0,
+        )
+
+    def submit_generation(
+        self, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """An asynchronous Qwen call (`kwargs` go to qwen_body, model 3.0 by default)."""
+        kwargs.setdefault("model", "qwen-image-3.0")
+        return self.http.post(
+            GENERATE_TASK,
+            json=body if body is not None else self.qwen_body(**kwargs),
+            headers={"X-DashScope-Async": "enable", **(headers or {})},
+        )
+
+    def create_generation(self, **kwargs: Any) -> str:
+        response = self.submit_generation(**kwargs)
+        assert response.status_code == 200, response.text
+        return response.json()["output"]["task_id"]
+
+    def retire(self, model: str, retired: bool = True) -> list[str]:
+        response = self.knobs.post("/retire", json={"model": model, "retired": retired})
+        assert response.status_code == 200, response.text
+        return response.json()["retired"]
 
     def stats(self) -> dict[str, Any]:
         return self.knobs.get("/stats").json()

@@ -155,7 +155,7 @@ def test_lost_submit_creates_the_task_but_withholds_its_id(api: Api) -> None:
 
 def test_lost_submit_spares_rejected_submits_and_reset_clears_it(api: Api) -> None:
     api.fault(target="lost_submit", count=2, delay=30)
-    assert api.submit(body={"model": "nope"}, timeout=0.5).status_code == 404
+    assert api.submit(body={"model": "nope"}, timeout=0.5).status_code == 400
     assert api.armed()["lost_submit"] == [{"delay": 30.0, "remaining": 2}]
     api.knobs.post("/reset").raise_for_status()
     assert api.armed()["lost_submit"] == []

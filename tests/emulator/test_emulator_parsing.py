@@ -104,7 +104,8 @@ def test_keys_header_body_and_model_are_checked(api: Api) -> None:
     asynchronous = api.http.post(PARSE, json=body, headers={"X-DashScope-Async": "enable"})
     refused = _error(asynchronous, 403, "AccessDenied")
     assert refused["message"] == "current user api does not support asynchronous calls"
-    _error(api.http.post(PARSE, json={**body, "model": "aitryon-plus"}), 404, "ModelNotFound")
+    unknown = api.http.post(PARSE, json={**body, "model": "aitryon-plus"})
+    assert _error(unknown, 400, "InvalidParameter")["message"] == "Model not exist."
     for bad_input in ({}, {"image_url": 5}, {"image_url": ""}):
         response = api.http.post(PARSE, json={**body, "input": bad_input})
         _error(response, 400, "InvalidParameter")

@@ -86,9 +86,12 @@ def test_body_that_is_not_json_is_invalid_parameter(api) -> None:
     _error(response, 400, "InvalidParameter")
 
 
-def test_unknown_model_is_404(api) -> None:
-    body = {**api.body(), "model": "aitryon-ultra"}
-    _error(api.submit(body=body), 404, "ModelNotFound")
+@pytest.mark.parametrize("model", ["aitryon-ultra", "qwen-image-2.0", "aitryon-parsing-v1"])
+def test_unknown_model_is_400_model_not_exist(api, model) -> None:
+    # CONTRACT.md: unknown ids have been seen answering 400 InvalidParameter.
+    body = {**api.body(), "model": model}
+    assert _error(api.submit(body=body), 400, "InvalidParameter")["message"] == "Model not exist."
+    assert api.stats()["submits"] == 0
 
 
 @pytest.mark.parametrize("model", ["aitryon-plus", "aitryon"])

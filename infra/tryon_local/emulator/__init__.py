@@ -1,4 +1,5 @@
-"""A local emulator of the DashScope OutfitAnyone try-on API (see CONTRACT.md).
+"""A local emulator of the DashScope OutfitAnyone try-on API and its Qwen Image
+successors (see CONTRACT.md).
 
     from tryon_local.emulator import EmulatorConfig, serve_in_thread
 

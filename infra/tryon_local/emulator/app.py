@@ -2,9 +2,10 @@
 host, and test knobs.
 
 Checks run in the order the provider's answers imply: key, then the async
-header, then the body, then the rate limit. Every answer carries a fresh
-`request_id`; errors put `code` and `message` at the top level. The upload
-host and the result images answer like OSS instead: XML errors.
+header, then the model (unknown and retired ids alike), then the body, then the
+rate limit. Every answer carries a fresh `request_id`; errors put `code` and
+`message` at the top level. The upload host and the result images answer like
+OSS instead: XML errors.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import math
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -25,11 +27,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import parsing
+from . import parsing, qwen_render
 from .clock import format_provider_time, parse_list_time
-from .config import PARSING_MODEL, TRYON_MODELS, EmulatorConfig
+from .config import MODELS, PARSING_MODEL, QWEN_MODELS, TRYON_MODELS, EmulatorConfig
+from .generation import FAMILIES, GenerationRequest, InvalidRequest, parse_request
 from .images import OUTPUT_SIZES, InputRejected
-from .results import Access, result_name
+from .results import Access
 from .state import EmulatorState, LostAnswerFault, ParsingFault, RequestFault, TaskFault
 from .tasks import (
     ENDED,
@@ -39,6 +42,7 @@ from .tasks import (
     UNKNOWN,
     Failure,
     Task,
+    TaskRequest,
     TryOnRequest,
 )
 from .uploads import FORM_OVERHEAD, RESOLVE_HEADER, UploadRejected, parse_form
@@ -46,6 +50,9 @@ from .uploads import FORM_OVERHEAD, RESOLVE_HEADER, UploadRejected, parse_form
 API_PREFIX = "/api/v1"
 SUBMIT_PATH = "/services/aigc/image2image/image-synthesis"
 PARSING_PATH = "/services/vision/image-process/process"
+# The Qwen Image models: synchronous calls, and (3.0 family) tasks.
+GENERATION_PATH = "/services/aigc/multimodal-generation/generation"
+GENERATION_TASK_PATH = "/services/aigc/image-generation/generation"
 UPLOADS_PATH = "/uploads"
 # Where getPolicy's `upload_host` points: the emulator's stand-in for the OSS bucket.
 OSS_UPLOAD_PATH = "/oss"
@@ -72,6 +79,8 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     routes = [
         *_route(API_PREFIX + SUBMIT_PATH, submit_task, ["POST"]),
         *_route(API_PREFIX + PARSING_PATH, parse_garments, ["POST"]),
+        *_route(API_PREFIX + GENERATION_PATH, generate_images, ["POST"]),
+        *_route(API_PREFIX + GENERATION_TASK_PATH, submit_generation, ["POST"]),
         *_route(API_PREFIX + UPLOADS_PATH, get_upload_policy, ["GET"]),
         *_route(OSS_UPLOAD_PATH, upload_file, ["POST"]),
         *_route(API_PREFIX + "/tasks", list_tasks, ["GET"]),
@@ -83,6 +92,8 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         *_route("/_emulator/tasks", read_timelines, ["GET"]),
         *_route("/_emulator/tasks/{task_id}/fail", fail_task, ["POST"]),
         *_route("/_emulator/tasks/{task_id}/hold", hold_task, ["POST"]),
+        *_route("/_emulator/retire", retire_model, ["POST"]),
+        *_route("/_emulator/retire", list_retired, ["GET"]),
         *_route("/_emulator/clock", advance_clock, ["POST"]),
         *_route("/_emulator/clock", read_clock, ["GET"]),
         *_route("/_emulator/stats", read_stats, ["GET"]),
@@ -144,11 +155,35 @@ def _injected(state: EmulatorState, target: str) -> JSONResponse | None:
     return _error(fault.status, fault.code, fault.message)
 
 
-def _throttled(state: EmulatorState, target: str) -> JSONResponse:
+RATE_EXCEEDED = "Requests rate limit exceeded, please try again later."
+_NO_SYNC = "current user api does not support synchronous calls"
+_NO_ASYNC = "current user api does not support asynchronous calls"
+
+
+def _throttled(
+    state: EmulatorState, target: str, model: str | None = None, message: str = RATE_EXCEEDED
+) -> JSONResponse:
     state.counters[f"throttled.{target}"] += 1
-    return _error(
-        429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later."
-    )
+    if model is not None:
+        state.counters[f"throttled.{model}"] += 1
+    return _error(429, "Throttling.RateQuota", message)
+
+
+def _asynchronous(request: Request) -> bool:
+    return request.headers.get("x-dashscope-async", "").strip().lower() == "enable"
+
+
+def _model_of(body: dict[str, Any]) -> str | JSONResponse:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return _error(400, "InvalidParameter", "The request is missing required parameters: model")
+    return model
+
+
+def _model_not_exist() -> JSONResponse:
+    # What unknown ids have been seen answering (CONTRACT.md, "Retirement");
+    # a retired model answers the same, as no other answer is documented.
+    return _error(400, "InvalidParameter", "Model not exist.")
 
 
 async def _json_object(request: Request) -> dict[str, Any] | None:
@@ -171,10 +206,24 @@ def _oss_resolve(request: Request) -> bool:
 def _describe(state: EmulatorState, task: Task, request: Request) -> dict[str, Any]:
     output = task.output()
     if task.status == SUCCEEDED:
-        path = state.results.signed_path(result_name(task.task_id))
-        if path is not None:
-            output["image_url"] = _root_url(request) + path
+        urls = _result_urls(request, state, task.results)
+        if urls and isinstance(task.request, GenerationRequest):
+            output.update(task.request.output(urls))
+        elif urls:
+            output["image_url"] = urls[0]
     return output
+
+
+def _usage(task: Task) -> dict[str, int]:
+    if isinstance(task.request, GenerationRequest) and task.output_size is not None:
+        return task.request.family.usage(task.output_size, len(task.results))
+    return {"image_count": 1}
+
+
+def _result_urls(request: Request, state: EmulatorState, names: tuple[str, ...]) -> list[str]:
+    """Signed URLs of the stored images among `names` (purged ones are left out)."""
+    paths = (state.results.signed_path(name) for name in names)
+    return [_root_url(request) + path for path in paths if path is not None]
 
 
 async def _http_exception(_request: Request, exc: HTTPException) -> JSONResponse:
@@ -195,23 +244,28 @@ async def submit_task(request: Request) -> Response:
     # Every authenticated call takes its place in the rate window, but the
     # provider reports malformed requests before throttling them.
     admitted = state.submit_limiter.try_acquire()
-    if request.headers.get("x-dashscope-async", "").strip().lower() != "enable":
-        return _error(403, "AccessDenied", "current user api does not support synchronous calls")
+    if not _asynchronous(request):
+        return _error(403, "AccessDenied", _NO_SYNC)
     body = await _json_object(request)
     if body is None:
         return _error(400, "InvalidParameter", "The request body must be a JSON object.")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return _error(400, "InvalidParameter", "The request is missing required parameters: model")
-    if model not in TRYON_MODELS:
-        return _error(404, "ModelNotFound", "Model not exist.")
+    model = _model_of(body)
+    if isinstance(model, JSONResponse):
+        return model
+    if not state.serves(model, TRYON_MODELS):
+        return _model_not_exist()
     parsed = _parse_tryon(body, oss_resolve=_oss_resolve(request))
     if isinstance(parsed, JSONResponse):
         return parsed
     if not admitted:
-        return _throttled(state, "submit")
+        return _throttled(state, "submit", model)
+    return await _accept_task(state, model, parsed)
+
+
+async def _accept_task(state: EmulatorState, model: str, parsed: TaskRequest) -> Response:
     task = state.create_task(model, parsed)
     state.counters["submits"] += 1
+    state.counters[f"submits.{model}"] += 1
     if (delay := state.take_lost_answer()) is not None:
         # "Timeout after sending": the task runs, but a client that gives up
         # before the answer arrives never learns its id.
@@ -284,7 +338,7 @@ async def query_task(request: Request) -> Response:
         return _ok({"output": {"task_id": task_id, "task_status": UNKNOWN}})
     body: dict[str, Any] = {"output": _describe(state, task, request)}
     if task.status == SUCCEEDED:
-        body["usage"] = {"image_count": 1}
+        body["usage"] = _usage(task)
     return _ok(body)
 
 
@@ -304,7 +358,7 @@ async def cancel_task(request: Request) -> Response:
         return _error(
             400,
             "UnsupportedOperation",
-            f"Only a PENDING task can be canceled; task {task_id} is {task.status}.",
+            f"Only a PENDING task can be canceled; task {task_id} is {task.reported_status}.",
         )
     state.counters["cancels"] += 1
     state.scheduler.tick()
@@ -359,29 +413,29 @@ async def parse_garments(request: Request) -> Response:
     admitted = state.parsing_limiter.try_acquire()
     # Inferred, not documented: the provider refuses the async header on its
     # synchronous endpoints, as the try-on endpoint refuses synchronous calls.
-    if request.headers.get("x-dashscope-async", "").strip().lower() == "enable":
-        return _error(403, "AccessDenied", "current user api does not support asynchronous calls")
+    if _asynchronous(request):
+        return _error(403, "AccessDenied", _NO_ASYNC)
     body = await _json_object(request)
     if body is None:
         return _error(400, "InvalidParameter", "The request body must be a JSON object.")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return _error(400, "InvalidParameter", "The request is missing required parameters: model")
-    if model != PARSING_MODEL:
-        return _error(404, "ModelNotFound", "Model not exist.")
+    model = _model_of(body)
+    if isinstance(model, JSONResponse):
+        return model
+    if not state.serves(model, (PARSING_MODEL,)):
+        return _model_not_exist()
     parsed = _parse_parsing(body)
     if isinstance(parsed, JSONResponse):
         return parsed
     image_url, clothes_type = parsed
     if not admitted:
-        return _throttled(state, "parsing")
+        return _throttled(state, "parsing", model)
     try:
         person = await state.scheduler.fetch_input(
             "image_url", image_url, model=model, oss_resolve=_oss_resolve(request)
         )
     except InputRejected as rejected:
         # Synchronous: what fails a try-on task later is an HTTP 400 here.
-        return _error(400, rejected.code, rejected.message)
+        return _error(rejected.status, rejected.code, rejected.message)
     missing = state.take_parsing_misses(clothes_type)
     try:
         segments = await asyncio.to_thread(parsing.segment, person, clothes_type, missing)
@@ -441,6 +495,120 @@ def _result_url(request: Request, state: EmulatorState, name: str) -> str:
     return _root_url(request) + path
 
 
+# --- the Qwen Image models ------------------------------------------------------------
+
+
+async def generate_images(request: Request) -> Response:
+    """The synchronous call: answers once the images are made."""
+    state = _state(request)
+    state.counters["generation_requests"] += 1
+    if (denied := _authenticate(request, state)) is not None:
+        return denied
+    if (injected := _injected(state, "generation")) is not None:
+        return injected
+    if _asynchronous(request):
+        return _error(403, "AccessDenied", _NO_ASYNC)
+    checked = await _generation_request(request, state)
+    if isinstance(checked, JSONResponse):
+        return checked
+    model, parsed, admitted = checked
+    if not admitted:
+        return _throttled(state, "generation", model)
+    token = state.board.claim_call(model)
+    if token is None:
+        return _throttled(
+            state, "generation", model,
+            "Too many concurrent requests for this model, please try again later.",
+        )
+    request_id = _request_id()
+    try:
+        started = time.monotonic()
+        references = await state.scheduler.fetch_references(parsed, model)
+        size, pngs = await asyncio.to_thread(
+            qwen_render.render_request, parsed, references, model, f"request {request_id[:8]}"
+        )
+        # Rendering counts towards the generation time, as the provider's clock runs
+        # from the request.
+        remaining = state.clock.scaled(state.draw_gen_seconds(model))
+        await asyncio.sleep(max(0.0, remaining - (time.monotonic() - started)))
+    except InputRejected as rejected:
+        return _error(rejected.status, rejected.code, rejected.message)
+    except Exception as exc:  # a rendering bug must answer like the provider's 500s
+        return _error(500, "InternalError.Algo", f"Generation failed: {exc}")
+    finally:
+        state.board.release_call(model, token)
+
+    expires_at = state.clock.now() + state.clock.scaled(RESULT_URL_LIFETIME)
+    names = tuple(f"generation-{request_id}-{k}.png" for k in range(1, len(pngs) + 1))
+    for name, png in zip(names, pngs, strict=True):
+        state.results.put(name, png, expires_at)
+    urls = _result_urls(request, state, names)
+    state.counters["generations"] += 1
+    state.counters[f"generations.{model}"] += 1
+    state.counters[f"images.{model}"] += len(pngs)
+    if (delay := state.take_lost_call()) is not None:
+        # Made and billed, but a client that gives up first never sees the URL.
+        await asyncio.sleep(delay)
+    return JSONResponse(
+        {
+            "output": parsed.output(urls),
+            "usage": parsed.family.usage(size, len(pngs)),
+            "request_id": request_id,
+        }
+    )
+
+
+async def submit_generation(request: Request) -> Response:
+    """The asynchronous call (3.0 family): a task, followed like a try-on task."""
+    state = _state(request)
+    state.counters["submit_requests"] += 1
+    if (denied := _authenticate(request, state)) is not None:
+        return denied
+    if (injected := _injected(state, "submit")) is not None:
+        return injected
+    if not _asynchronous(request):
+        return _error(403, "AccessDenied", _NO_SYNC)
+    checked = await _generation_request(request, state)
+    if isinstance(checked, JSONResponse):
+        return checked
+    model, parsed, admitted = checked
+    if not admitted:
+        return _throttled(state, "submit", model)
+    return await _accept_task(state, model, parsed)
+
+
+async def _generation_request(
+    request: Request, state: EmulatorState
+) -> tuple[str, GenerationRequest, bool] | JSONResponse:
+    """The model, the checked body and whether the model's rate window
+    admitted the call; or the error answer."""
+    body = await _json_object(request)
+    if body is None:
+        return _error(400, "InvalidParameter", "The request body must be a JSON object.")
+    model = _model_of(body)
+    if isinstance(model, JSONResponse):
+        return model
+    if not state.serves(model, QWEN_MODELS):
+        return _model_not_exist()
+    if _asynchronous(request) and not FAMILIES[model].asynchronous:
+        # Not confirmed: the contract says the 2.0 family is sync only, not
+        # what its async endpoint answers; this code and message are ours.
+        return _error(
+            400,
+            "InvalidParameter",
+            f"Model {model} does not support asynchronous calls; call {GENERATION_PATH} "
+            "without the X-DashScope-Async header.",
+        )
+    # As for submits: a malformed call takes its place in the model's window
+    # but is reported as malformed rather than throttled.
+    admitted = state.model_limiters[model].try_acquire()
+    try:
+        parsed = parse_request(body, model, oss_resolve=_oss_resolve(request))
+    except InvalidRequest as invalid:
+        return _error(400, "InvalidParameter", invalid.message)
+    return model, parsed, admitted
+
+
 # --- temporary file upload ---------------------------------------------------------
 
 
@@ -456,8 +624,11 @@ async def get_upload_policy(request: Request) -> Response:
         )
     if action != "getPolicy":
         return _error(400, "InvalidParameter", f"Unsupported action {action!r}: use getPolicy.")
-    # Any model name is accepted: the provider serves many more models than the
-    # emulator, and a file is bound to the model named here when it is used.
+    # Any model name is accepted but a retired one: the provider serves many
+    # more models than the emulator, and a file is bound to the model named
+    # here when it is used.
+    if model in state.retired:
+        return _model_not_exist()
     if not state.policy_limiter(model).try_acquire():
         return _throttled(state, "upload_policy")
     state.counters["upload_policies"] += 1
@@ -582,6 +753,11 @@ def _count(body: dict[str, Any]) -> int | None:
     return count
 
 
+FAULT_TARGETS = (
+    "submit", "query", "generation", "task", "lost_submit", "lost_call", "hold", "parsing",
+)
+
+
 async def add_fault(request: Request) -> Response:
     state = _state(request)
     body = await _json_object(request)
@@ -591,11 +767,13 @@ async def add_fault(request: Request) -> Response:
     if count is None:
         return _knob_error(400, "count must be an integer >= 1")
     code, message = body.get("code"), body.get("message")
-    if target in ("submit", "query", "task") and (not isinstance(code, str) or not code):
+    if target in ("submit", "query", "generation", "task") and (
+        not isinstance(code, str) or not code
+    ):
         return _knob_error(400, f"a {target} fault needs a code")
     if message is not None and not isinstance(message, str):
         return _knob_error(400, "message must be a string")
-    if target in ("submit", "query"):
+    if target in ("submit", "query", "generation"):
         status = body.get("status", 500)
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             return _knob_error(400, "status must be an HTTP error status (400-599)")
@@ -604,14 +782,17 @@ async def add_fault(request: Request) -> Response:
     elif target == "task":
         text = message or f"Injected by the emulator ({code})."
         state.add_task_fault(TaskFault(Failure(code, text), count))  # type: ignore[arg-type]
-    elif target == "lost_submit":
+    elif target in ("lost_submit", "lost_call"):
         delay = body.get("delay", 60)
         if (
             isinstance(delay, bool) or not isinstance(delay, int | float)
             or not math.isfinite(delay) or delay <= 0
         ):
             return _knob_error(400, "delay must be a number of seconds > 0")
-        state.add_lost_answer(LostAnswerFault(float(delay), count))
+        if target == "lost_submit":
+            state.add_lost_answer(LostAnswerFault(float(delay), count))
+        else:
+            state.add_lost_call(LostAnswerFault(float(delay), count))
     elif target == "hold":
         state.add_holds(count)
     elif target == "parsing":
@@ -620,9 +801,7 @@ async def add_fault(request: Request) -> Response:
             return _knob_error(400, f"garment must be one of {', '.join(parsing.GARMENTS)}")
         state.add_parsing_fault(ParsingFault(garment, count))  # type: ignore[arg-type]
     else:
-        return _knob_error(
-            400, "target must be one of submit, query, task, lost_submit, hold, parsing"
-        )
+        return _knob_error(400, f"target must be one of {', '.join(FAULT_TARGETS)}")
     return JSONResponse({"armed": state.armed_faults()})
 
 
@@ -671,6 +850,28 @@ async def hold_task(request: Request) -> Response:
         return _knob_error(409, f"task already ended as {task.status}")
     state.set_hold(task, hold)
     return JSONResponse({"output": _describe(state, task, request), "held": task.held})
+
+
+async def retire_model(request: Request) -> Response:
+    """Retire a model (or bring it back) at run time: `{"model", "retired"}`."""
+    state = _state(request)
+    body = await _json_object(request)
+    if body is None:
+        return _knob_error(400, "body must be a JSON object")
+    model, retired = body.get("model"), body.get("retired", True)
+    if model not in MODELS:
+        return _knob_error(400, f"model must be one of {', '.join(MODELS)}")
+    if not isinstance(retired, bool):
+        return _knob_error(400, "retired must be true or false")
+    if retired:
+        state.retired.add(model)
+    else:
+        state.retired.discard(model)
+    return JSONResponse({"retired": sorted(state.retired)})
+
+
+async def list_retired(request: Request) -> Response:
+    return JSONResponse({"retired": sorted(_state(request).retired)})
 
 
 def _clock_body(state: EmulatorState) -> dict[str, Any]:

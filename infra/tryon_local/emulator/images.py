@@ -1,15 +1,18 @@
 """Input images (download and validation) and the simulated try-on result.
 
-The rules are the provider's (CONTRACT.md, "Create a try-on task"): every
-input is 5 KB-5 MB, each side 150-4096 px, JPEG/JPG/PNG/BMP/WEBP/HEIC, judged by
-the file's content rather than its name. The result is a visible composite
-(garments pasted over the person, marked SIMULATED) so a person looking at a
-demo can tell which inputs went in and that no model ran.
+The try-on rules are the provider's (CONTRACT.md, "Create a try-on task"):
+every input is 5 KB-5 MB, each side 150-4096 px, JPEG/JPG/PNG/BMP/WEBP/HEIC,
+judged by the file's content rather than its name. The Qwen Image models have
+their own rules (`generation.py`); both are an `InputRules`. The result is a
+visible composite (garments pasted over the person, marked SIMULATED) so a
+person looking at a demo can tell which inputs went in and that no model ran.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
@@ -59,12 +62,82 @@ Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
 
 
 class InputRejected(Exception):
-    """An input failed the provider's checks; the task ends FAILED with `code`."""
+    """An input failed the provider's checks; the task ends FAILED with `code`,
+    a synchronous call answers HTTP `status`."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class InputRules:
+    """What one family of models accepts as an input image, and the codes it
+    answers when an input breaks a rule."""
+
+    formats: frozenset[str]  # Pillow's format names
+    formats_text: str
+    min_bytes: int
+    max_bytes: int
+    min_side: int
+    max_side: int
+    # A reference that is no URL the model takes (a local path, a missing header).
+    bad_reference: str
+    # An input that could not be fetched, and the HTTP status of a synchronous answer.
+    unreachable: str
+    unreachable_status: int
+    # An input that is fetched but is not an accepted image, or too large or small.
+    bad_format: str
+    bad_size: str
+    # Fetching took longer than the download timeout.
+    timed_out: str
+    timed_out_status: int
+    timed_out_message: str
+    # `data:<mime>;base64,...` references are accepted.
+    data_urls: bool = False
+
+    def bytes_text(self) -> str:
+        mb = f"{self.max_bytes // (1024 * 1024)} MB"
+        if self.min_bytes:
+            return f"between {self.min_bytes // 1024} KB and {mb}"
+        return f"at most {mb}"
+
+    def reject_reference(self, message: str) -> InputRejected:
+        return InputRejected(self.bad_reference, message)
+
+    def reject_unreachable(self, message: str) -> InputRejected:
+        return InputRejected(self.unreachable, message, self.unreachable_status)
+
+    def reject_timeout(self, field: str) -> InputRejected:
+        message = f"{self.timed_out_message} ({field})."
+        return InputRejected(self.timed_out, message, self.timed_out_status)
+
+    def reject_format(self, message: str) -> InputRejected:
+        return InputRejected(self.bad_format, message)
+
+    def reject_size(self, message: str) -> InputRejected:
+        return InputRejected(self.bad_size, message)
+
+
+TRYON_RULES = InputRules(
+    formats=ACCEPTED_FORMATS,
+    formats_text=ACCEPTED_FORMATS_TEXT,
+    min_bytes=MIN_BYTES,
+    max_bytes=MAX_BYTES,
+    min_side=MIN_SIDE,
+    max_side=MAX_SIDE,
+    bad_reference="InvalidURL",
+    unreachable="InvalidURL",
+    unreachable_status=400,
+    bad_format="InvalidURL",
+    bad_size="InvalidInputLength",
+    # The provider's wording for an input it could not fetch in time.
+    timed_out="InvalidParameter",
+    timed_out_status=400,
+    timed_out_message="Download the media resource timed out during the data inspection process",
+)
 
 
 @dataclass(frozen=True)
@@ -74,98 +147,108 @@ class CheckedImage:
     height: int
 
 
-async def fetch_input(client: httpx.AsyncClient, field: str, url: str, timeout: float) -> bytes:
-    """Download one input URL the way pre-processing does, or raise InputRejected."""
-    if urlsplit(url).scheme.lower() not in ("http", "https"):
-        raise InputRejected(
-            "InvalidURL",
-            f"{field}: {url!r} is not a public http(s) URL; local paths are not accepted.",
+async def fetch_input(
+    client: httpx.AsyncClient,
+    field: str,
+    url: str,
+    timeout: float,
+    rules: InputRules = TRYON_RULES,
+) -> bytes:
+    """Download one input URL the way pre-processing does (or decode a `data:`
+    URL where `rules` allow them), or raise InputRejected."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "data" and rules.data_urls:
+        return decode_data_url(field, url, rules)
+    if scheme not in ("http", "https"):
+        raise rules.reject_reference(
+            f"{field}: {url[:80]!r} is not a public http(s) URL; local paths are not accepted.",
         )
     try:
         # One budget for the whole download: httpx's own timeout is per read,
         # so a slow trickle would otherwise never time out.
         async with asyncio.timeout(timeout):
-            return await _download(client, field, url, timeout)
+            return await _download(client, field, url, timeout, rules)
     except TimeoutError:
-        # The provider's wording for an input it could not fetch in time.
-        raise InputRejected(
-            "InvalidParameter",
-            "Download the media resource timed out during the data inspection process "
-            f"({field}).",
-        ) from None
+        raise rules.reject_timeout(field) from None
 
 
-async def _download(client: httpx.AsyncClient, field: str, url: str, timeout: float) -> bytes:
+def decode_data_url(field: str, url: str, rules: InputRules) -> bytes:
+    """The bytes of `data:<mime>;base64,<payload>` (the MIME type is not
+    trusted: the content is checked like a download's)."""
+    header, comma, payload = url.partition(",")
+    if not comma or not header.lower().endswith(";base64"):
+        raise rules.reject_reference(
+            f"{field}: a data URL must look like data:<mime>;base64,<payload>."
+        )
+    try:
+        return base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise rules.reject_reference(f"{field}: the data URL is not valid base64.") from None
+
+
+async def _download(
+    client: httpx.AsyncClient, field: str, url: str, timeout: float, rules: InputRules
+) -> bytes:
     try:
         async with client.stream("GET", url, timeout=timeout) as response:
             if response.status_code >= 400:
-                raise InputRejected(
-                    "InvalidURL",
+                raise rules.reject_unreachable(
                     f"{field}: downloading the image failed with HTTP {response.status_code}.",
                 )
             data = bytearray()
             async for chunk in response.aiter_bytes():
                 data += chunk
-                if len(data) > MAX_BYTES:
+                if len(data) > rules.max_bytes:
                     # Stop reading: the file is already too large to accept.
-                    raise InputRejected(
-                        "InvalidInputLength",
-                        f"{field}: the file is larger than 5 MB; "
-                        "each image must be between 5 KB and 5 MB.",
+                    raise rules.reject_size(
+                        f"{field}: the file is larger than {rules.max_bytes // (1024 * 1024)} MB; "
+                        f"each image must be {rules.bytes_text()}.",
                     )
             return bytes(data)
     except httpx.TimeoutException:
         raise TimeoutError from None
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise InputRejected(
-            "InvalidURL",
+        raise rules.reject_unreachable(
             f"{field}: the URL could not be downloaded ({type(exc).__name__}); "
             "it must be a publicly reachable http(s) URL.",
         ) from None
 
 
-def check_image(field: str, data: bytes) -> CheckedImage:
+def check_image(field: str, data: bytes, rules: InputRules = TRYON_RULES) -> CheckedImage:
     """Validate downloaded bytes by content, or raise InputRejected.
 
     Meant to run in a worker thread: decoding a large image takes a while.
     """
+    sides = f"each side must be between {rules.min_side} and {rules.max_side} px"
     try:
         with Image.open(BytesIO(data)) as image:
             fmt = image.format or "unknown"
             width, height = image.size
-            if fmt not in ACCEPTED_FORMATS:
-                raise InputRejected(
-                    "InvalidURL",
+            if fmt not in rules.formats:
+                raise rules.reject_format(
                     f"{field}: the file is a {fmt} image; "
-                    f"accepted formats are {ACCEPTED_FORMATS_TEXT}.",
+                    f"accepted formats are {rules.formats_text}.",
                 )
-            if not MIN_BYTES <= len(data) <= MAX_BYTES:
-                raise InputRejected(
-                    "InvalidInputLength",
+            if not rules.min_bytes <= len(data) <= rules.max_bytes:
+                raise rules.reject_size(
                     f"{field}: the file is {len(data)} bytes; "
-                    "each image must be between 5 KB and 5 MB.",
+                    f"each image must be {rules.bytes_text()}.",
                 )
-            if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-                raise InputRejected(
-                    "InvalidInputLength",
-                    f"{field}: the image is {width}x{height} px; "
-                    f"each side must be between {MIN_SIDE} and {MAX_SIDE} px.",
-                )
+            if not (
+                rules.min_side <= width <= rules.max_side
+                and rules.min_side <= height <= rules.max_side
+            ):
+                raise rules.reject_size(f"{field}: the image is {width}x{height} px; {sides}.")
             # Sides are bounded before decoding, so this cannot allocate more
-            # than 4096x4096 pixels.
+            # than max_side x max_side pixels. (A GIF decodes its first frame.)
             image.load()
     except Image.DecompressionBombError:
         # Pillow's own guard (Image.MAX_IMAGE_PIXELS) tripped while reading the header.
-        raise InputRejected(
-            "InvalidInputLength",
-            f"{field}: the image has too many pixels; "
-            f"each side must be between {MIN_SIDE} and {MAX_SIDE} px.",
-        ) from None
+        raise rules.reject_size(f"{field}: the image has too many pixels; {sides}.") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InputRejected(
-            "InvalidURL",
+        raise rules.reject_format(
             f"{field}: the file is not a decodable image; "
-            f"accepted formats are {ACCEPTED_FORMATS_TEXT}.",
+            f"accepted formats are {rules.formats_text}.",
         ) from None
     return CheckedImage(format=fmt, width=width, height=height)
 
@@ -199,7 +282,7 @@ def render_composite(
         _paste_garment(canvas, cut, _region(box, region))
     if not restore_face:
         _mark_new_face(canvas, _region(box, FACE_REGION))
-    _draw_banner(canvas, model, task_id)
+    _draw_banner(canvas, model, f"task {task_id[:8]}")
 
     out = BytesIO()
     canvas.save(out, format="JPEG", quality=88)
@@ -313,8 +396,9 @@ def _mark_new_face(canvas: Image.Image, region: Box) -> None:
     _composite(canvas, overlay)
 
 
-def _draw_banner(canvas: Image.Image, model: str, task_id: str) -> None:
-    """A translucent band across the bottom: SIMULATED, the model and the task."""
+def _draw_banner(canvas: Image.Image, model: str, label: str) -> None:
+    """A translucent band across the bottom: SIMULATED, the model and `label`
+    (which task or call made the image)."""
     width, height = canvas.size
     band = max(36, height // 9)
     overlay = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
@@ -326,7 +410,7 @@ def _draw_banner(canvas: Image.Image, model: str, task_id: str) -> None:
         (255, 215, 0, 255),
     )
     _centred_text(
-        draw, (width // 2, top + band * 4 // 5), f"{model} | task {task_id[:8]}",
+        draw, (width // 2, top + band * 4 // 5), f"{model} | {label}",
         _font(max(10, band // 5)), (240, 240, 240, 255),
     )
     _composite(canvas, overlay)

@@ -1,6 +1,7 @@
 """Result images behind signed, expiring URLs, like the provider's OSS links.
 
-Try-on results (`{task_id}.jpg`) and parsing crops and previews share one
+Try-on results (`{task_id}.jpg`), Qwen Image results (`{task_id}-{k}.png`,
+`generation-{request_id}-{k}.png`) and parsing crops and previews share one
 store: all of them live 24 h and are purged together.
 """
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 
-from . import images
+from . import images, qwen_render
 from .clock import EmulatorClock
+from .generation import GenerationRequest
 from .results import ResultStore, result_name
 from .tasks import (
     POST_PROCESSING,
@@ -28,6 +29,8 @@ from .tasks import (
     Failure,
     Task,
     TaskBoard,
+    TaskRequest,
+    TryOnRequest,
 )
 from .uploads import UploadStore
 
@@ -134,18 +137,11 @@ class Scheduler:
         job.add_done_callback(self._jobs.discard)
 
     async def _pre_process(self, task: Task) -> None:
-        assert self._client is not None
-        fields = list(task.request.image_urls())
-        outcomes = await asyncio.gather(
-            *(
-                self.fetch_input(field, url, model=task.model, oss_resolve=task.request.oss_resolve)
-                for field, url in fields
-            ),
-            return_exceptions=True,
-        )
+        fields = [field for field, _ in task.request.image_urls()]
+        outcomes = await self._fetch_all(task.request, task.model)
         if not self._board.is_current(task, PRE_PROCESSING):
             return
-        # Report the first bad input in field order (person, top, bottom).
+        # Report the first bad input in field order (person, top, bottom; image 1, 2, 3).
         for outcome in outcomes:
             if isinstance(outcome, images.InputRejected):
                 self._board.end(task, Failure(outcome.code, outcome.message))
@@ -154,35 +150,58 @@ class Scheduler:
                 self._board.end(task, Failure("InternalError", f"Pre-processing failed: {outcome}"))
                 break
         else:
-            inputs = {field: data for (field, _), data in zip(fields, outcomes, strict=True)}
+            inputs = dict(zip(fields, outcomes, strict=True))
             self._board.begin_running(task, inputs)  # type: ignore[arg-type]
         self.wake()
 
-    async def fetch_input(self, field: str, url: str, *, model: str, oss_resolve: bool) -> bytes:
-        """One checked input: an uploaded file for `oss://`, else downloaded.
+    async def fetch_input(
+        self,
+        field: str,
+        url: str,
+        *,
+        model: str,
+        oss_resolve: bool,
+        rules: images.InputRules = images.TRYON_RULES,
+    ) -> bytes:
+        """One checked input: an uploaded file for `oss://`, else downloaded
+        (or decoded, for a `data:` URL where `rules` allow them).
 
-        Raises images.InputRejected; shared by pre-processing and parsing.
+        Raises images.InputRejected; shared by pre-processing, parsing and the
+        synchronous Qwen calls.
         """
         assert self._client is not None
-        data = self._uploads.resolve(field, url, model, oss_resolve)
+        data = self._uploads.resolve(field, url, model, oss_resolve, rules)
         if data is None:
-            data = await images.fetch_input(self._client, field, url, self._download_timeout)
-        await asyncio.to_thread(images.check_image, field, data)
+            data = await images.fetch_input(
+                self._client, field, url, self._download_timeout, rules
+            )
+        await asyncio.to_thread(images.check_image, field, data, rules)
         return data
 
+    async def fetch_references(self, request: GenerationRequest, model: str) -> list[bytes]:
+        """Every reference of a synchronous call, checked; raises the first
+        rejection in reference order, as a task reports it."""
+        outcomes = await self._fetch_all(request, model)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return outcomes  # type: ignore[return-value]
+
+    async def _fetch_all(self, request: TaskRequest, model: str) -> list[bytes | BaseException]:
+        """Every input of a request, fetched at once; a failure is returned in its place."""
+        return await asyncio.gather(
+            *(
+                self.fetch_input(
+                    field, url, model=model, oss_resolve=request.oss_resolve, rules=request.rules
+                )
+                for field, url in request.image_urls()
+            ),
+            return_exceptions=True,
+        )
+
     async def _post_process(self, task: Task) -> None:
-        request = task.request
         try:
-            jpeg = await asyncio.to_thread(
-                images.render_composite,
-                person=task.inputs["person_image_url"],
-                top=task.inputs.get("top_garment_url"),
-                bottom=task.inputs.get("bottom_garment_url"),
-                resolution=request.resolution,
-                restore_face=request.restore_face,
-                model=task.model,
-                task_id=task.task_id,
-            )
+            size, rendered = await asyncio.to_thread(_render, task)
         except Exception as exc:  # a rendering bug must not leave the task stuck
             if self._board.is_current(task, POST_PROCESSING):
                 self._board.end(task, Failure("InternalError.Algo", f"Rendering failed: {exc}"))
@@ -191,6 +210,30 @@ class Scheduler:
         if not self._board.is_current(task, POST_PROCESSING):
             return
         if self._board.end(task) == SUCCEEDED:
-            lifetime = self._clock.scaled(RESULT_URL_LIFETIME)
-            self._results.put(result_name(task.task_id), jpeg, self._clock.now() + lifetime)
+            expires_at = self._clock.now() + self._clock.scaled(RESULT_URL_LIFETIME)
+            for name, data in rendered:
+                self._results.put(name, data, expires_at)
+            task.results = tuple(name for name, _ in rendered)
+            task.output_size = size
         self.wake()
+
+
+def _render(task: Task) -> tuple[tuple[int, int] | None, list[tuple[str, bytes]]]:
+    """A task's output size and its result images by stored name (in a worker thread)."""
+    request = task.request
+    if isinstance(request, GenerationRequest):
+        size, pngs = qwen_render.render_request(
+            request, list(task.inputs.values()), task.model, f"task {task.task_id[:8]}"
+        )
+        return size, [(f"{task.task_id}-{k}.png", png) for k, png in enumerate(pngs, start=1)]
+    assert isinstance(request, TryOnRequest)
+    jpeg = images.render_composite(
+        person=task.inputs["person_image_url"],
+        top=task.inputs.get("top_garment_url"),
+        bottom=task.inputs.get("bottom_garment_url"),
+        resolution=request.resolution,
+        restore_face=request.restore_face,
+        model=task.model,
+        task_id=task.task_id,
+    )
+    return None, [(result_name(task.task_id), jpeg)]

@@ -103,7 +103,10 @@ def _url_host(host: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tryon emulator",
-        description="Local emulator of the DashScope OutfitAnyone try-on API (see CONTRACT.md).",
+        description=(
+            "Local emulator of the DashScope OutfitAnyone try-on API and its Qwen Image "
+            "successors (see CONTRACT.md)."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
@@ -120,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"accepted Bearer key; repeatable (default {DEFAULT_API_KEY})",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for generation times")
+    parser.add_argument(
+        "--retire", action="append", dest="retired", metavar="MODEL", default=[],
+        help="answer MODEL like an unknown model id (400 Model not exist.); repeatable",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -128,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             gen_time=tuple(args.gen_time),
             speedup=args.speedup,
             seed=args.seed,
+            retired_models=frozenset(args.retired),
         )
     except ValueError as exc:
         parser.error(str(exc))

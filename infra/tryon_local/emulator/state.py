@@ -12,11 +12,11 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from .clock import EmulatorClock
-from .config import EmulatorConfig
+from .config import QWEN_MODELS, TRYON_MODELS, EmulatorConfig
 from .limits import SlidingWindowLimiter
 from .results import ResultStore
 from .scheduler import Scheduler
-from .tasks import Failure, Task, TaskBoard, TryOnRequest
+from .tasks import SUCCEEDED, Failure, Task, TaskBoard, TaskRequest
 from .uploads import UploadStore
 
 
@@ -49,9 +49,10 @@ class ParsingFault:
 
 @dataclass
 class LostAnswerFault:
-    """Test knob: the next `remaining` accepted submits create their task but
-    answer only after `delay` real seconds. A client that gives up sooner never
-    learns the task id, though the provider runs (and bills) the task."""
+    """Test knob: the next `remaining` accepted submits create their task (or,
+    as `lost_call`, synchronous calls make their image) but answer only after
+    `delay` real seconds. A client that gives up sooner never learns the task
+    id or the image URL, though the provider runs (and bills) the work."""
 
     delay: float
     remaining: int
@@ -61,7 +62,7 @@ class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.clock = EmulatorClock(config.speedup)
-        self.board = TaskBoard(self.clock, config.max_running)
+        self.board = TaskBoard(self.clock, config.max_running, config.model_max_running)
         self.results = ResultStore()
         self.uploads = UploadStore(self.clock, config.upload_max_file_mb)
         self.scheduler = Scheduler(
@@ -70,27 +71,33 @@ class EmulatorState:
         self.submit_limiter = SlidingWindowLimiter(config.submit_rps)
         self.query_limiter = SlidingWindowLimiter(config.query_rps)
         self.parsing_limiter = SlidingWindowLimiter(config.parsing_rps)
+        # Each Qwen model has its own window, for sync calls and submits together.
+        self.model_limiters = {
+            model: SlidingWindowLimiter(rps) for model, rps in config.model_rps.items()
+        }
+        # Models answering like unknown ids; the retire knob changes the set.
+        self.retired: set[str] = set(config.retired_models)
         # The provider limits getPolicy per account and model.
         self._policy_limiters: dict[str, SlidingWindowLimiter] = {}
         self._rng = random.Random(config.seed)
         self._request_faults: dict[str, deque[RequestFault]] = {
-            "submit": deque(), "query": deque(),
+            "submit": deque(), "query": deque(), "generation": deque(),
         }
         self._task_faults: deque[TaskFault] = deque()
         self._lost_answers: deque[LostAnswerFault] = deque()
+        self._lost_calls: deque[LostAnswerFault] = deque()
         self._parsing_faults: list[ParsingFault] = []
         self._holds = 0
         self.counters: Counter[str] = Counter()
 
     # --- tasks -------------------------------------------------------------
 
-    def create_task(self, model: str, request: TryOnRequest) -> Task:
-        low, high = self.config.gen_time
+    def create_task(self, model: str, request: TaskRequest) -> Task:
         task = Task(
             model=model,
             request=request,
             submitted_at=self.clock.now(),
-            gen_seconds=self._rng.uniform(low, high),
+            gen_seconds=self.draw_gen_seconds(model),
         )
         if self._task_faults:
             fault = self._task_faults[0]
@@ -104,6 +111,15 @@ class EmulatorState:
         self.board.add(task)
         self.scheduler.tick()
         return task
+
+    def draw_gen_seconds(self, model: str) -> float:
+        """Provider seconds one image of `model` takes."""
+        low, high = self.config.gen_time_for(model)
+        return self._rng.uniform(low, high)
+
+    def serves(self, model: str, models: tuple[str, ...]) -> bool:
+        """Whether an endpoint serving `models` answers for `model` (not retired)."""
+        return model in models and model not in self.retired
 
     def set_hold(self, task: Task, hold: bool) -> None:
         task.held = hold
@@ -141,6 +157,9 @@ class EmulatorState:
     def add_lost_answer(self, fault: LostAnswerFault) -> None:
         self._lost_answers.append(fault)
 
+    def add_lost_call(self, fault: LostAnswerFault) -> None:
+        self._lost_calls.append(fault)
+
     def add_holds(self, count: int) -> None:
         self._holds += count
 
@@ -162,24 +181,34 @@ class EmulatorState:
     def take_lost_answer(self) -> float | None:
         """Seconds to withhold this accepted submit's answer, if a lost answer
         is armed (consumes it)."""
-        if not self._lost_answers:
+        return self._take_delay(self._lost_answers, "lost_answers")
+
+    def take_lost_call(self) -> float | None:
+        """Seconds to withhold this produced image's answer, if a lost call is
+        armed (consumes it)."""
+        return self._take_delay(self._lost_calls, "lost_calls")
+
+    def _take_delay(self, queue: deque[LostAnswerFault], counter: str) -> float | None:
+        if not queue:
             return None
-        fault = self._lost_answers[0]
+        fault = queue[0]
         fault.remaining -= 1
         if fault.remaining <= 0:
-            self._lost_answers.popleft()
-        self.counters["lost_answers"] += 1
+            queue.popleft()
+        self.counters[counter] += 1
         return fault.delay
 
     def armed_faults(self) -> dict[str, object]:
         return {
             "submit": [vars(f).copy() for f in self._request_faults["submit"]],
             "query": [vars(f).copy() for f in self._request_faults["query"]],
+            "generation": [vars(f).copy() for f in self._request_faults["generation"]],
             "task": [
                 {"code": f.failure.code, "message": f.failure.message, "remaining": f.remaining}
                 for f in self._task_faults
             ],
             "lost_submit": [vars(f).copy() for f in self._lost_answers],
+            "lost_call": [vars(f).copy() for f in self._lost_calls],
             "hold": self._holds,
             "parsing": [vars(f).copy() for f in self._parsing_faults],
         }
@@ -191,7 +220,8 @@ class EmulatorState:
         self.scheduler.wake()
 
     def reset(self) -> None:
-        """Forget tasks, results, uploads, knobs, counters, rate windows and clock offset."""
+        """Forget tasks, results, uploads, knobs, counters, rate windows and clock
+        offset; the retired models are the config's again."""
         self.scheduler.cancel_jobs()
         self.board.clear()
         self.results.clear()
@@ -199,11 +229,15 @@ class EmulatorState:
         self.submit_limiter.reset()
         self.query_limiter.reset()
         self.parsing_limiter.reset()
+        for limiter in self.model_limiters.values():
+            limiter.reset()
+        self.retired = set(self.config.retired_models)
         self._policy_limiters.clear()
         for queue in self._request_faults.values():
             queue.clear()
         self._task_faults.clear()
         self._lost_answers.clear()
+        self._lost_calls.clear()
         self._parsing_faults.clear()
         self._holds = 0
         self.counters.clear()
@@ -213,6 +247,7 @@ class EmulatorState:
     def stats(self) -> dict[str, object]:
         c = self.counters
         return {
+            # Task submits, try-on and Qwen alike (`by_model` splits them).
             "submits": c["submits"],
             "submit_requests": c["submit_requests"],
             "queries": c["queries"],
@@ -221,21 +256,55 @@ class EmulatorState:
                 "query": c["throttled.query"],
                 "parsing": c["throttled.parsing"],
                 "upload_policy": c["throttled.upload_policy"],
+                "generation": c["throttled.generation"],
             },
-            "injected": {"submit": c["injected.submit"], "query": c["injected.query"]},
+            "injected": {
+                "submit": c["injected.submit"],
+                "query": c["injected.query"],
+                "generation": c["injected.generation"],
+            },
             "lost_answers": c["lost_answers"],
+            "lost_calls": c["lost_calls"],
             "running": self.board.active_count(),
-            # Most tasks at once in a concurrency slot (PRE-PROCESSING, RUNNING,
-            # POST-PROCESSING), at most `max_running`; and most not yet ended.
+            # Most try-on tasks at once in a shared concurrency slot
+            # (PRE-PROCESSING, RUNNING, POST-PROCESSING), at most `max_running`;
+            # and most tasks of any model not yet ended.
             "peak_running": self.board.peak_running,
             "peak_in_flight": self.board.peak_in_flight,
             "tasks": self.board.counts(),
             "cancels": c["cancels"],
-            # Stored result images: try-on results plus parsing crops and previews.
+            # Stored result images: try-on and Qwen results plus parsing crops and previews.
             "results": len(self.results),
             "parsings": c["parsings"],
             "parsing_requests": c["parsing_requests"],
             "upload_policies": c["upload_policies"],
             "uploads": c["uploads"],
             "stored_uploads": len(self.uploads),
+            # Synchronous Qwen calls that produced their images, and all that came in.
+            "generations": c["generations"],
+            "generation_requests": c["generation_requests"],
+            "by_model": self._stats_by_model(),
+            "retired": sorted(self.retired),
+        }
+
+    def _stats_by_model(self) -> dict[str, dict[str, int]]:
+        # Billed images: every image of a sync call, and of a SUCCEEDED task.
+        images: Counter[str] = Counter()
+        for task in self.board.history():
+            if task.status == SUCCEEDED:
+                images[task.model] += len(task.results)
+        slots = self.board.slots_by_model()
+        c = self.counters
+        return {
+            model: {
+                "submits": c[f"submits.{model}"],
+                "generations": c[f"generations.{model}"],
+                "images": images[model] + c[f"images.{model}"],
+                # 429s for this model's own rate or concurrency limit.
+                "throttled": c[f"throttled.{model}"],
+                # Slots held now and at most (running tasks and sync calls).
+                "running": slots[model],
+                "peak_running": self.board.peak_by_model[model],
+            }
+            for model in (*TRYON_MODELS, *QWEN_MODELS)
         }

@@ -1,19 +1,27 @@
-"""Try-on tasks and their lifecycle rules, without any I/O.
+"""Tasks and their lifecycle rules, without any I/O.
 
 PENDING -> PRE-PROCESSING -> RUNNING -> POST-PROCESSING -> SUCCEEDED | FAILED,
 with CANCELED for a task canceled while PENDING. The board decides which task
 moves when; the scheduler (`scheduler.py`) does the downloading and rendering
-in between and reports back.
+in between and reports back. A Qwen Image task goes through the same phases
+but reports PRE- and POST-PROCESSING as RUNNING: its contract lists no such
+statuses.
+
+Concurrency slots come in pools: the try-on models share the account's
+`max_running`; each model in `model_slots` has its own, which its synchronous
+calls (`claim_call`) and its running tasks share.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 from .clock import EmulatorClock, format_provider_time
+from .images import TRYON_RULES, InputRules
 
 PENDING = "PENDING"
 PRE_PROCESSING = "PRE-PROCESSING"
@@ -48,6 +56,19 @@ TIMEOUT_FAILURE = Failure(
 )
 
 
+class TaskRequest(Protocol):
+    """What the board and the scheduler need of a task's request."""
+
+    # Sent `X-DashScope-OssResourceResolve: enable`: oss:// inputs name uploaded files.
+    oss_resolve: bool
+    # The input rules of the request's model family.
+    rules: InputRules
+    # Whether queries show PRE-PROCESSING and POST-PROCESSING (or RUNNING instead).
+    reports_phases: bool
+
+    def image_urls(self) -> Iterator[tuple[str, str]]: ...
+
+
 @dataclass(frozen=True)
 class TryOnRequest:
     person_image_url: str
@@ -57,6 +78,8 @@ class TryOnRequest:
     restore_face: bool = True
     # Sent `X-DashScope-OssResourceResolve: enable`: oss:// inputs name uploaded files.
     oss_resolve: bool = False
+    rules: ClassVar[InputRules] = TRYON_RULES
+    reports_phases: ClassVar[bool] = True
 
     def image_urls(self) -> Iterator[tuple[str, str]]:
         """(field, url) of every input, person first: the order failures are reported in."""
@@ -70,7 +93,7 @@ class TryOnRequest:
 @dataclass(eq=False)
 class Task:
     model: str
-    request: TryOnRequest
+    request: TaskRequest
     submitted_at: float
     gen_seconds: float  # provider seconds of RUNNING, drawn at creation
     task_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -84,12 +107,22 @@ class Task:
     failure: Failure | None = None
     # Downloaded input bytes by field, kept from pre-processing until rendered.
     inputs: dict[str, bytes] = field(default_factory=dict, repr=False)
+    # Names of the stored result images and their size, once SUCCEEDED.
+    results: tuple[str, ...] = ()
+    output_size: tuple[int, int] | None = None
+
+    @property
+    def reported_status(self) -> str:
+        """The status the provider's API shows."""
+        if not self.request.reports_phases and self.status in (PRE_PROCESSING, POST_PROCESSING):
+            return RUNNING
+        return self.status
 
     def output(self) -> dict[str, object]:
-        """`output` of a task query, minus `image_url` (which needs the caller's host)."""
+        """`output` of a task query, minus the result (which needs the caller's host)."""
         out: dict[str, object] = {
             "task_id": self.task_id,
-            "task_status": self.status,
+            "task_status": self.reported_status,
             "submit_time": format_provider_time(self.submitted_at),
         }
         if self.scheduled_at is not None:
@@ -107,7 +140,7 @@ class Task:
         return {
             "task_id": self.task_id,
             "model": self.model,
-            "status": self.status,
+            "status": self.reported_status,
             "submit_time": self.submitted_at,
             "scheduled_time": self.scheduled_at,
             "end_time": self.ended_at,
@@ -118,16 +151,24 @@ class Task:
 class TaskBoard:
     """All tasks of the one emulated account, and the rules for moving them."""
 
-    def __init__(self, clock: EmulatorClock, max_running: int) -> None:
+    def __init__(
+        self, clock: EmulatorClock, max_running: int, model_slots: Mapping[str, int] | None = None
+    ) -> None:
         self._clock = clock
         self.max_running = max_running
+        # Models with a pool of their own, and its size.
+        self.model_slots = dict(model_slots or {})
         self._tasks: dict[str, Task] = {}
         self._queue: deque[Task] = deque()  # PENDING tasks, first come first served
+        # Synchronous calls holding a slot, by model (one token per call).
+        self._calls: dict[str, set[object]] = {}
         # Every task since the last clear, purged ones included, oldest first.
         self._history: list[Task] = []
-        # Most tasks at once holding one of the `max_running` slots
+        # Most tasks at once holding one of the shared `max_running` slots
         # (PRE-PROCESSING, RUNNING or POST-PROCESSING)...
         self.peak_running = 0
+        # ...most slots each model held at once (its tasks and calls)...
+        self.peak_by_model: Counter[str] = Counter()
         # ...and most tasks at once not yet ended (PENDING included).
         self.peak_in_flight = 0
 
@@ -160,20 +201,49 @@ class TaskBoard:
         return self._tasks.get(task.task_id) is task and task.status == status
 
     def active_count(self) -> int:
+        """Tasks in a concurrency slot, every pool."""
         return sum(1 for t in self._tasks.values() if t.status in ACTIVE)
 
+    def slots_by_model(self) -> Counter[str]:
+        """Slots each model holds now: its tasks in a slot and its synchronous calls."""
+        held = Counter(t.model for t in self._tasks.values() if t.status in ACTIVE)
+        for model, calls in self._calls.items():
+            held[model] += len(calls)
+        return held
+
+    def claim_call(self, model: str) -> object | None:
+        """A slot of `model`'s pool for a synchronous call (a token for
+        `release_call`), or None when the pool is full."""
+        if self._free_slots()[self._pool(model)] <= 0:
+            return None
+        token = object()
+        self._calls.setdefault(model, set()).add(token)
+        self._note_peak()
+        return token
+
+    def release_call(self, model: str, token: object) -> None:
+        # A reset in between has dropped the token already.
+        self._calls.get(model, set()).discard(token)
+
     def start_next(self) -> list[Task]:
-        """Move queued tasks into PRE-PROCESSING while slots are free."""
+        """Move queued tasks into PRE-PROCESSING while their pool has free
+        slots; a task whose pool is full keeps its place in the queue."""
         started: list[Task] = []
-        free = self.max_running - self.active_count()
-        while free > 0 and self._queue:
+        free = self._free_slots()
+        waiting: deque[Task] = deque()
+        while self._queue:
             task = self._queue.popleft()
             if not self.is_current(task, PENDING):
                 continue  # canceled or ended while queued
+            pool = self._pool(task.model)
+            if free[pool] <= 0:
+                waiting.append(task)
+                continue
             task.status = PRE_PROCESSING
             task.scheduled_at = self._clock.now()
             started.append(task)
-            free -= 1
+            free[pool] -= 1
+        self._queue = waiting
         self._note_peak()
         return started
 
@@ -239,7 +309,7 @@ class TaskBoard:
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
         for task in self:
-            counts[task.status] += 1
+            counts[task.reported_status] += 1
         return counts
 
     def select(
@@ -258,19 +328,35 @@ class TaskBoard:
             if (since is None or t.submitted_at >= since)
             and (until is None or t.submitted_at <= until)
             and (model is None or t.model == model)
-            and (wanted is None or t.status in wanted)
+            and (wanted is None or t.reported_status in wanted)
         ]
         return sorted(found, key=lambda t: t.submitted_at, reverse=True)
 
     def clear(self) -> None:
         self._tasks.clear()
         self._queue.clear()
+        self._calls.clear()
         self._history.clear()
         self.peak_running = 0
+        self.peak_by_model.clear()
         self.peak_in_flight = 0
 
+    def _pool(self, model: str) -> str:
+        """The pool a model's slots come from: its own, or the shared one ("")."""
+        return model if model in self.model_slots else ""
+
+    def _free_slots(self) -> Counter[str]:
+        free = Counter({"": self.max_running, **self.model_slots})
+        for model, held in self.slots_by_model().items():
+            free[self._pool(model)] -= held
+        return free
+
     def _note_peak(self) -> None:
-        self.peak_running = max(self.peak_running, self.active_count())
+        held = self.slots_by_model()
+        shared = sum(n for model, n in held.items() if self._pool(model) == "")
+        self.peak_running = max(self.peak_running, shared)
+        for model, n in held.items():
+            self.peak_by_model[model] = max(self.peak_by_model[model], n)
 
     def _is_purgeable(self, task: Task, now: float) -> bool:
         return now - task.submitted_at >= self._clock.scaled(PURGE_AFTER)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .clock import PROVIDER_TZ, EmulatorClock
-from .images import InputRejected
+from .images import TRYON_RULES, InputRules
 
 # Provider durations and values, from its getPolicy example; the clock scales
 # the durations like every other.
@@ -252,29 +252,29 @@ class UploadStore:
 
     # --- step 3: oss:// in a model call --------------------------------------------
 
-    def resolve(self, field: str, url: str, model: str, enabled: bool) -> bytes | None:
+    def resolve(
+        self, field: str, url: str, model: str, enabled: bool, rules: InputRules = TRYON_RULES
+    ) -> bytes | None:
         """The uploaded bytes an `oss://` URL names, or None for any other URL.
 
-        Raises InputRejected (InvalidURL) when the resolve header was not sent,
-        or the file is unknown, expired or uploaded for another model.
+        Raises InputRejected when the resolve header was not sent (a bad
+        reference), or the file is unknown, expired or uploaded for another
+        model (it cannot be fetched); `rules` give the codes.
         """
         if not url.lower().startswith(OSS_SCHEME):
             return None
         if not enabled:
-            raise InputRejected(
-                "InvalidURL",
+            raise rules.reject_reference(
                 f"{field}: {url} is a temporary-upload URL; it is only resolved when the "
                 f"request carries the header {RESOLVE_HEADER}: enable.",
             )
         stored = self._files.get(url[len(OSS_SCHEME) :])
         if stored is None or self._clock.now() > stored.expires:
-            raise InputRejected(
-                "InvalidURL",
+            raise rules.reject_unreachable(
                 f"{field}: {url} was not found or expired; uploaded files live 48 hours.",
             )
         if stored.model != model:
-            raise InputRejected(
-                "InvalidURL",
+            raise rules.reject_unreachable(
                 f"{field}: {url} was uploaded for model {stored.model}, not {model}; "
                 "files cannot be shared across models.",
             )
