@@ -62,6 +62,12 @@ def emulator(stack) -> EmulatorControl:
 
 
 @pytest.fixture
+def call_timeout() -> float:
+    """How long the stack's functions wait for a synchronous generation's answer."""
+    return CALL_TIMEOUT_SECONDS
+
+
+@pytest.fixture
 def retire(stack, emulator):
     """Have the emulator answer models as retired for one test; afterwards they are
     served again and the stack forgets that they were refused."""

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CALL_TIMEOUT_SECONDS
 from PIL import Image
 from tryon_local.driver import SAMPLES, LookRequest, run, run_looks
 
@@ -152,9 +151,9 @@ def test_a_throttled_call_is_retried_and_paid_once(stack, emulator, out_dir):
     assert after["generations"] - before["generations"] == 1
 
 
-def test_a_lost_call_answer_is_never_repeated(stack, emulator, out_dir):
+def test_a_lost_call_answer_is_never_repeated(stack, emulator, call_timeout, out_dir):
     before = emulator.stats()
-    emulator.fault(target="lost_call", delay=CALL_TIMEOUT_SECONDS + 10, count=1)
+    emulator.fault(target="lost_call", delay=call_timeout + 10, count=1)
     report = run_looks(stack, [LookRequest("lost-call", PERSON, dress=DRESS,
                                            model="qwen-image-2.0")],
                        out_dir, timeout=120, progress=quiet)
