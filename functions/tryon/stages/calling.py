@@ -15,12 +15,17 @@ from tryon.models.request_builder import build_request, request_summary
 from tryon.providers.errors import ModelMissingError
 from tryon.stages.admission import release_slot
 from tryon.stages.context import Context
-from tryon.stages.submission import SubmitLost, call_provider, input_urls, model_missing
+from tryon.stages.submission import (
+    LEASE_MARGIN_SECONDS,
+    SubmitLost,
+    call_provider,
+    input_urls,
+    model_missing,
+)
 
 log = logging.getLogger(__name__)
 
 CALL_ATTEMPTS = 3  # each may last call_timeout_seconds: the function's timeout allows 3
-LEASE_MARGIN_SECONDS = 120
 
 
 def call_model(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
@@ -38,9 +43,6 @@ def call_model(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
                          + CALL_ATTEMPTS * ctx.settings.call_timeout_seconds)
     clients = ctx.provider()
     oss = ctx.settings.input_transport == "provider-upload"
-    request = build_request(spec, job, input_urls(ctx, clients.generation, job))
-    ctx.store.update(job_id, fields={"provider_request": request_summary(request)})
-
     sent_at: list[float] = []
 
     def generate() -> Any:
@@ -49,6 +51,8 @@ def call_model(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
         return clients.generation.generate(request, oss_resolve=oss)
 
     try:
+        request = build_request(spec, job, input_urls(ctx, clients.generation, job))
+        ctx.store.update(job_id, fields={"provider_request": request_summary(request)})
         image = call_provider(ctx, job_id, "call", generate, attempts=CALL_ATTEMPTS)
     except SubmitLost as exc:
         return _failed(state, "CallOutcomeUnknown",
