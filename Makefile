@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tryon demo
 
+# Pure and emulator tests spread over both cores; the end-to-end tests share one
+# local stack per process, so they run in one process with the machine to themselves.
 test: lint check-template
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 tests/unit tests/emulator
+	$(BIN)/pytest -q tests/e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
