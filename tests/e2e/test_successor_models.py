@@ -192,3 +192,23 @@ def test_qwen_looks_in_a_batch_with_a_retailers_instruction(stack, driver, out_d
     assert tucked["instruction"].endswith("Tuck the top in.") and tucked["size"] == "576*1024"
     new_face = s3_json(stack, notes["new-face"]["result"]["sidecar"])["provider_request"]
     assert "the face may change" in new_face["instruction"]
+
+
+def test_a_retired_parsing_model_moves_only_the_looks_that_keep_a_garment(
+        stack, emulator, retire, driver, out_dir):
+    """aitryon-parsing-v1 retired, aitryon-plus still served: a kept-garment look goes
+    to the fallback (which keeps garments by instruction); the others stay."""
+    retire("aitryon-parsing-v1")
+    person = driver.upload_image(PERSON)
+    top = driver.upload_image(TOP)
+    manifest = {"version": 1, "defaults": {"model": "aitryon-plus"}, "looks": [
+        {"id": "keeps-bottom", "person": person, "top": top, "keep": "bottom"},
+        {"id": "plain", "person": person, "top": top}]}
+    report = run(stack, lambda d: [d.put_manifest("parsing-retired", manifest)], out_dir,
+                 timeout=120, progress=quiet)
+    jobs = {j["look_id"]: j for j in report["jobs"]}
+    assert {k: (j["status"], j["model"]) for k, j in jobs.items()} == {
+        "keeps-bottom": ("SUCCEEDED", "qwen-image-3.0"), "plain": ("SUCCEEDED", "aitryon-plus")}
+    table = stack.resource("dynamodb").Table(stack.outputs["JobsTableName"])
+    assert "Item" not in table.get_item(Key={"pk": "RETIRED#aitryon-plus", "sk": "RETIRED"})
+    assert "Item" in table.get_item(Key={"pk": "RETIRED#aitryon-parsing-v1", "sk": "RETIRED"})

@@ -29,6 +29,7 @@ class GenerationClient(DashScopeHttp):
             # The synchronous endpoint refuses the async header (403).
             headers=OSS_RESOLVE_HEADER if oss_resolve else {},
             sends_work=True,
+            model=request.model,
         )
         image_url = result_image(data.get("output") or {})
         if not image_url:

@@ -122,6 +122,7 @@ class TaskClient(DashScopeHttp):
             json=request.body(),
             headers={"X-DashScope-Async": "enable", **(OSS_RESOLVE_HEADER if oss_resolve else {})},
             sends_work=True,
+            model=request.model,
         )
         output = data.get("output") or {}
         if not output.get("task_id"):
@@ -186,6 +187,7 @@ class TaskClient(DashScopeHttp):
             json={"model": PARSING_MODEL, "input": {"image_url": image_url},
                   "parameters": {"clothes_type": [clothes_type]}},
             headers=OSS_RESOLVE_HEADER if oss_resolve else {},
+            model=PARSING_MODEL,
         )
         output = data.get("output") or {}
         crops = output.get("crop_img_url")

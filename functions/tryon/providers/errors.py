@@ -23,12 +23,14 @@ class ProviderError(Exception):
         message: str,
         request_id: str | None = None,
         outcome_known: bool = True,
+        model: str | None = None,
     ) -> None:
         self.status = status
         self.code = code
         self.message = message
         self.request_id = request_id
         self.outcome_known = outcome_known
+        self.model = model  # the model the request named, where it named one
         super().__init__(str(self))
 
     def __str__(self) -> str:

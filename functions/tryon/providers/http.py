@@ -41,7 +41,7 @@ class DashScopeHttp:
     def upload(self, model: str, filename: str, data: bytes, content_type: str) -> str:
         """Put a file in the provider's temporary storage (48 h); returns its `oss://` URL.
         The file serves only `model`."""
-        policy = self._call("GET", "/uploads",
+        policy = self._call("GET", "/uploads", model=model,
                             params={"action": "getPolicy", "model": model}).get("data") or {}
         if not policy.get("upload_host") or not policy.get("upload_dir"):
             raise self._malformed({}, "upload policy answer carries no upload_host/upload_dir")
@@ -68,10 +68,12 @@ class DashScopeHttp:
                                  f"temporary upload answered HTTP {response.status_code}")
         return f"oss://{key}"
 
-    def _call(self, method: str, path: str, *, sends_work: bool = False, **kwargs: Any) -> dict:
+    def _call(self, method: str, path: str, *, sends_work: bool = False,
+              model: str | None = None, **kwargs: Any) -> dict:
         """One request; the answer's JSON object, or a typed ProviderError.
         `sends_work`: the request may create paid work, so an answer lost after
-        sending leaves its outcome unknown."""
+        sending leaves its outcome unknown. `model`: the model it names, so that a
+        refusal says which one was refused."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
@@ -106,6 +108,7 @@ class DashScopeHttp:
             code,
             data.get("message") or response.reason_phrase,
             request_id=data.get("request_id") or response.headers.get("x-request-id"),
+            model=model,
         )
 
     @staticmethod

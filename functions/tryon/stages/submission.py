@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 from tryon.jobs import JobStatus, LookFailed, expected_generation
-from tryon.models.registry import model_spec, retired_message
+from tryon.models.registry import ModelSpec, model_spec, retired_message
 from tryon.models.request_builder import build_request, request_summary
 from tryon.pacing import PacingTimeout
 from tryon.preflight import InputRejected
@@ -55,10 +55,11 @@ def submit_admitted(ctx: Context, job_id: str) -> None:
     job = ctx.store.get(job_id)
     if job is None or job["status"] != JobStatus.ADMITTED:
         return  # a duplicate admission, or the job has moved on
-    if (ctx.store.retired_until(job["model"]) > ctx.clock()
-            and _switch_to_fallback(ctx, job, "refused as missing by the provider lately")):
-        return  # no doomed call
     spec = model_spec(job["model"])
+    refused = [m for m in _models_used(spec, job) if ctx.store.retired_until(m) > ctx.clock()]
+    if refused and _switch_to_fallback(ctx, job, f"{refused[0]}: refused as missing by the "
+                                                 "provider lately"):
+        return  # no doomed call
     try:
         if job.get("prepared_for") != spec.input_rules.label:  # moved to another model
             fields = prepare_inputs(ctx, job["source"]["bucket"], _input_keys(job),
@@ -80,6 +81,13 @@ def submit_admitted(ctx: Context, job_id: str) -> None:
         model_missing(ctx, job, exc)
     except LookFailed as exc:
         end_job(ctx, job_id, JobStatus.FAILED, error=exc.error)
+
+
+def _models_used(spec: ModelSpec, job: dict[str, Any]) -> list[str]:
+    """The models a look's submit calls: its own, and the parsing model for a garment
+    a try-on look keeps."""
+    return [spec.model_id, *([PARSING_MODEL] if spec.family == "tryon" and job.get("keep")
+                             else [])]
 
 
 def _input_keys(job: dict[str, Any]) -> dict[str, str]:
@@ -282,15 +290,18 @@ def model_missing(ctx: Context, job: dict[str, Any], exc: ProviderError) -> bool
     """The provider refused the job's model as missing or retired (nothing was
     created). The look moves to the fallback model once (True), or ends
     ModelRetired."""
-    model, answer = job["model"], f"{exc.code}: {exc.message}"
-    ctx.store.remember_retired(model, ctx.clock() + RETIRED_MEMORY_SECONDS, exc.as_error())
-    log.warning("model refused as missing", extra={"model": model, "code": exc.code})
+    model, refused = job["model"], exc.model or job["model"]
+    answer = f"{refused}: {exc.code}: {exc.message}"
+    # Remember the model the provider refused: the look's own, or one it relies on
+    # (the parsing model of a kept garment), so the others keep their calls.
+    ctx.store.remember_retired(refused, ctx.clock() + RETIRED_MEMORY_SECONDS, exc.as_error())
+    log.warning("model refused as missing", extra={"model": refused, "code": exc.code})
     if _switch_to_fallback(ctx, job, answer):
         return True
     requested = job.get("requested_model")
     end_job(ctx, job["job_id"], JobStatus.FAILED, error={
         "code": "ModelRetired",
-        "message": retired_message(requested or model, answer, model if requested else None)})
+        "message": retired_message(requested or refused, answer, model if requested else None)})
     return False
 
 
