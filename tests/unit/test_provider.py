@@ -208,6 +208,7 @@ def test_a_missing_or_retired_model_is_its_own_permanent_error(status, code, mes
     with pytest.raises(ModelMissingError) as err:
         client.submit(qwen_request())
     assert not err.value.retryable and err.value.outcome_known
+    assert err.value.model == "qwen-image-3.0"  # which model the provider refused
 
 
 def test_other_invalid_parameters_are_not_a_missing_model():
@@ -225,3 +226,11 @@ def test_a_body_with_a_code_is_an_error_even_with_http_200():
     with pytest.raises(PermanentProviderError) as err:
         client.generate(qwen_request(QWEN_CALL_PATH))
     assert err.value.code == "DataInspectionFailed"
+
+
+def test_a_refused_parsing_model_is_named_as_the_one_refused():
+    client, _ = client_answering(lambda r: httpx.Response(400, json={
+        "code": "InvalidParameter", "message": "Model not exist.", "request_id": "rid"}))
+    with pytest.raises(ModelMissingError) as err:
+        client.parse_garment("https://p", "lower")
+    assert err.value.model == "aitryon-parsing-v1"
