@@ -71,9 +71,12 @@ def test_each_protocol_makes_every_kind_of_look(stack, emulator, out_dir):
             assert job["provider_task_id"] and job["polls"] >= 1
         else:
             assert job["provider_task_id"] is None and job["polls"] == 0
-    for model, protocol in PROTOCOLS.items():  # each look paid once
+    for model, protocol in PROTOCOLS.items():
+        after = by_model(emulator, model)
         counted = "submits" if protocol == "task" else "generations"
-        assert by_model(emulator, model)[counted] - before[model][counted] == len(LOOKS)
+        assert after[counted] - before[model][counted] == len(LOOKS)  # each look paid once
+        # Admission and pacing kept each model inside its own limits (2 at once, 2/s).
+        assert after["peak_running"] <= 2 and after["throttled"] == before[model]["throttled"]
     assert emulator.stats()["parsings"] == parsings  # a kept garment is an instruction
 
 
