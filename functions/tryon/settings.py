@@ -46,6 +46,8 @@ class Settings:
     model_limits: dict[str, Limits]  # in flight and requests/s, per model
     query_rate_limit: int  # task queries per second, account-wide
     fallback_model: str | None  # where a look goes when its model is retired
+    result_hosts: tuple[str, ...]  # host patterns result images may come from (https)
+    local_result_hosts: tuple[str, ...]  # local runtime only: its provider, plain http
     input_url_ttl_seconds: int
     input_transport: str  # "presigned-url" | "provider-upload"
     provider_read_timeout: float = 20.0
@@ -74,6 +76,10 @@ class Settings:
             model_limits=parse_limits(env.get("MODEL_LIMITS", "")),
             query_rate_limit=int(env.get("QUERY_RATE_LIMIT", "20")),
             fallback_model=env.get("FALLBACK_MODEL") or None,
+            # LOCAL_RESULT_URL_HOSTS: set by the local runtime only, for its own
+            # loopback provider over plain http.
+            result_hosts=_names(env.get("RESULT_URL_HOSTS", "*.aliyuncs.com")),
+            local_result_hosts=_names(env.get("LOCAL_RESULT_URL_HOSTS", "")),
             call_timeout_seconds=float(env.get("CALL_TIMEOUT_SECONDS", "240")),
             input_url_ttl_seconds=int(env.get("INPUT_URL_TTL_SECONDS", "10800")),
             input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
@@ -84,3 +90,7 @@ class Settings:
             timebase=Timebase(float(env.get("TIME_SCALE", "1")),
                               float(env.get("TIME_ANCHOR", "0"))),
         )
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import httpx
@@ -187,7 +188,8 @@ class LocalStack:
         httpx.post(f"{self.endpoint}/moto-api/config",
                    json={"stepfunctions": {"execute_state_machine": True}}).raise_for_status()
 
-        self.lambdas = LambdaRuntime(self._function_env(), self.workdir / "logs",
+        provider_url, api_key = self._start_provider()
+        self.lambdas = LambdaRuntime(self._function_env(provider_url), self.workdir / "logs",
                                      self.options.function_env)
         self._stoppers.append(self.lambdas.stop)
         install_moto_hook(self.lambdas)
@@ -195,7 +197,6 @@ class LocalStack:
         _s3_events_name_versions()
         self.dynamodb_writes = DynamoWriteCounter()
 
-        provider_url, api_key = self._start_provider()
         self.clients = _EndpointSession(boto3.Session(region_name=REGION, **FAKE_CREDENTIALS),
                                         self.endpoint)
         secret_arn = self.client("secretsmanager").create_secret(
@@ -245,7 +246,7 @@ class LocalStack:
         self._stoppers.append(self.emulator.stop)
         return self.emulator.base_url, EMULATOR_API_KEY
 
-    def _function_env(self) -> dict[str, str]:
+    def _function_env(self, provider_url: str) -> dict[str, str]:
         """What every local "Lambda container" sees besides its template variables."""
         keep = {k: v for k, v in os.environ.items()
                 if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "SYSTEMROOT", "TMPDIR")}
@@ -261,6 +262,8 @@ class LocalStack:
             "PYTHONUNBUFFERED": "1",
             "TIME_SCALE": str(self.options.speedup),
             "TIME_ANCHOR": str(self.time_anchor),
+            # Results come from the provider this stack drives, on loopback over http.
+            "LOCAL_RESULT_URL_HOSTS": urlsplit(provider_url).hostname or "",
         }
 
     def _warm_functions(self) -> None:

@@ -99,3 +99,28 @@ def test_past_its_deadline_a_job_times_out_and_its_queued_task_is_canceled(
     finally:
         for task_id in held:
             emulator.http.post(f"/_emulator/tasks/{task_id}/hold", json={"hold": False})
+
+
+def results_stored(stack) -> list[str]:
+    answer = stack.client("s3").list_objects_v2(Bucket=stack.outputs["ResultsBucketName"])
+    return [o["Key"] for o in answer.get("Contents", [])]
+
+
+def test_a_result_that_is_not_a_sane_image_is_refused_and_never_stored(stack, emulator,
+                                                                        out_dir):
+    """The provider's result URL serving 64 MB of filler behind a JPEG signature, or
+    redirecting to another host: the job fails InvalidResult, nothing is stored."""
+    emulator.fault(target="result", mode="oversized", size=64 * 1000 * 1000, count=1)
+    emulator.fault(target="result", mode="redirect", count=1)
+    looks = [LookRequest("filler-result", SAMPLES / "person.jpg", top=SAMPLES / "top.jpg"),
+             LookRequest("redirected-result", SAMPLES / "person.jpg",
+                         bottom=SAMPLES / "bottom.jpg")]
+    report = run_looks(stack, looks, out_dir, timeout=120, progress=lambda s: None)
+    errors = " | ".join(job["error"]["message"] for job in report["jobs"])
+    assert [job["status"] for job in report["jobs"]] == ["FAILED", "FAILED"]
+    assert {job["error"]["code"] for job in report["jobs"]} == {"InvalidResult"}
+    assert "over 20000000 bytes" in errors and "redirects to another host" in errors
+    stored = results_stored(stack)
+    assert not [key for key in stored if "filler-result" in key or "redirected-result" in key]
+    for job in report["jobs"]:
+        assert "Signature" not in json.dumps(job)  # the signed URL never leaks

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tryon.adapters.result_download import ResultPolicy, download_result
 from tryon.jobs import (
     TERMINAL_STATUSES,
     JobStatus,
@@ -34,8 +35,8 @@ def job_of_execution(name: str) -> str:
 
 
 def finalize(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
-    """Copy the result into the results bucket (before its URL expires), write its
-    sidecar, and notify."""
+    """Copy the result into the results bucket (before its URL expires, and only once
+    it is checked to be an image from an allowed host), write its sidecar, and notify."""
     job_id = state["job_id"]
     if state.get("usage"):
         ctx.store.update(job_id, fields={"usage": state["usage"]})
@@ -43,8 +44,10 @@ def finalize(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
     bucket = ctx.settings.results_bucket
     provenance = {"provider-task-id": state.get("task_id"),
                   "provider-request-id": state.get("request_id")}
-    result = ctx.storage.copy_from_url(
-        state["image_url"], bucket, job["result_stem"],
+    policy = ResultPolicy(ctx.settings.result_hosts, ctx.settings.local_result_hosts)
+    image = download_result(state["image_url"], policy)
+    result = ctx.storage.store_result(
+        bucket, job["result_stem"], image,
         metadata={"job-id": job_id, "model": job["model"],
                   **{k: v for k, v in provenance.items() if v}},
     )

@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from . import parsing, qwen_render
@@ -33,7 +33,15 @@ from .config import MODELS, PARSING_MODEL, QWEN_MODELS, TRYON_MODELS, EmulatorCo
 from .generation import FAMILIES, GenerationRequest, InvalidRequest, parse_request
 from .images import OUTPUT_SIZES, InputRejected
 from .results import Access
-from .state import EmulatorState, LostAnswerFault, ParsingFault, RequestFault, TaskFault
+from .state import (
+    RESULT_FAULT_MODES,
+    EmulatorState,
+    LostAnswerFault,
+    ParsingFault,
+    RequestFault,
+    ResultFault,
+    TaskFault,
+)
 from .tasks import (
     ENDED,
     RESULT_URL_LIFETIME,
@@ -715,9 +723,29 @@ async def get_result(request: Request) -> Response:
         state.clock.now(),
     )
     if access is Access.OK and stored is not None:
+        fault = state.take_result_fault()
+        if fault is not None:
+            return _faulty_result(fault)
         return Response(stored.data, media_type=stored.media_type)
     status, code, message = _OSS_ERRORS[access]
     return _oss_error(request, status, code, message)
+
+
+def _faulty_result(fault: ResultFault) -> Response:
+    """A result served as a hostile or broken host might (test knob)."""
+    if fault.mode == "redirect":
+        return Response(status_code=302, headers={"location": "http://example.invalid/r.jpg"})
+    if fault.mode == "not_image":
+        return Response(b"<html>not an image</html>", media_type="image/jpeg")
+
+    async def filler() -> AsyncIterator[bytes]:
+        yield b"\xff\xd8\xff\xe0"
+        chunk = bytes(1024 * 1024)
+        for start in range(0, fault.size, len(chunk)):
+            yield chunk[: min(len(chunk), fault.size - start)]
+
+    # No Content-Length: the client must count for itself.
+    return StreamingResponse(filler(), media_type="image/jpeg")
 
 
 def _oss_request_id() -> str:
@@ -755,6 +783,7 @@ def _count(body: dict[str, Any]) -> int | None:
 
 FAULT_TARGETS = (
     "submit", "query", "generation", "task", "lost_submit", "lost_call", "hold", "parsing",
+    "result",
 )
 
 
@@ -793,6 +822,13 @@ async def add_fault(request: Request) -> Response:
             state.add_lost_answer(LostAnswerFault(float(delay), count))
         else:
             state.add_lost_call(LostAnswerFault(float(delay), count))
+    elif target == "result":
+        mode, size = body.get("mode"), body.get("size", 64 * 1000 * 1000)
+        if mode not in RESULT_FAULT_MODES:
+            return _knob_error(400, f"mode must be one of {', '.join(RESULT_FAULT_MODES)}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            return _knob_error(400, "size must be a number of bytes >= 0")
+        state.add_result_fault(ResultFault(mode, size, count))
     elif target == "hold":
         state.add_holds(count)
     elif target == "parsing":

@@ -58,6 +58,20 @@ class LostAnswerFault:
     remaining: int
 
 
+RESULT_FAULT_MODES = ("oversized", "redirect", "not_image")
+
+
+@dataclass
+class ResultFault:
+    """Test knob: the next `remaining` result downloads are served wrongly, as a
+    hostile or broken storage host might: `oversized` (a JPEG signature, then
+    `size` bytes of filler), `redirect` (to another host), `not_image`."""
+
+    mode: str
+    size: int
+    remaining: int
+
+
 class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
@@ -86,6 +100,7 @@ class EmulatorState:
         self._task_faults: deque[TaskFault] = deque()
         self._lost_answers: deque[LostAnswerFault] = deque()
         self._lost_calls: deque[LostAnswerFault] = deque()
+        self._result_faults: deque[ResultFault] = deque()
         self._parsing_faults: list[ParsingFault] = []
         self._holds = 0
         self.counters: Counter[str] = Counter()
@@ -188,6 +203,20 @@ class EmulatorState:
         armed (consumes it)."""
         return self._take_delay(self._lost_calls, "lost_calls")
 
+    def add_result_fault(self, fault: ResultFault) -> None:
+        self._result_faults.append(fault)
+
+    def take_result_fault(self) -> ResultFault | None:
+        """How to serve this result download wrongly, if armed (consumes it)."""
+        if not self._result_faults:
+            return None
+        fault = self._result_faults[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            self._result_faults.popleft()
+        self.counters["result_faults"] += 1
+        return fault
+
     def _take_delay(self, queue: deque[LostAnswerFault], counter: str) -> float | None:
         if not queue:
             return None
@@ -209,6 +238,7 @@ class EmulatorState:
             ],
             "lost_submit": [vars(f).copy() for f in self._lost_answers],
             "lost_call": [vars(f).copy() for f in self._lost_calls],
+            "result": [vars(f).copy() for f in self._result_faults],
             "hold": self._holds,
             "parsing": [vars(f).copy() for f in self._parsing_faults],
         }
@@ -238,6 +268,7 @@ class EmulatorState:
         self._task_faults.clear()
         self._lost_answers.clear()
         self._lost_calls.clear()
+        self._result_faults.clear()
         self._parsing_faults.clear()
         self._holds = 0
         self.counters.clear()
