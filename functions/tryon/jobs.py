@@ -172,14 +172,21 @@ def roster_looks(garment: DroppedGarment, roster: list[str], model: str) -> list
     return looks
 
 
-def manifest_result_stem(source: Source, look_id: str) -> str:
-    """looks/<manifest name>/<look id>: predictable, and safe whatever the upload was named."""
-    stem = source.key.rsplit("/", 1)[-1].removesuffix(".json")
-    return f"looks/{safe_name(stem, 'manifest')}/{look_id}"
+# Enough of the job id to tell any two jobs' results apart.
+RESULT_ID_CHARS = 10
 
 
-def drop_result_stem(garment: DroppedGarment, look_id: str) -> str:
-    return f"results/{garment.sku}/{look_id}"
+def manifest_result_stem(source: Source, look_id: str, job_id: str) -> str:
+    """looks/<manifest path under jobs/>/<look id>-<job id>: readable, safe whatever the
+    upload was named, and unique to the job — two teams' spring.json, a re-upload of
+    the same file, or names that reduce alike never share a result."""
+    path = source.key.removeprefix(MANIFEST_PREFIX).removesuffix(".json").split("/")
+    folders = "/".join(safe_name(part, "manifest") for part in path)
+    return f"looks/{folders}/{look_id}-{job_id[:RESULT_ID_CHARS]}"
+
+
+def drop_result_stem(garment: DroppedGarment, look_id: str, job_id: str) -> str:
+    return f"results/{garment.sku}/{look_id}-{job_id[:RESULT_ID_CHARS]}"
 
 
 NOTIFICATION_EVENTS = {

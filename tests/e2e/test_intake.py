@@ -62,7 +62,8 @@ def test_a_batch_with_kept_garments_and_attributes(stack, driver, emulator, out_
     assert batch_note["message_attributes"]["retailer"] == "acme"
 
     result = looks["own-bottom"]["result"]
-    assert result["key"] == "looks/acme-spring/own-bottom.jpg"
+    assert result["key"] == (f"looks/acme-spring/own-bottom-"
+                             f"{looks['own-bottom']['job_id'][:10]}.jpg")
     assert Image.open(report["jobs"][0]["result"]).size == (576, 1024)
     sidecar = s3_json(stack, result["sidecar"])
     assert sidecar["job_id"] == looks["own-bottom"]["job_id"]
@@ -104,8 +105,9 @@ def test_the_drop_folder_fans_out_over_the_roster_once(stack, driver, out_dir):
     succeeded = [n for n in report["notifications"] if n["event"] == "job.succeeded"]
     assert {n["attributes"]["sku"] for n in succeeded} == {"JEANS-9"}
     results = {n["look_id"]: n["result"]["key"] for n in succeeded}
-    assert results == {"Alex_Smith": "results/JEANS-9/Alex_Smith.jpg",
-                       "sam": "results/JEANS-9/sam.jpg"}
+    assert results == {n["look_id"]: f"results/JEANS-9/{n['look_id']}-{n['job_id'][:10]}.jpg"
+                       for n in succeeded}
+    assert set(results) == {"Alex_Smith", "sam"}
     [batch] = report["batches"]
     assert batch["counts"] == {"total": 2, "succeeded": 2, "failed": 0, "timed_out": 0}
     assert batch["attributes"] == {"sku": "JEANS-9"}
@@ -176,3 +178,27 @@ def test_the_demo_runs_everything(stack, retire, out_dir):
     assert models["retired-model"] == (DEMO_RETIRED_MODEL, "qwen-image-3.0")
     assert "aitryon -> qwen-image-3.0" in format_table(report)
     assert len(report["batches"]) == 2
+
+
+def test_results_of_different_uploads_never_overwrite_each_other(stack, driver, out_dir):
+    """jobs/teamA/spring.json and jobs/teamB/spring.json with the same look id, then
+    teamA's uploaded again: three results side by side, none overwritten."""
+    s3, results_bucket = stack.client("s3"), stack.outputs["ResultsBucketName"]
+    person = driver.upload_image(SAMPLES / "person.jpg")
+    manifest = {"version": 1, "id": "look-1", "person": person,
+                "top": driver.upload_image(SAMPLES / "top.jpg")}
+    first = run(stack, lambda d: [d.put_manifest("teamA/spring", manifest),
+                                  d.put_manifest("teamB/spring", manifest)],
+                out_dir / "first", timeout=120, progress=lambda s: None)
+    again = run(stack, lambda d: [d.put_manifest("teamA/spring", manifest)],
+                out_dir / "again", timeout=120, progress=lambda s: None)
+    jobs = first["jobs"] + again["jobs"]
+    assert [j["status"] for j in jobs] == ["SUCCEEDED"] * 3
+    keys = {n["job_id"]: n["result"]["key"]
+            for n in first["notifications"] + again["notifications"]}
+    assert len(set(keys.values())) == 3
+    assert sorted(k.rsplit("/", 1)[0] for k in keys.values()) == [
+        "looks/teamA/spring", "looks/teamA/spring", "looks/teamB/spring"]
+    for job_id, key in keys.items():  # each still holds its own job's image
+        head = s3.head_object(Bucket=results_bucket, Key=key)
+        assert head["Metadata"]["job-id"] == job_id

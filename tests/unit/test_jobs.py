@@ -2,6 +2,8 @@
 from tryon.jobs import (
     JobStatus,
     Source,
+    drop_result_stem,
+    dropped_garment,
     expected_generation,
     job_id_for,
     manifest_result_stem,
@@ -47,8 +49,24 @@ def test_polls_never_wait_past_the_deadline():
 
 def test_result_keys_are_safe_whatever_the_manifest_is_called():
     source = Source("inbox", "jobs/../../etc/Spring campaign ☀.json", "e")
-    key = manifest_result_stem(source, "look-1")
-    assert key == "looks/Spring_campaign/look-1" and ".." not in key
+    key = manifest_result_stem(source, "look-1", "0123456789abcdef")
+    assert key == "looks/manifest/manifest/etc/Spring_campaign/look-1-0123456789"
+    assert ".." not in key
+
+
+def test_result_keys_never_collide_between_jobs():
+    """Two teams' spring.json, a re-upload of one, and names that reduce alike."""
+    uploads = [Source("inbox", "jobs/teamA/spring.json", "e1"),
+               Source("inbox", "jobs/teamB/spring.json", "e1"),
+               Source("inbox", "jobs/teamA/spring.json", "e2"),  # uploaded again
+               Source("inbox", "jobs/a b.json", "e1"), Source("inbox", "jobs/a_b.json", "e1")]
+    keys = [manifest_result_stem(u, "look-1", job_id_for(u, "look-1")) for u in uploads]
+    assert len(set(keys)) == len(keys)
+    assert keys[0].startswith("looks/teamA/spring/look-1-")
+    assert keys[1].startswith("looks/teamB/spring/look-1-")
+    garment = dropped_garment("garments/top/TEE 1.jpg")
+    assert drop_result_stem(garment, "anna", "abcdef0123456789") == (
+        "results/TEE_1/anna-abcdef0123")
 
 
 def test_notifications_carry_filterable_attributes():

@@ -11,6 +11,10 @@ if TYPE_CHECKING:  # only finalize downloads (and decodes) results
     from tryon.adapters.result_download import ResultImage
 
 
+class ResultKeyTaken(Exception):
+    """A result key already holds another job's object (which is kept)."""
+
+
 class ObjectStorage:
     def __init__(self, s3: Any = None) -> None:
         self._s3 = s3 or boto3.client("s3")
@@ -51,9 +55,25 @@ class ObjectStorage:
 
     def store_result(self, bucket: str, key_without_extension: str, image: ResultImage,
                      metadata: dict[str, str]) -> dict[str, Any]:
-        """Store a checked result image under its real extension; returns its location."""
+        """Store a checked result image under its real extension, never over another
+        object; returns its location."""
         key = f"{key_without_extension}.{image.extension}"
-        self._s3.put_object(Bucket=bucket, Key=key, Body=image.data,
-                            ContentType=image.content_type, Metadata=metadata)
+        self.write_new(bucket, key, image.data, image.content_type, metadata)
         return {"bucket": bucket, "key": key, "uri": f"s3://{bucket}/{key}",
                 "bytes": len(image.data), "content_type": image.content_type}
+
+    def write_new(self, bucket: str, key: str, data: bytes, content_type: str,
+                  metadata: dict[str, str]) -> None:
+        """Write only if the key is free (S3 If-None-Match). A key that holds this
+        same job's object already (a retried step) is fine; anyone else's is not
+        touched."""
+        try:
+            self._s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type,
+                                Metadata=metadata, IfNoneMatch="*")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("PreconditionFailed", "412"):
+                raise
+            owner = self._s3.head_object(Bucket=bucket, Key=key)["Metadata"].get("job-id")
+            if owner != metadata.get("job-id"):
+                raise ResultKeyTaken(f"s3://{bucket}/{key} holds another job's result "
+                                     f"({owner}); not overwritten") from None

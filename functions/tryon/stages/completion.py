@@ -52,7 +52,7 @@ def finalize(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
                   **{k: v for k, v in provenance.items() if v}},
     )
     sidecar_key = f"{job['result_stem']}.json"
-    ctx.storage.write(bucket, sidecar_key, json.dumps(
+    ctx.storage.write_new(bucket, sidecar_key, json.dumps(
         _sidecar(job, result, ctx.clock()), indent=2, sort_keys=True).encode(),
         "application/json", metadata={"job-id": job_id})
     result["sidecar"] = f"s3://{bucket}/{sidecar_key}"

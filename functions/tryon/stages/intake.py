@@ -5,6 +5,7 @@ for its model, then it is admitted (and submitted) or queued."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from tryon.jobs import (
     MANIFEST_PREFIX,
@@ -54,10 +55,9 @@ def _take_manifest(ctx: Context, source: Source, received: float) -> list[str]:
     except ManifestError as exc:
         message = f"s3://{source.bucket}/{source.key}: {exc}"
         return [_reject_upload(ctx, source, received, exc.code, message, pointer=exc.pointer)]
-    stems = {look.look_id: manifest_result_stem(source, look.look_id)
-             for look in manifest.looks}
-    return _take_looks(ctx, source, manifest.looks, stems, received,
-                       batch=manifest.is_batch, attributes=manifest.attributes)
+    return _take_looks(ctx, source, manifest.looks,
+                       lambda look_id, job_id: manifest_result_stem(source, look_id, job_id),
+                       received, batch=manifest.is_batch, attributes=manifest.attributes)
 
 
 def _check_inputs_exist(ctx: Context, bucket: str, manifest: Manifest) -> None:
@@ -82,8 +82,9 @@ def _take_drop(ctx: Context, source: Source, garment: DroppedGarment,
             f"s3://{source.bucket}/{source.key}: no person photos under {ROSTER_PREFIX}; "
             f"upload at least one to {ROSTER_PREFIX} and drop the garment again")]
     looks = roster_looks(garment, roster, ctx.settings.default_model)
-    stems = {look.look_id: drop_result_stem(garment, look.look_id) for look in looks}
-    return _take_looks(ctx, source, looks, stems, received, batch=True,
+    return _take_looks(ctx, source, looks,
+                       lambda look_id, job_id: drop_result_stem(garment, look_id, job_id),
+                       received, batch=True,
                        attributes={"sku": garment.sku})
 
 
@@ -99,8 +100,9 @@ def _reject_upload(ctx: Context, source: Source, received: float, code: str, mes
     return job_id
 
 
-def _take_looks(ctx: Context, source: Source, looks: list[Look], stems: dict[str, str],
-                received: float, *, batch: bool, attributes: dict[str, str]) -> list[str]:
+def _take_looks(ctx: Context, source: Source, looks: list[Look],
+                result_stem: Callable[[str, str], str], received: float, *, batch: bool,
+                attributes: dict[str, str]) -> list[str]:
     job_ids = [job_id_for(source, look.look_id) for look in looks]
     batch_id = job_id_for(source, "batch") if batch else None
     if batch_id:
@@ -109,7 +111,8 @@ def _take_looks(ctx: Context, source: Source, looks: list[Look], stems: dict[str
                                received)
     checked: Checked = {}  # each image is checked once per set of rules
     for look, job_id in zip(looks, job_ids, strict=True):
-        _take_look(ctx, source, look, job_id, received, stems[look.look_id], batch_id, checked)
+        _take_look(ctx, source, look, job_id, received, result_stem(look.look_id, job_id),
+                   batch_id, checked)
     return job_ids
 
 
