@@ -74,8 +74,20 @@ def parse_manifest(raw: bytes, default_model: str) -> Manifest:
                     attributes=doc.get("attributes", {}))
 
 
+# Inputs are the user's images, never the pipeline's own files: manifests and the
+# normalized copies preflight writes.
+RESERVED_INPUT_PREFIXES = ("jobs/", "normalized/")
+
+
 def _look(entry: dict, pointer: str, number: int, doc: dict, default_model: str) -> Look:
-    """The rules a schema states poorly: which garments may go together."""
+    """The rules a schema states poorly: which garments may go together, and where
+    images may come from."""
+    for slot in ("person", "top", "bottom", "dress"):
+        if str(entry.get(slot, "")).startswith(RESERVED_INPUT_PREFIXES):
+            raise ManifestError(f"{pointer}/{slot}", f"{entry[slot]!r} is under "
+                                f"{' or '.join(RESERVED_INPUT_PREFIXES)}, which hold the "
+                                "pipeline's own files, not images; upload the image elsewhere "
+                                "in the bucket (e.g. models/ or catalog/)")
     garments = {slot for slot in ("top", "bottom", "dress") if slot in entry}
     keep = entry.get("keep")
     if "dress" in garments and garments != {"dress"}:

@@ -112,3 +112,15 @@ def test_an_unknown_model_names_the_choices():
         parse_manifest(manifest({"version": 1, "person": "p", "top": "t",
                                  "model": "qwen-image-9"}), "aitryon-plus")
     assert err.value.pointer == "/model" and "qwen-image-2.0" in str(err.value)
+
+
+@pytest.mark.parametrize(("slot", "key"), [("person", "jobs/other.json"),
+                                           ("top", "normalized/0123.jpg"),
+                                           ("dress", "jobs/x.jpg")])
+def test_inputs_never_come_from_the_pipelines_own_prefixes(slot, key):
+    look = {"person": "models/p.jpg", "top": "t.jpg", slot: key}
+    if slot == "dress":
+        del look["top"]
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(manifest({"version": 1, **look}), "aitryon-plus")
+    assert err.value.pointer == f"/{slot}" and "pipeline's own files" in str(err.value)

@@ -101,3 +101,20 @@ def test_moto_still_has_the_hooks_the_local_runtime_replaces():
     assert callable(notifications._get_s3_event)
     assert callable(wait_function.WaitFunction._wait_interval)
     assert hasattr(retrier_decl, "time")
+
+
+@pytest.mark.parametrize(("parameter", "value", "allowed"), [
+    ("ProviderApiKeySecretArn",
+     "arn:aws:secretsmanager:us-east-1:123456789012:secret:tryon/dashscope-api-key-AbC123", True),
+    ("ProviderApiKeySecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:*", False),
+    ("ProviderApiKeySecretArn",
+     "arn:aws:secretsmanager:us-east-1:123456789012:secret:tryon/*-AbC123", False),
+    ("ProviderBaseUrl", "https://dashscope.aliyuncs.com/api/v1", True),
+    ("ProviderBaseUrl", "https://dashscope-intl.aliyuncs.com/api/v1", True),
+    ("ProviderBaseUrl", "http://dashscope.aliyuncs.com/api/v1", False),
+    ("ResultUrlHosts", "*.aliyuncs.com,results.example.com", True),
+    ("ResultUrlHosts", "http://x.example", False),
+])
+def test_parameters_refuse_wildcard_secrets_and_plain_http(parameter, value, allowed):
+    pattern = TEMPLATE["Parameters"][parameter]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is allowed
