@@ -16,6 +16,8 @@ from aws_lambda_powertools.utilities.validation import SchemaValidationError, va
 from tryon.jobs import Look
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest-v1.schema.json"
+# 50 looks fit in a few KB; a manifest this large is not one.
+MAX_MANIFEST_BYTES = 512 * 1024
 _MANIFEST_FIELDS = {"version", "defaults", "attributes", "looks"}
 _OPTIONS = ("model", "resolution", "restore_face", "instruction")
 
@@ -43,10 +45,17 @@ def manifest_schema() -> dict[str, Any]:
 
 
 def parse_manifest(raw: bytes, default_model: str) -> Manifest:
+    """`raw`: the manifest's bytes (more than MAX_MANIFEST_BYTES of them says that it
+    is too large, whatever follows)."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError("", f"the manifest is over {MAX_MANIFEST_BYTES // 1024} KB; split "
+                            "it into manifests of at most 50 looks", code="ManifestTooLarge")
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError("", f"not valid JSON: {exc}; save the file as UTF-8 JSON") from None
+    except RecursionError:
+        raise ManifestError("", "the JSON is nested too deeply to be a manifest") from None
     if not isinstance(doc, dict):
         raise ManifestError("", "a manifest must be a JSON object")
     is_batch = "looks" in doc
@@ -136,6 +145,9 @@ def _explain(exc: SchemaValidationError) -> tuple[str, str]:
     if exc.rule == "propertyNames":
         return _pointer(path), ("attribute names start with a letter, use letters, digits, "
                                 "'_' or '-', and are not event, status, model, batch_id or schema")
+    if exc.rule == "pattern" and "attributes" in path[:-1]:
+        return _pointer(path), ("attribute values are text without control characters "
+                                "(newlines, tabs)")
     if exc.rule == "pattern" and path[-1:] == ["instruction"]:
         return _pointer(path), ("instruction must be one line of text without control "
                                 "characters (newlines, tabs); at most 300 characters")

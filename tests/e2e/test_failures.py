@@ -21,14 +21,17 @@ def test_an_unusable_manifest_fails_once_without_a_provider_call(stack, driver, 
     upload_manifest(stack, "jobs/broken.json", b'{"version": 1, "person": "p.jpg", "top": ')
     upload_manifest(stack, "jobs/typo.json", json.dumps(
         {"version": 1, "person": "p.jpg", "top": "t.jpg", "colour": "red"}).encode())
-    jobs, notes = driver.follow(["jobs/broken.json", "jobs/typo.json"], timeout=60)
-    assert [j["status"] for j in jobs] == ["FAILED", "FAILED"]
-    broken, typo = (n["message"]["error"] for n in sorted(
+    upload_manifest(stack, "jobs/huge.json", b'{"version": 1}' + b" " * (2 * 1024 * 1024))
+    jobs, notes = driver.follow(["jobs/broken.json", "jobs/typo.json", "jobs/huge.json"],
+                                timeout=60)
+    assert [j["status"] for j in jobs] == ["FAILED", "FAILED", "FAILED"]
+    broken, huge, typo = (n["message"]["error"] for n in sorted(
         notes, key=lambda n: n["message"]["source"]["key"]))
     assert broken["code"] == "InvalidManifest" and "not valid JSON" in broken["message"]
     assert "jobs/broken.json" in broken["message"]
     assert typo["pointer"] == "/colour" and "unknown field 'colour'" in typo["message"]
-    assert len(notes) == 2
+    assert huge["code"] == "ManifestTooLarge" and "512 KB" in huge["message"]
+    assert len(notes) == 3
     assert emulator.stats()["submit_requests"] == before
 
 

@@ -124,3 +124,21 @@ def test_inputs_never_come_from_the_pipelines_own_prefixes(slot, key):
     with pytest.raises(ManifestError) as err:
         parse_manifest(manifest({"version": 1, **look}), "aitryon-plus")
     assert err.value.pointer == f"/{slot}" and "pipeline's own files" in str(err.value)
+
+
+def test_an_oversized_or_too_deeply_nested_manifest_is_refused_clearly():
+    big = manifest({"version": 1, "person": "p", "top": "t", "attributes": {
+        "note": "x" * 200}}) + b" " * (512 * 1024)
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(big, "aitryon-plus")
+    assert err.value.code == "ManifestTooLarge" and "512 KB" in str(err.value)
+    with pytest.raises(ManifestError, match="nested too deeply"):
+        parse_manifest(b"[" * 200_000 + b"]" * 200_000, "aitryon-plus")
+
+
+def test_control_characters_in_attributes_are_refused_with_a_pointer():
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(manifest({"version": 1, "person": "p", "top": "t",
+                                 "attributes": {"campaign": "spring\nsale"}}), "aitryon-plus")
+    assert err.value.pointer == "/attributes/campaign"
+    assert "control characters" in str(err.value)

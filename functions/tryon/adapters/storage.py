@@ -19,9 +19,19 @@ class ObjectStorage:
     def __init__(self, s3: Any = None) -> None:
         self._s3 = s3 or boto3.client("s3")
 
-    def read(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
-        extra = {"VersionId": version_id} if version_id else {}
-        return self._s3.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+    def read(self, bucket: str, key: str, version_id: str | None = None,
+             max_bytes: int | None = None) -> bytes:
+        """The object's bytes; with `max_bytes`, at most max_bytes + 1 of them (enough
+        to tell that it is too long without reading it all)."""
+        extra: dict[str, str] = {"VersionId": version_id} if version_id else {}
+        if max_bytes is not None:
+            extra["Range"] = f"bytes=0-{max_bytes}"
+        try:
+            return self._s3.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "InvalidRange":  # an empty object
+                return b""
+            raise
 
     def describe(self, bucket: str, key: str) -> dict[str, Any] | None:
         """{"size", "etag"} of an object, or None when there is no such object."""

@@ -20,7 +20,7 @@ from tryon.jobs import (
     manifest_result_stem,
     roster_looks,
 )
-from tryon.manifest import Manifest, ManifestError, parse_manifest
+from tryon.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest
 from tryon.models.registry import model_spec
 from tryon.preflight import InputRejected
 from tryon.stages.admission import admit_or_queue
@@ -49,7 +49,7 @@ def take_upload(ctx: Context, source: Source) -> list[str]:
 def _take_manifest(ctx: Context, source: Source, received: float) -> list[str]:
     try:
         manifest = parse_manifest(ctx.storage.read(source.bucket, source.key,
-                                                   source.version_id),
+                                                   source.version_id, MAX_MANIFEST_BYTES),
                                   ctx.settings.default_model)
         _check_inputs_exist(ctx, source.bucket, manifest)
     except ManifestError as exc:
