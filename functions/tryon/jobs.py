@@ -35,6 +35,17 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT})
 
 
+# Provider messages are the provider's text: kept, but bounded, in records and
+# notifications (an SNS message and a DynamoDB item have size limits).
+MAX_ERROR_MESSAGE_CHARS = 1000
+
+
+def bounded_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not error or len(str(error.get("message", ""))) <= MAX_ERROR_MESSAGE_CHARS:
+        return error
+    return {**error, "message": str(error["message"])[:MAX_ERROR_MESSAGE_CHARS - 1] + "…"}
+
+
 class LookFailed(Exception):
     """A look that cannot go on; `error` is what its job records and notifies."""
 

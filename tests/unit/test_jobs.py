@@ -1,7 +1,9 @@
 
 from tryon.jobs import (
+    MAX_ERROR_MESSAGE_CHARS,
     JobStatus,
     Source,
+    bounded_error,
     drop_result_stem,
     dropped_garment,
     expected_generation,
@@ -77,3 +79,12 @@ def test_notifications_carry_filterable_attributes():
     assert attributes == {"event": "job.failed", "status": "FAILED", "model": "aitryon"}
     body, attributes = notification_for({"job_id": "j", "status": JobStatus.TIMED_OUT})
     assert attributes == {"event": "job.timed_out", "status": "TIMED_OUT"}
+
+
+def test_provider_messages_are_bounded_before_they_are_stored_or_sent():
+    long = {"code": "InternalError", "message": "x" * 50_000, "pointer": "/a"}
+    bounded = bounded_error(long)
+    assert len(bounded["message"]) == MAX_ERROR_MESSAGE_CHARS and bounded["message"][-1] == "…"
+    assert bounded["code"] == "InternalError" and bounded["pointer"] == "/a"
+    short = {"code": "c", "message": "m"}
+    assert bounded_error(short) is short and bounded_error(None) is None

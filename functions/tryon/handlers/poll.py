@@ -9,7 +9,8 @@ from tryon.wiring import stage_context
 
 
 @logger.inject_lambda_context(correlation_id_path="job_id", clear_state=True)
-@tracer.capture_lambda_handler
+# Its answer carries the signed result URL (a credential): never into a trace.
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     state = polling.poll(stage_context(), event)

@@ -12,6 +12,7 @@ from tryon.jobs import (
     TERMINAL_STATUSES,
     JobStatus,
     batch_summary,
+    bounded_error,
     notification_for,
     price_of,
 )
@@ -72,6 +73,7 @@ def record_failure(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
                                        "message": "the provider task did not succeed"}
         status = (JobStatus.TIMED_OUT if state.get("status") == JobStatus.TIMED_OUT
                   else JobStatus.FAILED)
+    error = bounded_error(error)
     end_job(ctx, state["job_id"], status, error=error)
     return {"job_id": state["job_id"], "status": status.value, "error": error}
 
@@ -82,7 +84,8 @@ def end_job(ctx: Context, job_id: str, status: JobStatus, *, error: dict | None 
     send exactly one notification; the last job of a batch also sends the batch's
     summary. Safe to repeat."""
     now = ctx.clock()
-    ctx.store.update(job_id, fields={"status": status, "error": error, "result": result},
+    ctx.store.update(job_id, fields={"status": status, "error": bounded_error(error),
+                                     "result": result},
                      timeline={"finalized": now}, only_if_status=OPEN_STATUSES)
     job = ctx.store.get(job_id)
     if job.get("model"):

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
-from tryon.jobs import JobStatus, LookFailed, expected_generation
+from tryon.jobs import JobStatus, LookFailed, bounded_error, expected_generation
 from tryon.models.registry import ModelSpec, model_spec, retired_message
 from tryon.models.request_builder import build_request, request_summary
 from tryon.pacing import PacingTimeout
@@ -265,7 +265,8 @@ def call_provider(ctx: Context, job_id: str, call: str, attempt: Callable[[], T]
 
 def _defer(ctx: Context, job_id: str, error: dict[str, str]) -> NoReturn:
     """Nothing was created: keep the slot, and let the job be tried again later."""
-    ctx.store.update(job_id, fields={"status": JobStatus.ADMITTED, "error": error})
+    ctx.store.update(job_id, fields={"status": JobStatus.ADMITTED,
+                                     "error": bounded_error(error)})
     raise SubmitDeferred(f"job {job_id}: {error['code']}: {error['message']}")
 
 
