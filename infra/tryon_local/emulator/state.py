@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections import Counter, deque
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .clock import EmulatorClock
 from .config import QWEN_MODELS, TRYON_MODELS, EmulatorConfig
@@ -183,49 +184,26 @@ class EmulatorState:
 
     def take_request_fault(self, target: str) -> RequestFault | None:
         """The injected failure for this call, if one is armed (consumes it)."""
-        queue = self._request_faults[target]
-        if not queue:
-            return None
-        fault = queue[0]
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            queue.popleft()
-        self.counters[f"injected.{target}"] += 1
-        return fault
+        return _take(self._request_faults[target], self.counters, f"injected.{target}")
 
     def take_lost_answer(self) -> float | None:
         """Seconds to withhold this accepted submit's answer, if a lost answer
         is armed (consumes it)."""
-        return self._take_delay(self._lost_answers, "lost_answers")
+        fault = _take(self._lost_answers, self.counters, "lost_answers")
+        return fault.delay if fault else None
 
     def take_lost_call(self) -> float | None:
         """Seconds to withhold this produced image's answer, if a lost call is
         armed (consumes it)."""
-        return self._take_delay(self._lost_calls, "lost_calls")
+        fault = _take(self._lost_calls, self.counters, "lost_calls")
+        return fault.delay if fault else None
 
     def add_result_fault(self, fault: ResultFault) -> None:
         self._result_faults.append(fault)
 
     def take_result_fault(self) -> ResultFault | None:
         """How to serve this result download wrongly, if armed (consumes it)."""
-        if not self._result_faults:
-            return None
-        fault = self._result_faults[0]
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            self._result_faults.popleft()
-        self.counters["result_faults"] += 1
-        return fault
-
-    def _take_delay(self, queue: deque[LostAnswerFault], counter: str) -> float | None:
-        if not queue:
-            return None
-        fault = queue[0]
-        fault.remaining -= 1
-        if fault.remaining <= 0:
-            queue.popleft()
-        self.counters[counter] += 1
-        return fault.delay
+        return _take(self._result_faults, self.counters, "result_faults")
 
     def armed_faults(self) -> dict[str, object]:
         return {
@@ -339,3 +317,18 @@ class EmulatorState:
             }
             for model in (*TRYON_MODELS, *QWEN_MODELS)
         }
+
+
+_Fault = TypeVar("_Fault", RequestFault, LostAnswerFault, ResultFault)
+
+
+def _take(queue: deque[_Fault], counters: Counter[str], counter: str) -> _Fault | None:
+    """The first armed fault of a queue, used once (dropped when used up), counted."""
+    if not queue:
+        return None
+    fault = queue[0]
+    fault.remaining -= 1
+    if fault.remaining <= 0:
+        queue.popleft()
+    counters[counter] += 1
+    return fault
