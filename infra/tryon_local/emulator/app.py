@@ -156,6 +156,14 @@ def _authenticate(request: Request, state: EmulatorState) -> JSONResponse | None
     return None
 
 
+def _refused(request: Request, state: EmulatorState, counter: str,
+             fault: str) -> JSONResponse | None:
+    """Count the request; the answer to a bad key or an injected fault, if any."""
+    state.counters[counter] += 1
+    denied = _authenticate(request, state)
+    return denied if denied is not None else _injected(state, fault)
+
+
 def _injected(state: EmulatorState, target: str) -> JSONResponse | None:
     fault = state.take_request_fault(target)
     if fault is None:
@@ -244,11 +252,8 @@ async def _http_exception(_request: Request, exc: HTTPException) -> JSONResponse
 
 async def submit_task(request: Request) -> Response:
     state = _state(request)
-    state.counters["submit_requests"] += 1
-    if (denied := _authenticate(request, state)) is not None:
-        return denied
-    if (injected := _injected(state, "submit")) is not None:
-        return injected
+    if (refused := _refused(request, state, "submit_requests", "submit")) is not None:
+        return refused
     # Every authenticated call takes its place in the rate window, but the
     # provider reports malformed requests before throttling them.
     admitted = state.submit_limiter.try_acquire()
@@ -332,11 +337,8 @@ def _parse_tryon(body: dict[str, Any], *, oss_resolve: bool) -> TryOnRequest | J
 
 async def query_task(request: Request) -> Response:
     state = _state(request)
-    state.counters["queries"] += 1
-    if (denied := _authenticate(request, state)) is not None:
-        return denied
-    if (injected := _injected(state, "query")) is not None:
-        return injected
+    if (refused := _refused(request, state, "queries", "query")) is not None:
+        return refused
     if not state.query_limiter.try_acquire():
         return _throttled(state, "query")
     task_id = request.path_params["task_id"]
@@ -509,11 +511,8 @@ def _result_url(request: Request, state: EmulatorState, name: str) -> str:
 async def generate_images(request: Request) -> Response:
     """The synchronous call: answers once the images are made."""
     state = _state(request)
-    state.counters["generation_requests"] += 1
-    if (denied := _authenticate(request, state)) is not None:
-        return denied
-    if (injected := _injected(state, "generation")) is not None:
-        return injected
+    if (refused := _refused(request, state, "generation_requests", "generation")) is not None:
+        return refused
     if _asynchronous(request):
         return _error(403, "AccessDenied", _NO_ASYNC)
     checked = await _generation_request(request, state)
@@ -569,11 +568,8 @@ async def generate_images(request: Request) -> Response:
 async def submit_generation(request: Request) -> Response:
     """The asynchronous call (3.0 family): a task, followed like a try-on task."""
     state = _state(request)
-    state.counters["submit_requests"] += 1
-    if (denied := _authenticate(request, state)) is not None:
-        return denied
-    if (injected := _injected(state, "submit")) is not None:
-        return injected
+    if (refused := _refused(request, state, "submit_requests", "submit")) is not None:
+        return refused
     if not _asynchronous(request):
         return _error(403, "AccessDenied", _NO_SYNC)
     checked = await _generation_request(request, state)
