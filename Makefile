@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint check-template unit e2e clean
+.PHONY: demo test lint check-template check-build build unit e2e clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 # Pure and emulator tests spread over both cores; the end-to-end tests share one
 # local stack per process, so they run in one process with the machine to themselves.
-test: lint check-template
+test: lint check-template check-build
 	$(BIN)/pytest -q -n 2 tests/unit tests/emulator
 	$(BIN)/pytest -q tests/e2e
 
@@ -30,6 +30,17 @@ check-template: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint --region us-east-1 --template template.yaml
 	$(BIN)/statelint infra/statemachine/*.asl.json
+
+# `sam build` without Docker: functions/Makefile installs the python3.13 arm64 wheels.
+build: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build
+
+# One function built the way `sam build` builds them all, and its native code checked.
+check-build: $(STAMP)
+	rm -rf .aws-sam/check
+	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build IntakeFunction \
+		--build-dir .aws-sam/check >/dev/null
+	$(BIN)/python infra/check_build.py .aws-sam/check/IntakeFunction
 
 clean:
 	rm -rf $(VENV) out .aws-sam .pytest_cache .ruff_cache

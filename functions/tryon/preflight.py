@@ -60,6 +60,23 @@ UPSCALE_FLOOR = 150
 _CONVERTED = frozenset({
     "MPO", "HEIF", "AVIF", "WEBP", "TIFF", "BMP", "GIF", "JPEG2000", "PPM", "QOI",
 })
+# The only decoders ever reached (`Image.open(formats=...)`): an upload in any other
+# format is refused by its magic bytes without running that format's decoder, so a
+# flaw in a decoder the pipeline has no use for cannot be reached by an upload.
+# (An MPO is read by the JPEG decoder: Pillow registers no MPO opener.)
+OPENED_FORMATS = tuple(sorted((_CONVERTED - {"MPO"}) | {"JPEG", "PNG"}))
+# Formats told by their magic bytes alone, to name them in the refusal.
+_REFUSED_SIGNATURES = (
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\x00\x00\x02\x00", "CUR"),
+    (b"8BPS", "PSD"),
+    (b"%!PS", "EPS"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"icns", "ICNS"),
+    (b"DDS ", "DDS"),
+    (b"\x01\xda", "SGI"),
+    (b"gimp xcf", "XCF"),
+)
 # TIFF compressions every TIFF reader decodes; a TIFF compressed otherwise (JPEG-in-TIFF,
 # LZMA, ZSTD, WEBP, CCITT) is re-encoded even where TIFF passes through.
 _PLAIN_TIFF_COMPRESSIONS = frozenset({
@@ -220,9 +237,9 @@ def _prepare(name: str, data: bytes, image: Image.Image, rules: ImageRules) -> P
 
 
 def _open(name: str, data: bytes, rules: ImageRules) -> Image.Image:
-    """Open the image, reading its header only."""
+    """Open the image, reading its header only, with the accepted formats' decoders."""
     try:
-        return Image.open(io.BytesIO(data))
+        return Image.open(io.BytesIO(data), formats=OPENED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise _too_many_pixels(name, rules, None, error) from None
     except MemoryError:
@@ -233,6 +250,10 @@ def _open(name: str, data: bytes, rules: ImageRules) -> Image.Image:
             detail = ("its header cannot be read" if isinstance(error, UnidentifiedImageError)
                       else str(error))
             raise _corrupt(name, recognized, detail) from None
+        refused = next((fmt for magic, fmt in _REFUSED_SIGNATURES if data.startswith(magic)),
+                       None)
+        if refused:
+            raise _not_converted(name, refused) from None
         raise InputRejected(
             "NotAnImage",
             f"{name}: the file is not an image (its content is {_describe(data)}); the "
@@ -244,10 +265,7 @@ def _check_header(name: str, image: Image.Image, rules: ImageRules) -> None:
     """Refuse what the header already rules out, before any pixel is decoded."""
     fmt = image.format or "unknown"
     if fmt not in rules.pass_through and fmt not in _CONVERTED:
-        raise InputRejected(
-            "InvalidURL",
-            f"{name}: the image is in {fmt} format, which the provider does not accept and "
-            "this pipeline does not convert. Export the photo as JPEG or PNG.")
+        raise _not_converted(name, fmt)
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise _too_many_pixels(name, rules, (width, height))
@@ -495,7 +513,7 @@ def _verified_output(name: str, data: bytes, fixes: list[str],
                      rules: ImageRules) -> tuple[int, int]:
     """Re-read what was produced and hold it to the same rules: a bug here must not
     reach a paid call. Returns its size."""
-    with Image.open(io.BytesIO(data)) as produced:
+    with Image.open(io.BytesIO(data), formats=OPENED_FORMATS) as produced:
         produced.load()
         problems = _violations(produced, data, produced.size, rules)
         size = produced.size
@@ -587,6 +605,13 @@ def _describe(data: bytes) -> str:
     if "\ufffd" not in text and all(c.isprintable() or c.isspace() for c in text):
         return "HTML or XML text" if text.lstrip().startswith("<") else "text"
     return "unrecognized binary data"
+
+
+def _not_converted(name: str, fmt: str) -> InputRejected:
+    return InputRejected(
+        "InvalidURL",
+        f"{name}: the image is in {fmt} format, which the provider does not accept and "
+        "this pipeline does not convert. Export the photo as JPEG or PNG.")
 
 
 def _corrupt(name: str, fmt: str | None, detail: str) -> InputRejected:

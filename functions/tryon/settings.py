@@ -38,7 +38,8 @@ class Settings:
     results_bucket: str
     topic_arn: str
     state_machine_arn: str
-    intake_queue_url: str
+    intake_queue_url: str  # uploads, and jobs whose inputs must be prepared again
+    submit_queue_url: str  # admitted jobs, for the submit function
     default_model: str
     provider_base_url: str
     api_key_secret_arn: str
@@ -67,6 +68,7 @@ class Settings:
             topic_arn=env.get("NOTIFICATION_TOPIC_ARN", ""),
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
             intake_queue_url=env.get("INTAKE_QUEUE_URL", ""),
+            submit_queue_url=env.get("SUBMIT_QUEUE_URL", ""),
             default_model=env.get("DEFAULT_MODEL", "aitryon-plus"),
             provider_base_url=env.get(
                 "PROVIDER_BASE_URL", "https://dashscope.aliyuncs.com/api/v1"

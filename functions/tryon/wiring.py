@@ -7,7 +7,7 @@ from functools import cache
 import httpx
 from aws_lambda_powertools.utilities import parameters
 
-from tryon.adapters.messaging import Admissions, Notifier, Workflow
+from tryon.adapters.messaging import JobQueue, Notifier, Workflow
 from tryon.adapters.storage import ObjectStorage
 from tryon.adapters.store import JobStore
 from tryon.pacing import CallPacer
@@ -57,7 +57,8 @@ def stage_context() -> Context:
         storage=ObjectStorage(),
         notifier=Notifier(settings.topic_arn),
         workflow=Workflow(settings.state_machine_arn),
-        admissions=Admissions(settings.intake_queue_url),
+        admissions=JobQueue(settings.submit_queue_url, "admit"),
+        preparations=JobQueue(settings.intake_queue_url, "prepare"),
         provider=provider,
         pacer=CallPacer(store, {**rates, "query": settings.query_rate_limit}),
     )

@@ -17,6 +17,7 @@ def test_cold_start_finds_every_handler_and_profiles_an_import():
     cold_start = load_cold_start()
     modules = cold_start.handlers()
     assert modules == {
+        "IntakeFunction": "tryon.handlers.intake",
         "SubmitFunction": "tryon.handlers.submit", "PollFunction": "tryon.handlers.poll",
         "FinalizeFunction": "tryon.handlers.finalize",
         "RecordFailureFunction": "tryon.handlers.record_failure",

@@ -137,6 +137,33 @@ def test_a_rejection_names_the_rule_and_a_fix(name: str, rule: str, fix: str):
     assert rule in caught.value.message and fix in caught.value.message, caught.value.message
 
 
+def test_only_the_decoders_of_accepted_formats_are_ever_reached(monkeypatch):
+    """An upload in a format the pipeline has no use for never runs that format's
+    decoder (a flaw there cannot be reached), and is still named in the refusal."""
+    from PIL import IcoImagePlugin, PsdImagePlugin
+
+    decoders_run = []
+
+    def reached(self):
+        decoders_run.append(type(self).__name__)
+        raise SyntaxError("not decoded in this test")
+
+    monkeypatch.setattr(IcoImagePlugin.IcoImageFile, "_open", reached)
+    monkeypatch.setattr(PsdImagePlugin.PsdImageFile, "_open", reached)
+    psd = io.BytesIO()
+    Image.new("RGB", (400, 400)).save(psd, "TIFF")  # any image, then a PSD header
+    for key, data, fmt in [("icon.jpg", BY_NAME["icon file"].data, "ICO"),
+                           ("layers.png", b"8BPS\x00\x01" + b"\x00" * 64, "PSD")]:
+        with pytest.raises(InputRejected) as caught:
+            prepare_image(key, data)
+        assert caught.value.code == "InvalidURL"
+        assert f"{key}: the image is in {fmt} format" in caught.value.message
+    assert decoders_run == []
+    # Every format any model takes as it is can be opened.
+    for rules in (preflight.TRYON_RULES, preflight.QWEN2_RULES, preflight.QWEN3_RULES):
+        assert set(rules.pass_through) <= set(preflight.OPENED_FORMATS)
+
+
 def test_a_decompression_bomb_is_refused_from_its_header_without_allocating():
     case = BY_NAME["decompression bomb 30000x30000"]
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux

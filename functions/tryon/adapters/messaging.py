@@ -1,5 +1,5 @@
 """Adapters for what the pipeline tells others: SNS notifications, Step
-Functions executions, and admitted jobs handed to the submit function."""
+Functions executions, and jobs handed between functions through SQS."""
 
 from __future__ import annotations
 
@@ -43,19 +43,22 @@ class Workflow:
             return execution
 
 
-class Admissions:
-    """Hands an admitted job to the submit function through the intake queue, so
-    that the provider is called by one function, with SQS's retries behind it."""
+class JobQueue:
+    """Hands jobs to another function through its SQS queue (SQS's retries behind
+    it): admitted jobs to the submit function, which alone holds the provider key;
+    jobs whose inputs must be prepared again to the intake function, which alone
+    decodes images."""
 
-    def __init__(self, queue_url: str, sqs: Any = None) -> None:
+    def __init__(self, queue_url: str, kind: str, sqs: Any = None) -> None:
         self._queue_url = queue_url
+        self._kind = kind  # the message's one key: "admit" or "prepare"
         self._sqs = sqs or boto3.client("sqs")
 
     def send(self, job_ids: list[str]) -> None:
         for start in range(0, len(job_ids), 10):
-            entries = [{"Id": str(i), "MessageBody": json.dumps({"admit": job_id})}
+            entries = [{"Id": str(i), "MessageBody": json.dumps({self._kind: job_id})}
                        for i, job_id in enumerate(job_ids[start:start + 10])]
             failed = self._sqs.send_message_batch(QueueUrl=self._queue_url,
                                                   Entries=entries).get("Failed")
             if failed:
-                raise RuntimeError(f"admissions not queued: {failed}")
+                raise RuntimeError(f"{self._kind} messages not queued: {failed}")

@@ -1,7 +1,6 @@
-"""SQS intake: S3 uploads under jobs/ and garments/ become jobs; admitted jobs
-handed on by a released slot are submitted. Partial batch responses."""
-
-from urllib.parse import unquote_plus
+"""SQS submit queue: admitted jobs (from intake, or handed on by a released slot)
+go to the provider. The one queue consumer that holds the provider key; it never
+decodes an upload. Partial batch responses."""
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -9,13 +8,11 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
-from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tryon.handlers.observability import logger, metrics, tracer
-from tryon.jobs import Source
-from tryon.stages import intake, submission
+from tryon.stages import submission
 from tryon.wiring import stage_context
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -23,28 +20,10 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 @tracer.capture_method
 def take_message(record: SQSRecord) -> None:
-    body = record.json_body
-    if body.get("Event") == "s3:TestEvent":  # sent once when notifications are configured
-        return
-    ctx = stage_context()
-    ctx.on_job = logger.set_correlation_id
-    if "admit" in body:
-        logger.set_correlation_id(body["admit"])
-        submission.submit_admitted(ctx, body["admit"])
-        metrics.add_metric(name="JobsAdmitted", unit=MetricUnit.Count, value=1)
-        return
-    for s3_record in S3Event(body).records:
-        if not s3_record.event_name.startswith("ObjectCreated"):
-            continue
-        obj = s3_record.s3.get_object
-        source = Source(
-            bucket=s3_record.s3.bucket.name,
-            key=unquote_plus(obj.key),  # S3 event keys are URL-encoded
-            etag=obj.etag,
-            version_id=obj.version_id,
-        )
-        job_ids = intake.take_upload(ctx, source)
-        metrics.add_metric(name="LooksReceived", unit=MetricUnit.Count, value=len(job_ids))
+    job_id = record.json_body["admit"]
+    logger.set_correlation_id(job_id)
+    submission.submit_admitted(stage_context(), job_id)
+    metrics.add_metric(name="JobsAdmitted", unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context(clear_state=True)

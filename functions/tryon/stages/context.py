@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tryon.adapters.messaging import Admissions, Notifier, Workflow
+from tryon.adapters.messaging import JobQueue, Notifier, Workflow
 from tryon.adapters.storage import ObjectStorage
 from tryon.adapters.store import JobStore
 from tryon.pacing import CallPacer
@@ -23,7 +23,8 @@ class Context:
     storage: ObjectStorage
     notifier: Notifier
     workflow: Workflow
-    admissions: Admissions
+    admissions: JobQueue  # admitted jobs -> the submit function
+    preparations: JobQueue  # jobs to prepare again (another model) -> the intake function
     provider: Callable[[], ProviderClients]
     pacer: CallPacer
     sleep: Callable[[float], None] = time.sleep

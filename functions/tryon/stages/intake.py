@@ -1,6 +1,8 @@
 """Intake: an upload (a manifest, or a garment in the drop folder) becomes looks,
 each look a job recorded before anything is paid for; its inputs are prepared
-for its model, then it is admitted (and submitted) or queued."""
+for its model, then it is admitted (and handed to the submit function) or queued.
+This is the only stage that decodes uploads, and its function cannot read the
+provider key."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from tryon.stages.admission import admit_or_queue
 from tryon.stages.completion import end_job
 from tryon.stages.context import Context
 from tryon.stages.preparation import Checked, prepare_inputs
-from tryon.stages.submission import model_for_look, start_workflow, submit_admitted
+from tryon.stages.submission import model_for_look
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +147,10 @@ def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: 
     if not created:
         existing = ctx.store.get(job_id) or {}
         status = existing.get("status")
-        if status == JobStatus.SUBMITTED and not existing.get("execution_arn"):
-            start_workflow(ctx, existing)  # an earlier delivery died before this step
-        elif status == JobStatus.ADMITTED:
-            submit_admitted(ctx, job_id)  # an earlier delivery found the provider busy
+        if status == JobStatus.ADMITTED or (status == JobStatus.SUBMITTED
+                                            and not existing.get("execution_arn")):
+            # An earlier delivery died before its hand-off reached the submit function.
+            ctx.admissions.send([job_id])
         if status != JobStatus.RECEIVED:
             log.info("duplicate delivery ignored", extra={"job_status": status})
             return
@@ -160,4 +162,4 @@ def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: 
         return
     # Only one delivery moves the job on from RECEIVED: it alone submits or queues.
     if admit_or_queue(ctx, job_id, model, fields=fields, from_statuses=[JobStatus.RECEIVED]):
-        submit_admitted(ctx, job_id)
+        ctx.admissions.send([job_id])

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from tryon.image_rules import ImageRules
-from tryon.jobs import NORMALIZED_PREFIX
+from tryon.jobs import NORMALIZED_PREFIX, JobStatus
+from tryon.models.registry import model_spec
 from tryon.preflight import MAX_INPUT_BYTES, InputRejected, Prepared, prepare_image
+from tryon.stages.completion import end_job
 from tryon.stages.context import Context
 
 # One upload's checks, shared by its looks: (key, rules label) -> outcome.
@@ -42,6 +44,28 @@ def prepare_inputs(ctx: Context, bucket: str, inputs: dict[str, str], rules: Ima
                           for role, r in ready.items()},
         "prepared_for": rules.label,
     }
+
+
+def prepare_again(ctx: Context, job_id: str) -> None:
+    """An admitted job moved to another model (the fallback): its inputs are checked
+    again against that model's rules, then it goes back to the submit function."""
+    job = ctx.store.get(job_id)
+    if job is None or job["status"] != JobStatus.ADMITTED:
+        return  # a duplicate message, or the job has moved on
+    rules = model_spec(job["model"]).input_rules
+    if job.get("prepared_for") != rules.label:
+        try:
+            fields = prepare_inputs(ctx, job["source"]["bucket"], input_keys(job), rules, {})
+        except InputRejected as exc:
+            end_job(ctx, job_id, JobStatus.FAILED, error=exc.as_error())
+            return
+        ctx.store.update(job_id, fields=fields, only_if_status=[JobStatus.ADMITTED])
+    ctx.admissions.send([job_id])
+
+
+def input_keys(job: dict[str, Any]) -> dict[str, str]:
+    """The original inputs' keys by role (`inputs` holds s3:// URIs of the source bucket)."""
+    return {role: uri.split("/", 3)[3] for role, uri in job["inputs"].items()}
 
 
 def _prepare(ctx: Context, bucket: str, key: str, rules: ImageRules,

@@ -16,7 +16,6 @@ from tryon.jobs import JobStatus, LookFailed, bounded_error, expected_generation
 from tryon.models.registry import ModelSpec, model_spec, retired_message
 from tryon.models.request_builder import build_request, request_summary
 from tryon.pacing import PacingTimeout
-from tryon.preflight import InputRejected
 from tryon.providers.dashscope_tasks import PARSING_MODEL, TaskClient
 from tryon.providers.errors import ModelMissingError, ProviderError
 from tryon.providers.http import DashScopeHttp
@@ -24,7 +23,6 @@ from tryon.stages.admission import admit_or_queue, release_slot
 from tryon.stages.completion import end_job, execution_name
 from tryon.stages.context import Context
 from tryon.stages.polling import poll_delay_for
-from tryon.stages.preparation import prepare_inputs
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +51,9 @@ class SubmitLost(Exception):
 def submit_admitted(ctx: Context, job_id: str) -> None:
     """Submit a job that holds a slot (from intake, or handed on by a release)."""
     job = ctx.store.get(job_id)
+    if job and job["status"] == JobStatus.SUBMITTED and not job.get("execution_arn"):
+        start_workflow(ctx, job)  # an earlier delivery died before this step
+        return
     if job is None or job["status"] != JobStatus.ADMITTED:
         return  # a duplicate admission, or the job has moved on
     spec = model_spec(job["model"])
@@ -60,14 +61,10 @@ def submit_admitted(ctx: Context, job_id: str) -> None:
     if refused and _switch_to_fallback(ctx, job, f"{refused[0]}: refused as missing by the "
                                                  "provider lately"):
         return  # no doomed call
-    try:
-        if job.get("prepared_for") != spec.input_rules.label:  # moved to another model
-            fields = prepare_inputs(ctx, job["source"]["bucket"], _input_keys(job),
-                                    spec.input_rules, {})
-            ctx.store.update(job_id, fields=fields)
-            job.update(fields)
-    except InputRejected as exc:
-        end_job(ctx, job_id, JobStatus.FAILED, error=exc.as_error())
+    if job.get("prepared_for") != spec.input_rules.label:
+        # Moved to another model: the intake function (which alone decodes uploads)
+        # checks the inputs against its rules, then hands the job back here.
+        ctx.preparations.send([job_id])
         return
     if spec.protocol == "call":
         start_workflow(ctx, job)  # the call stage moves it on, inside the workflow
@@ -88,11 +85,6 @@ def _models_used(spec: ModelSpec, job: dict[str, Any]) -> list[str]:
     a try-on look keeps."""
     return [spec.model_id, *([PARSING_MODEL] if spec.family == "tryon" and job.get("keep")
                              else [])]
-
-
-def _input_keys(job: dict[str, Any]) -> dict[str, str]:
-    """The original inputs' keys by role (`inputs` holds s3:// URIs of the source bucket)."""
-    return {role: uri.split("/", 3)[3] for role, uri in job["inputs"].items()}
 
 
 def _submit_task(ctx: Context, job: dict[str, Any]) -> None:
@@ -315,7 +307,7 @@ def _switch_to_fallback(ctx: Context, job: dict[str, Any], answer: str) -> bool:
               "fallback": {"from": model, "to": fallback, "reason": answer,
                            "at": ctx.clock()}}
     # The refused request created nothing: the slot goes back (and on), the job
-    # takes a slot of the fallback model, and is submitted anew (preflight included).
+    # takes a slot of the fallback model, and is prepared and submitted anew.
     if admit_or_queue(ctx, job_id, fallback, fields=fields,
                       from_statuses=[JobStatus.SUBMITTING, JobStatus.ADMITTED]):
         ctx.admissions.send([job_id])
