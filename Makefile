@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint check-template check-build build unit e2e clean
+.PHONY: demo test lint check-template check-security check-build build unit e2e clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 # Pure and emulator tests spread over both cores; the end-to-end tests share one
 # local stack per process, so they run in one process with the machine to themselves.
-test: lint check-template check-build
+test: lint check-template check-security check-build
 	$(BIN)/pytest -q -n 2 tests/unit tests/emulator
 	$(BIN)/pytest -q tests/e2e
 
@@ -30,6 +30,22 @@ check-template: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint --region us-east-1 --template template.yaml
 	$(BIN)/statelint infra/statemachine/*.asl.json
+
+# checkov in a venv of its own: it pins boto3 exactly (1.35.49), aws-sam-cli another (1.43.108).
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV    := .venv-checkov
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP):
+	test -d $(CHECKOV_VENV) || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
+	rm -f $(CHECKOV_VENV)/.installed-* && touch $(CHECKOV_STAMP)
+
+# Fails on any finding; each check the template skips says why, on its resource.
+check-security: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation \
+		--compact --quiet --skip-download
 
 # `sam build` without Docker: functions/Makefile installs the python3.13 arm64 wheels.
 build: $(STAMP)
@@ -43,4 +59,4 @@ check-build: $(STAMP)
 	$(BIN)/python infra/check_build.py .aws-sam/check/IntakeFunction
 
 clean:
-	rm -rf $(VENV) out .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) out .aws-sam .pytest_cache .ruff_cache

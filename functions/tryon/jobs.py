@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -230,6 +230,7 @@ def notification_for(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         "normalized": job.get("normalized"),
         "kept_garment": job.get("kept_garment"),
         "batch_id": job.get("batch_id"),
+        "duplicate_looks": job.get("duplicate_looks"),
         "attributes": job.get("attributes") or {},
         "polls": job.get("polls", 0),
         "timings": job.get("timeline", {}),
@@ -238,6 +239,38 @@ def notification_for(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
     if job.get("model"):
         attributes["model"] = job["model"]
     return body, {**(job.get("attributes") or {}), **attributes}
+
+
+def budget_notification(day: str, budget: int, spent: int
+                        ) -> tuple[dict[str, Any], dict[str, str]]:
+    """`budget.reached`: sent once a day, when the first look waits for the budget."""
+    return {
+        "schema": "tryon.notification/1",
+        "event": "budget.reached",
+        "day": day,
+        "budget": budget,
+        "spent": spent,
+        "message": f"the daily image budget of {budget} images for {day} (UTC) is spent: "
+                   "further looks wait QUEUED (nothing is lost) and start when the day "
+                   "turns, or as soon as the budget is raised (DailyImageBudget, or the "
+                   "operator's override)",
+    }, {"event": "budget.reached"}
+
+
+def unique_looks(looks: list[Look]) -> tuple[list[Look], dict[str, list[str]]]:
+    """One upload's looks with repeats taken out: a look that asks for the same
+    image as an earlier one (the same inputs, model and parameters, whatever its id
+    or attributes) is made once. Returns the looks to make, and for each the ids
+    of the repeats it stands for."""
+    first: dict[Look, Look] = {}
+    repeats: dict[str, list[str]] = {}
+    for look in looks:
+        same = replace(look, look_id="", attributes=())
+        if same in first:
+            repeats.setdefault(first[same].look_id, []).append(look.look_id)
+        else:
+            first[same] = look
+    return list(first.values()), repeats
 
 
 def price_of(job: dict[str, Any]) -> dict[str, Any] | None:

@@ -50,6 +50,8 @@ class Settings:
     result_hosts: tuple[str, ...]  # host patterns result images may come from (https)
     local_result_hosts: tuple[str, ...]  # local runtime only: its provider, plain http
     input_url_ttl_seconds: int
+    daily_image_budget: int  # images admitted per UTC day, stack-wide (operators may override)
+    max_roster_size: int  # a drop on a larger roster fails RosterTooLarge
     input_transport: str  # "presigned-url" | "provider-upload"
     provider_read_timeout: float = 20.0
     call_timeout_seconds: float = 240.0  # one synchronous generation, answer included
@@ -84,6 +86,8 @@ class Settings:
             local_result_hosts=_names(env.get("LOCAL_RESULT_URL_HOSTS", "")),
             call_timeout_seconds=float(env.get("CALL_TIMEOUT_SECONDS", "240")),
             input_url_ttl_seconds=int(env.get("INPUT_URL_TTL_SECONDS", "10800")),
+            daily_image_budget=int(env.get("DAILY_IMAGE_BUDGET", "500")),
+            max_roster_size=int(env.get("MAX_ROSTER_SIZE", "100")),
             input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
             # Local runs only: a short read timeout for tests, the benchmarks'
             # comparison poll schedules, and a faster clock.

@@ -5,11 +5,13 @@ from __future__ import annotations
 from functools import cache
 
 import httpx
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 
 from tryon.adapters.messaging import JobQueue, Notifier, Workflow
 from tryon.adapters.storage import ObjectStorage
 from tryon.adapters.store import JobStore
+from tryon.handlers.observability import metrics
 from tryon.pacing import CallPacer
 from tryon.providers import ProviderClients
 from tryon.providers.dashscope_generation import GenerationClient
@@ -61,4 +63,5 @@ def stage_context() -> Context:
         preparations=JobQueue(settings.intake_queue_url, "prepare"),
         provider=provider,
         pacer=CallPacer(store, {**rates, "query": settings.query_rate_limit}),
+        count=lambda name: metrics.add_metric(name=name, unit=MetricUnit.Count, value=1),
     )

@@ -386,6 +386,35 @@ class Deployer:
             "Protocol"], Endpoint=props["Endpoint"])["SubscriptionArn"]
         stack.refs[logical_id] = arn
 
+    def _AWS_Logs_LogGroup(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        props = stack.resolve(spec)
+        logs = self.client("logs")
+        name = props.get("LogGroupName", self._name(logical_id))
+        logs.create_log_group(logGroupName=name)
+        if props.get("RetentionInDays"):
+            logs.put_retention_policy(logGroupName=name,
+                                      retentionInDays=int(props["RetentionInDays"]))
+        stack.refs[logical_id] = name
+        arn = f"arn:aws:logs:{self._region}:{ACCOUNT_ID}:log-group:{name}"
+        stack.attributes[logical_id] = {"Arn": f"{arn}:*"}  # CloudFormation's form
+
+    def _AWS_CloudWatch_Alarm(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        """Stored in moto as written (metric math included); moto does not evaluate
+        alarms, so locally they never fire."""
+        props = stack.resolve(spec)
+        name = props.pop("AlarmName", self._name(logical_id))
+        for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+            if key in props:
+                props[key] = int(props[key])
+        props["Threshold"] = float(props["Threshold"])
+        for query in props.get("Metrics", []):
+            if "Period" in query.get("MetricStat", {}):
+                query["MetricStat"]["Period"] = int(query["MetricStat"]["Period"])
+        self.client("cloudwatch").put_metric_alarm(AlarmName=name, **props)
+        stack.refs[logical_id] = name
+        stack.attributes[logical_id] = {
+            "Arn": f"arn:aws:cloudwatch:{self._region}:{ACCOUNT_ID}:alarm:{name}"}
+
     def _role(self, logical_id: str, service: str, policies: Any) -> str:
         role = self.client("iam").create_role(
             RoleName=self._name(logical_id) + "-role",
@@ -454,11 +483,20 @@ class Deployer:
         leftover = re.findall(r"\$\{[A-Za-z0-9]+\}", definition)
         if leftover:
             raise DeployError(f"{logical_id}: unsubstituted {sorted(set(leftover))}")
+        logging = props.get("Logging")
         machine = self.client("stepfunctions").create_state_machine(
             name=props.get("Name", self._name(logical_id)),
             definition=definition,
-            roleArn=self._role(logical_id, "states.amazonaws.com", []),
+            roleArn=self._role(logical_id, "states.amazonaws.com", props.get("Policies")),
             type=props.get("Type", "STANDARD"),
+            # Kept as configuration: moto writes no execution logs.
+            **({"loggingConfiguration": {
+                "level": logging.get("Level", "OFF"),
+                "includeExecutionData": bool(logging.get("IncludeExecutionData", False)),
+                "destinations": [{"cloudWatchLogsLogGroup": {
+                    "logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]}}
+                    for d in logging.get("Destinations", [])],
+            }} if logging else {}),
         )
         stack.refs[logical_id] = machine["stateMachineArn"]
         stack.attributes[logical_id] = {"Arn": machine["stateMachineArn"],

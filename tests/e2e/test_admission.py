@@ -5,7 +5,9 @@ every gap a hand-off or a crash can leave."""
 import time
 
 from tryon.adapters.store import JobStore
+from tryon.settings import Timebase
 from tryon_local.driver import SAMPLES
+from tryon_local.runtime import notifications_from
 
 MAX_IN_FLIGHT = 5  # the template's default
 
@@ -26,10 +28,12 @@ def peak_overlap(tasks: list[dict]) -> int:
 
 
 def manifest_of(driver, name: str, count: int, model: str = "aitryon-plus") -> str:
-    person = driver.upload_image(SAMPLES / "person.jpg")
+    """`count` different looks (one person photo each: the same look asked twice
+    in one upload would be made once)."""
     top = driver.upload_image(SAMPLES / "top.jpg")
     return driver.put_manifest(name, {"version": 1, "looks": [
-        {"id": f"look-{i:02d}", "person": person, "top": top, "model": model}
+        {"id": f"look-{i:02d}", "top": top, "model": model,
+         "person": driver.upload_image(SAMPLES / "person.jpg", f"inputs/{name}-{i:02d}.jpg")}
         for i in range(count)]})
 
 
@@ -103,3 +107,64 @@ def test_an_aborted_workflow_still_ends_its_job_with_a_notification(
     while job["job_id"] in store(stack).slot_holders("aitryon-plus"):
         assert time.monotonic() < deadline, "the sweep never gave the slot back"
         time.sleep(0.5)
+
+
+def test_looks_over_the_daily_budget_wait_queued_and_start_when_it_is_raised(
+        stack, driver, emulator):
+    """DailyImageBudget: an atomic counter taken before a slot. Looks over it wait
+    QUEUED (nothing lost, nothing failed), one budget.reached notification goes out,
+    and they start as soon as the budget is raised. A look repeated within the
+    upload is made once."""
+    jobs_store = store(stack)
+    clock = Timebase(stack.options.speedup, stack.time_anchor)
+    if 86400 - clock.now() % 86400 < 1200:  # the pipeline's UTC day turns within 2 min
+        time.sleep(1200 / stack.options.speedup)
+    day = time.strftime("%Y-%m-%d", time.gmtime(clock.now()))
+    spent = jobs_store.budget_spent(day)["spent"]
+    watcher = stack.subscribe_queue(f"budget-{time.monotonic_ns()}")
+    person, top, bottom, dress = (driver.upload_image(SAMPLES / f"{name}.jpg")
+                                  for name in ("person", "top", "bottom", "dress"))
+    looks = [{"id": "top", "person": person, "top": top},
+             {"id": "bottom", "person": person, "bottom": bottom},
+             {"id": "outfit", "person": person, "top": top, "bottom": bottom},
+             {"id": "dress", "person": person, "dress": dress},
+             # The same image as "top", asked again under another id: made once.
+             {"id": "top-again", "person": person, "top": top, "attributes": {"x": "1"}}]
+    before = emulator.stats()["submits"]
+    jobs_store.set_budget_limit(spent + 2)
+    try:
+        key = driver.put_manifest("over-budget", {"version": 1, "looks": looks})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            jobs = driver.jobs_of({key})
+            waiting = [j for j in jobs if j.get("waiting_for") == "budget"]
+            if len(jobs) == 4 and len(waiting) == 2 and sum(
+                    j["status"] == "SUCCEEDED" for j in jobs) == 2:
+                break
+            time.sleep(0.5)
+        assert [j["status"] for j in waiting] == ["QUEUED", "QUEUED"], jobs
+        time.sleep(30 / stack.options.speedup)  # a few sweeps: still waiting, not failed
+        still = {j["job_id"]: j["status"] for j in driver.jobs_of({key})}
+        assert {still[j["job_id"]] for j in waiting} == {"QUEUED"}
+        assert emulator.stats()["submits"] == before + 2
+        reached = [n["message"] for n in notifications_from(stack.client("sqs"), watcher)
+                   if n["message"]["event"] == "budget.reached"]
+        assert len(reached) == 1 and reached[0]["day"] == day
+        assert reached[0]["budget"] == spent + 2 and reached[0]["spent"] == spent + 2
+        assert "DailyImageBudget" in reached[0]["message"]
+
+        jobs_store.set_budget_limit(spent + 4)  # the operator raises it: the sweep admits
+        jobs, notes = driver.follow([key], timeout=120)
+    finally:
+        jobs_store.set_budget_limit(None)
+        driver.table.update_item(Key={"pk": f"BUDGET#{day}", "sk": "BUDGET"},
+                                 UpdateExpression="REMOVE reached_at")
+    assert sorted(j["look_id"] for j in jobs) == ["bottom", "dress", "outfit", "top"]
+    assert [j["status"] for j in jobs] == ["SUCCEEDED"] * 4
+    assert emulator.stats()["submits"] == before + 4  # "top-again" was not paid for
+    [top_job] = [j for j in jobs if j["look_id"] == "top"]
+    assert top_job["duplicate_looks"] == ["top-again"]
+    assert jobs_store.budget_spent(day)["spent"] == spent + 4
+    assert len([n for n in notes if n["message"]["event"] == "job.succeeded"]) == 4
+    assert not [n for n in notifications_from(stack.client("sqs"), watcher)
+                if n["message"]["event"] == "budget.reached"]  # once a day

@@ -127,3 +127,37 @@ def test_a_result_that_is_not_a_sane_image_is_refused_and_never_stored(stack, em
     assert not [key for key in stored if "filler-result" in key or "redirected-result" in key]
     for job in report["jobs"]:
         assert "Signature" not in json.dumps(job)  # the signed URL never leaks
+
+
+def test_an_upload_whose_message_reaches_the_dead_letter_queue_ends_failed_once(
+        stack, driver, emulator):
+    """An intake message that fails on every delivery is redriven to the dead-letter
+    queue; its consumer ends the upload FAILED with the last error, one record and
+    one notification (here the queue gives up after 2 receives, not 5 x 18 min)."""
+    sqs = stack.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName="tryon-local-intakequeue")["QueueUrl"]
+    # (moto forgets the queue's Policy on any attribute change: restore it too.)
+    saved = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+        "VisibilityTimeout", "RedrivePolicy", "Policy"])["Attributes"]
+    redrive = json.loads(saved["RedrivePolicy"])
+    before = emulator.stats()["submit_requests"]
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={
+        **saved, "VisibilityTimeout": "1",
+        "RedrivePolicy": json.dumps({**redrive, "maxReceiveCount": 2})})
+    time.sleep(2)  # receives already waiting took the old visibility timeout
+    try:
+        # Every delivery fails: the bucket it names is gone (NoSuchBucket).
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "tryon-gone-bucket"},
+                   "object": {"key": "jobs/ghost.json", "size": 10, "eTag": "e1"}}}]}))
+        [job], notes = driver.follow(["jobs/ghost.json"], timeout=60)
+    finally:
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=saved)
+    assert job["status"] == "FAILED" and job["error"]["code"] == "IntakeFailed"
+    message = job["error"]["message"]
+    assert message.startswith("s3://tryon-gone-bucket/jobs/ghost.json: the intake function "
+                              "failed at every delivery")
+    assert "NoSuchBucket: An error occurred (NoSuchBucket)" in message  # the last error
+    assert [n["message"]["event"] for n in notes] == ["job.failed"]
+    assert emulator.stats()["submit_requests"] == before

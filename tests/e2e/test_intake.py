@@ -86,7 +86,7 @@ def test_no_garment_to_keep_fails_clearly_without_a_try_on(stack, driver, emulat
     assert emulator.stats()["submits"] == before
 
 
-def test_the_drop_folder_fans_out_over_the_roster_once(stack, driver, out_dir):
+def test_the_drop_folder_fans_out_over_the_roster_once(stack, driver, emulator, out_dir):
     s3, inbox = stack.client("s3"), stack.outputs["InboxBucketName"]
     clear_roster(stack)
     empty = run(stack, lambda d: [d.drop_garment(SAMPLES / "top.jpg", "top", "TEE-0")],
@@ -124,6 +124,22 @@ def test_the_drop_folder_fans_out_over_the_roster_once(stack, driver, out_dir):
     wait_until_drained(sqs, queue_url)
     assert len(driver.jobs_of({"garments/bottom/JEANS-9.jpg"})) == jobs_before == 2
     assert driver.jobs_of({"garments/top/", "garments/hats/cap.jpg", "models/new-model.jpg"}) == []
+
+    # A roster past MaxRosterSize (100): the drop fails whole, clearly, at no cost.
+    for i in range(100 - 3 + 1):  # three photos are there: 101 in all
+        s3.put_object(Bucket=inbox, Key=f"models/extra-{i:03d}.jpg", Body=b"\xff\xd8\xff")
+    submits = emulator.stats()["submits"]
+    try:
+        crowded = run(stack, lambda d: [d.drop_garment(SAMPLES / "top.jpg", "top", "TEE-101")],
+                      out_dir / "crowded", timeout=60, progress=lambda s: None)
+    finally:
+        clear_roster(stack)
+    [job] = crowded["jobs"]
+    assert job["status"] == "FAILED" and job["error"]["code"] == "RosterTooLarge"
+    assert "101 person photos, over the limit of 100" in job["error"]["message"]
+    assert "MaxRosterSize" in job["error"]["message"]
+    assert [n["event"] for n in crowded["notifications"]] == ["job.failed"]
+    assert emulator.stats()["submits"] == submits
 
 
 def test_every_awkward_input_is_fixed_or_rejected_before_paying(stack, driver, emulator,

@@ -21,6 +21,7 @@ def test_cold_start_finds_every_handler_and_profiles_an_import():
         "SubmitFunction": "tryon.handlers.submit", "PollFunction": "tryon.handlers.poll",
         "FinalizeFunction": "tryon.handlers.finalize",
         "RecordFailureFunction": "tryon.handlers.record_failure",
-        "SweepFunction": "tryon.handlers.sweep", "CallFunction": "tryon.handlers.call"}
+        "SweepFunction": "tryon.handlers.sweep", "CallFunction": "tryon.handlers.call",
+        "DeadLetterFunction": "tryon.handlers.dead_letter"}
     profile = cold_start.import_profile("tryon.handlers.poll")
     assert profile["total"] > 0 and "aws_xray_sdk.core" in profile

@@ -77,9 +77,11 @@ def test_the_workflow_branches_once_on_the_models_protocol():
                          ids=lambda p: p.name)
 def test_sample_events_are_valid_json_for_a_function(event):
     doc = json.loads(event.read_text())
-    if event.name.startswith("submit"):
+    if event.name.startswith(("intake", "dead_letter")):
         body = json.loads(doc["Records"][0]["body"])
         assert body["Records"][0]["s3"]["object"]["key"].startswith("jobs/")
+    elif event.name.startswith("submit"):
+        assert set(json.loads(doc["Records"][0]["body"])) == {"admit"}
     elif event.name.startswith("sweep"):
         from tryon.handlers.sweep import EXECUTION_STATUS_CHANGE
 
@@ -118,3 +120,18 @@ def test_moto_still_has_the_hooks_the_local_runtime_replaces():
 def test_parameters_refuse_wildcard_secrets_and_plain_http(parameter, value, allowed):
     pattern = TEMPLATE["Parameters"][parameter]["AllowedPattern"]
     assert bool(re.fullmatch(pattern, value)) is allowed
+
+
+@pytest.mark.parametrize("module", ["poll", "call"])
+def test_traces_never_record_answers_that_carry_signed_result_urls(module):
+    """X-Ray keeps a handler's response as trace metadata unless told not to; the
+    poll's and call's answers hold the signed result URL (a credential)."""
+    import ast
+
+    tree = ast.parse((ROOT / "functions" / "tryon" / "handlers" / f"{module}.py").read_text())
+    [handler] = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "handler"]
+    captures = [d for d in handler.decorator_list if isinstance(d, ast.Call)
+                and ast.unparse(d.func) == "tracer.capture_lambda_handler"]
+    assert captures and all(
+        any(k.arg == "capture_response" and ast.unparse(k.value) == "False"
+            for k in d.keywords) for d in captures)

@@ -33,15 +33,20 @@ class ObjectStorage:
                 return b""
             raise
 
-    def describe(self, bucket: str, key: str) -> dict[str, Any] | None:
-        """{"size", "etag"} of an object, or None when there is no such object."""
+    def describe(self, bucket: str, key: str, version_id: str | None = None
+                 ) -> dict[str, Any] | None:
+        """{"size", "etag", "version_id"} of an object (of that version, if given; else
+        the current one), or None when there is no such object."""
+        extra = {"VersionId": version_id} if version_id else {}
         try:
-            head = self._s3.head_object(Bucket=bucket, Key=key)
+            head = self._s3.head_object(Bucket=bucket, Key=key, **extra)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            if exc.response["Error"]["Code"] in ("400", "404", "NoSuchKey", "NotFound",
+                                                 "NoSuchVersion"):
                 return None
             raise
-        return {"size": head["ContentLength"], "etag": head["ETag"].strip('"')}
+        return {"size": head["ContentLength"], "etag": head["ETag"].strip('"'),
+                "version_id": head.get("VersionId")}
 
     def list_keys(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
         """[{"key", "size"}] of every object under prefix, in key order."""
@@ -56,12 +61,15 @@ class ObjectStorage:
         self._s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type,
                             Metadata=metadata or {})
 
-    def presign_get(self, bucket: str, key: str, expires_in: int) -> str:
+    def presign_get(self, bucket: str, key: str, expires_in: int,
+                    version_id: str | None = None) -> str:
+        """A GET URL for the provider, of exactly that version when one is given."""
         # A presigned URL dies with the signing credentials: in Lambda that is the
         # role session, so `expires_in` beyond the session's life does not help.
-        return self._s3.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
-        )
+        params = {"Bucket": bucket, "Key": key,
+                  **({"VersionId": version_id} if version_id else {})}
+        return self._s3.generate_presigned_url("get_object", Params=params,
+                                               ExpiresIn=expires_in)
 
     def store_result(self, bucket: str, key_without_extension: str, image: ResultImage,
                      metadata: dict[str, str]) -> dict[str, Any]:

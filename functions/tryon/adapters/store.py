@@ -1,6 +1,6 @@
 """DynamoDB adapter: job and batch records, provider slots and the queue of
-waiting jobs, measured generation times, task ownership, models refused as
-retired, and call pacing. One table; the partition key's prefix says what an
+waiting jobs, the daily image budget, measured generation times, task ownership,
+models refused as retired, and call pacing. One table; the partition key's prefix says what an
 item is."""
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ DURATION_PLACES = 20
 TASK_PK, TASK_SK = "TASK#", "TASK"
 RATE_PK, RATE_SK = "RATE#", "RATE"
 RETIRED_PK, RETIRED_SK = "RETIRED#", "RETIRED"
+MESSAGE_ERROR_PK, MESSAGE_ERROR_SK = "MSGERR#", "MSGERR"
+MESSAGE_ERROR_TTL_SECONDS = 15 * 24 * 3600  # past the dead-letter queue's 14 days
+BUDGET_PK, BUDGET_SK = "BUDGET#", "BUDGET"
+BUDGET_LIMIT_KEY = {"pk": f"{BUDGET_PK}LIMIT", "sk": BUDGET_SK}
+BUDGET_TTL_SECONDS = 35 * 24 * 3600
 
 
 def to_dynamo(value: Any) -> Any:
@@ -148,6 +153,11 @@ class JobStore:
                 "expires_at": int(now) + RECORD_TTL_SECONDS, **batch}
         return _applied(self._table.put_item, Item=to_dynamo(item),
                                  ConditionExpression="attribute_not_exists(pk)")
+
+    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"pk": f"BATCH#{batch_id}", "sk": BATCH_SK},
+                                    ConsistentRead=True).get("Item")
+        return from_dynamo(item) if item else None
 
     def record_batch_end(self, batch_id: str, job_id: str) -> dict[str, Any]:
         """Note that one of the batch's jobs ended (idempotent: a set); returns the batch."""
@@ -285,6 +295,80 @@ class JobStore:
         item = self._table.get_item(Key={"pk": f"{RETIRED_PK}{model}",
                                          "sk": RETIRED_SK}).get("Item") or {}
         return float(item.get("until", 0))
+
+    # --- the last error of a queue message, for its dead-letter consumer ------------
+
+    def remember_message_error(self, message_id: str, error: dict[str, str],
+                               now: float) -> None:
+        self._table.put_item(Item={"pk": f"{MESSAGE_ERROR_PK}{message_id}",
+                                   "sk": MESSAGE_ERROR_SK, "error": error,
+                                   "expires_at": int(now) + MESSAGE_ERROR_TTL_SECONDS})
+
+    def message_error(self, message_id: str) -> dict[str, str] | None:
+        item = self._table.get_item(Key={"pk": f"{MESSAGE_ERROR_PK}{message_id}",
+                                         "sk": MESSAGE_ERROR_SK}).get("Item")
+        return item["error"] if item else None
+
+    # --- the daily image budget ---------------------------------------------------
+
+    def charge_budget(self, job_id: str, day: str, limit: int, now: float) -> bool:
+        """Count the job's image against the day's budget, once per job (atomically:
+        the job is marked and the day's counter raised, or neither). True if the job
+        has its image in a budget, now or from before; False if the day is spent."""
+        try:
+            # The resource's client takes Python values, as the Table does.
+            self._table.meta.client.transact_write_items(TransactItems=[
+                {"Update": {
+                    "TableName": self._table.name,
+                    "Key": {"pk": f"JOB#{job_id}", "sk": JOB_SK},
+                    "UpdateExpression": "SET budget_day = :day",
+                    "ConditionExpression": "attribute_exists(pk) AND "
+                                           "attribute_not_exists(budget_day)",
+                    "ExpressionAttributeValues": {":day": day}}},
+                {"Update": {
+                    "TableName": self._table.name,
+                    "Key": {"pk": f"{BUDGET_PK}{day}", "sk": BUDGET_SK},
+                    "UpdateExpression": "ADD spent :one SET expires_at = :ttl",
+                    "ConditionExpression": "attribute_not_exists(spent) OR spent < :limit",
+                    "ExpressionAttributeValues": {
+                        ":one": 1, ":limit": limit, ":ttl": int(now) + BUDGET_TTL_SECONDS}}},
+            ])
+        except ClientError as exc:
+            reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])}
+            if (exc.response["Error"]["Code"] != "TransactionCanceledException"
+                    or not reasons <= {"None", "ConditionalCheckFailed"}):
+                raise
+            # Either the job was charged before (a repeat: it keeps its place) or the
+            # day is spent.
+            return "budget_day" in (self.get(job_id) or {})
+        return True
+
+    def budget_spent(self, day: str) -> dict[str, Any]:
+        """The day's counter: `spent` images, and `reached_at` once the budget ran out."""
+        item = self._table.get_item(Key={"pk": f"{BUDGET_PK}{day}", "sk": BUDGET_SK},
+                                    ConsistentRead=True).get("Item") or {}
+        return {"spent": int(item.get("spent", 0)),
+                "reached_at": from_dynamo(item.get("reached_at"))}
+
+    def claim_budget_notice(self, day: str, now: float) -> bool:
+        """True once a day: for the one caller that sends `budget.reached`."""
+        return _applied(self._table.update_item,
+                        Key={"pk": f"{BUDGET_PK}{day}", "sk": BUDGET_SK},
+                        UpdateExpression="SET reached_at = :now",
+                        ConditionExpression="attribute_not_exists(reached_at)",
+                        ExpressionAttributeValues={":now": to_dynamo(float(now))})
+
+    def budget_limit(self) -> int | None:
+        """The operator's override of the stack's DailyImageBudget, if one is set."""
+        item = self._table.get_item(Key=BUDGET_LIMIT_KEY, ConsistentRead=True).get("Item")
+        return int(item["limit"]) if item else None
+
+    def set_budget_limit(self, limit: int | None) -> None:
+        """Raise or lower the daily budget without a deployment (None: the parameter's)."""
+        if limit is None:
+            self._table.delete_item(Key=BUDGET_LIMIT_KEY)
+        else:
+            self._table.put_item(Item={**BUDGET_LIMIT_KEY, "limit": int(limit)})
 
     # --- account-wide pacing of provider calls ---------------------------------------
 

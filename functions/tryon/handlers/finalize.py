@@ -1,6 +1,5 @@
 """Success path: store the result image and notify."""
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tryon.handlers.observability import logger, metrics, tracer
@@ -13,6 +12,5 @@ from tryon.wiring import stage_context
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     outcome = completion.finalize(stage_context(), event)
-    metrics.add_metric(name="JobsSucceeded", unit=MetricUnit.Count, value=1)
     logger.info("job succeeded", extra={"result": outcome["result"]["uri"]})
     return outcome

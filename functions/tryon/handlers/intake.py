@@ -6,23 +6,17 @@ provider key. Partial batch responses."""
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tryon.handlers.observability import logger, metrics, tracer
+from tryon.handlers.sqs_batch import batch_handler, remembering_failures
 from tryon.jobs import Source
 from tryon.stages import intake, preparation
 from tryon.wiring import stage_context
 
-processor = BatchProcessor(event_type=EventType.SQS)
 
-
+@remembering_failures
 @tracer.capture_method
 def take_message(record: SQSRecord) -> None:
     body = record.json_body
@@ -48,10 +42,4 @@ def take_message(record: SQSRecord) -> None:
         metrics.add_metric(name="LooksReceived", unit=MetricUnit.Count, value=len(job_ids))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> dict:
-    return process_partial_response(
-        event=event, record_handler=take_message, processor=processor, context=context
-    )
+handler = batch_handler(take_message)

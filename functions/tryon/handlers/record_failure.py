@@ -1,6 +1,5 @@
 """Failure path: record why the job ended and notify."""
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tryon.handlers.observability import logger, metrics, tracer
@@ -13,7 +12,6 @@ from tryon.wiring import stage_context
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     outcome = completion.record_failure(stage_context(), event)
-    metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
     logger.warning("job failed", extra={"job_status": outcome["status"],
                                         "error": outcome["error"]})
     return outcome

@@ -3,21 +3,15 @@ go to the provider. The one queue consumer that holds the provider key; it never
 decodes an upload. Partial batch responses."""
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tryon.handlers.observability import logger, metrics, tracer
+from tryon.handlers.sqs_batch import batch_handler, remembering_failures
 from tryon.stages import submission
 from tryon.wiring import stage_context
 
-processor = BatchProcessor(event_type=EventType.SQS)
 
-
+@remembering_failures
 @tracer.capture_method
 def take_message(record: SQSRecord) -> None:
     job_id = record.json_body["admit"]
@@ -26,10 +20,4 @@ def take_message(record: SQSRecord) -> None:
     metrics.add_metric(name="JobsAdmitted", unit=MetricUnit.Count, value=1)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: dict, context: LambdaContext) -> dict:
-    return process_partial_response(
-        event=event, record_handler=take_message, processor=processor, context=context
-    )
+handler = batch_handler(take_message)

@@ -1,24 +1,47 @@
-"""Admission: at most a model's `in_flight` provider tasks (or calls) at once.
-A job takes a slot or waits QUEUED; a slot given back is handed at once to the
-oldest waiting jobs of that model (work-conserving), which reach the submit
-function through the intake queue."""
+"""Admission: at most a model's `in_flight` provider tasks (or calls) at once,
+and at most the day's image budget. A job takes its place in the budget and a
+slot, or waits QUEUED; a slot given back is handed at once to the oldest waiting
+jobs of that model (work-conserving), which reach the submit function through
+the submit queue. Jobs waiting for the budget start when the day turns or the
+budget is raised (the sweep admits them within a minute)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
-from tryon.jobs import TERMINAL_STATUSES, JobStatus
+from tryon.jobs import TERMINAL_STATUSES, JobStatus, budget_notification
 from tryon.stages.context import Context
+
+log = logging.getLogger(__name__)
 
 # A slot taken for a submit is checked by the sweep after this long (longer
 # than the submit function's timeout, so a live submit is never disturbed).
 SUBMIT_LEASE_SECONDS = 300
-QUEUE_ATTRIBUTES = ("queue", "queued_order")
+QUEUE_ATTRIBUTES = ("queue", "queued_order", "waiting_for")
 
 
 def acquire_slot(ctx: Context, model: str, job_id: str) -> bool:
     return ctx.store.acquire_slot(model, job_id, ctx.clock() + SUBMIT_LEASE_SECONDS,
                                   ctx.settings.limits(model).in_flight)
+
+
+def within_budget(ctx: Context, job_id: str) -> bool:
+    """Take the job's place in today's image budget (UTC), once per job. The first
+    refusal of a day sends one `budget.reached` notification."""
+    now = ctx.clock()
+    day = time.strftime("%Y-%m-%d", time.gmtime(now))
+    limit = ctx.store.budget_limit()
+    limit = ctx.settings.daily_image_budget if limit is None else limit
+    if ctx.store.charge_budget(job_id, day, limit, now):
+        return True
+    if ctx.store.claim_budget_notice(day, now):
+        log.warning("daily image budget reached", extra={"day": day, "budget": limit})
+        ctx.count("BudgetReached")
+        ctx.notifier.publish(*budget_notification(day, limit,
+                                                  ctx.store.budget_spent(day)["spent"]))
+    return False
 
 
 def release_slot(ctx: Context, model: str, job_id: str) -> None:
@@ -30,12 +53,15 @@ def release_slot(ctx: Context, model: str, job_id: str) -> None:
 def admit_or_queue(ctx: Context, job_id: str, model: str, *, fields: dict[str, Any],
                    from_statuses: list[str]) -> bool:
     """Move a job on from one of `from_statuses` (only one caller can): ADMITTED with
-    a slot of `model` (True: the caller submits it), or QUEUED for one."""
-    if acquire_slot(ctx, model, job_id):
+    its place in the budget and a slot of `model` (True: the caller submits it), or
+    QUEUED for them."""
+    budgeted = within_budget(ctx, job_id)
+    if budgeted and acquire_slot(ctx, model, job_id):
         return ctx.store.update(job_id, fields={"status": JobStatus.ADMITTED, **fields},
                                 timeline={"admitted": ctx.clock()}, only_if_status=from_statuses)
     now = ctx.clock()
-    if ctx.store.update(job_id, fields={"status": JobStatus.QUEUED, **fields,
+    waiting = {"waiting_for": "slot" if budgeted else "budget"}
+    if ctx.store.update(job_id, fields={"status": JobStatus.QUEUED, **fields, **waiting,
                                         **ctx.store.queue_entry(model, now, job_id)},
                         timeline={"queued": now}, only_if_status=from_statuses):
         admit_queued(ctx, model)  # a slot may have come free since we asked
@@ -47,8 +73,8 @@ def admit_queued(ctx: Context, model: str) -> list[str]:
     waiting jobs, and pass them to the submit function."""
     admitted = []
     for job_id in ctx.store.queued_jobs(model, 2 * ctx.settings.limits(model).in_flight):
-        if not acquire_slot(ctx, model, job_id):
-            break  # no slot free
+        if not within_budget(ctx, job_id) or not acquire_slot(ctx, model, job_id):
+            break  # the day's budget is spent, or no slot is free
         if ctx.store.update(job_id, fields={"status": JobStatus.ADMITTED},
                             remove=QUEUE_ATTRIBUTES, timeline={"admitted": ctx.clock()},
                             only_if_status=[JobStatus.QUEUED]):

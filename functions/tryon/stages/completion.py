@@ -84,9 +84,13 @@ def end_job(ctx: Context, job_id: str, status: JobStatus, *, error: dict | None 
     send exactly one notification; the last job of a batch also sends the batch's
     summary. Safe to repeat."""
     now = ctx.clock()
-    ctx.store.update(job_id, fields={"status": status, "error": bounded_error(error),
-                                     "result": result},
-                     timeline={"finalized": now}, only_if_status=OPEN_STATUSES)
+    if ctx.store.update(job_id, fields={"status": status, "error": bounded_error(error),
+                                        "result": result},
+                        timeline={"finalized": now}, only_if_status=OPEN_STATUSES):
+        # Counted once per job, for the failure-rate and retired-model alarms.
+        ctx.count(f"Jobs{status.value.title().replace('_', '')}")
+        if error and error.get("code") == "ModelRetired":
+            ctx.count("ModelRetired")
     job = ctx.store.get(job_id)
     if job.get("model"):
         if job.get("provider_status") in PENDING_STATUSES:

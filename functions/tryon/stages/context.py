@@ -29,6 +29,8 @@ class Context:
     pacer: CallPacer
     sleep: Callable[[float], None] = time.sleep
     on_job: Callable[[str], None] = field(default=lambda job_id: None)
+    # A metric the alarms watch (JobsFailed, ModelRetired, BudgetReached, ...).
+    count: Callable[[str], None] = field(default=lambda name: None)
 
     def clock(self) -> float:
         return self.settings.timebase.now()

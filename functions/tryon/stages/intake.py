@@ -21,6 +21,7 @@ from tryon.jobs import (
     job_id_for,
     manifest_result_stem,
     roster_looks,
+    unique_looks,
 )
 from tryon.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest
 from tryon.models.registry import model_spec
@@ -56,7 +57,7 @@ def _take_manifest(ctx: Context, source: Source, received: float) -> list[str]:
         _check_inputs_exist(ctx, source.bucket, manifest)
     except ManifestError as exc:
         message = f"s3://{source.bucket}/{source.key}: {exc}"
-        return [_reject_upload(ctx, source, received, exc.code, message, pointer=exc.pointer)]
+        return [reject_upload(ctx, source, received, exc.code, message, pointer=exc.pointer)]
     return _take_looks(ctx, source, manifest.looks,
                        lambda look_id, job_id: manifest_result_stem(source, look_id, job_id),
                        received, batch=manifest.is_batch, attributes=manifest.attributes)
@@ -74,15 +75,45 @@ def _check_inputs_exist(ctx: Context, bucket: str, manifest: Manifest) -> None:
                     "manifest, or fix the key", code="MissingInput")
 
 
+def upload_job_ids(ctx: Context, source: Source) -> list[str]:
+    """The ids of the jobs an upload makes (or made), worked out again without
+    side effects; [] when the upload cannot be read or expanded (any more)."""
+    batch = ctx.store.get_batch(job_id_for(source, "batch"))
+    if batch:
+        return list(batch["job_ids"])
+    try:
+        if source.key.startswith(MANIFEST_PREFIX):
+            looks = parse_manifest(ctx.storage.read(source.bucket, source.key,
+                                                    source.version_id, MAX_MANIFEST_BYTES),
+                                   ctx.settings.default_model).looks
+        else:
+            return []  # every drop is a batch: no batch item, no job
+    except Exception:  # the cause of the failure, most likely
+        log.warning("upload not expanded again", exc_info=True)
+        return []
+    return [job_id_for(source, look.look_id) for look in unique_looks(looks)[0]]
+
+
 def _take_drop(ctx: Context, source: Source, garment: DroppedGarment,
                received: float) -> list[str]:
     roster = [o["key"] for o in ctx.storage.list_keys(source.bucket, ROSTER_PREFIX)
               if not o["key"].endswith("/") and o["size"] > 0]
     if not roster:
-        return [_reject_upload(
+        return [reject_upload(
             ctx, source, received, "EmptyRoster",
             f"s3://{source.bucket}/{source.key}: no person photos under {ROSTER_PREFIX}; "
             f"upload at least one to {ROSTER_PREFIX} and drop the garment again")]
+    limit = ctx.settings.max_roster_size
+    if len(roster) > limit:
+        # One drop bills one image per roster photo: a roster grown by mistake (a
+        # folder of thousands) must not turn one upload into thousands of images.
+        return [reject_upload(
+            ctx, source, received, "RosterTooLarge",
+            f"s3://{source.bucket}/{source.key}: the roster under {ROSTER_PREFIX} has "
+            f"{len(roster)} person photos, over the limit of {limit} looks per drop "
+            f"(MaxRosterSize); nothing was made or paid. Remove photos from "
+            f"{ROSTER_PREFIX}, raise MaxRosterSize, or name the looks in a manifest "
+            "under jobs/")]
     looks = roster_looks(garment, roster, ctx.settings.default_model)
     return _take_looks(ctx, source, looks,
                        lambda look_id, job_id: drop_result_stem(garment, look_id, job_id),
@@ -90,7 +121,7 @@ def _take_drop(ctx: Context, source: Source, garment: DroppedGarment,
                        attributes={"sku": garment.sku})
 
 
-def _reject_upload(ctx: Context, source: Source, received: float, code: str, message: str,
+def reject_upload(ctx: Context, source: Source, received: float, code: str, message: str,
                    **details: str) -> str:
     """An upload that yields no look at all still gets a record and a notification."""
     job_id = job_id_for(source, "upload")
@@ -105,6 +136,7 @@ def _reject_upload(ctx: Context, source: Source, received: float, code: str, mes
 def _take_looks(ctx: Context, source: Source, looks: list[Look],
                 result_stem: Callable[[str, str], str], received: float, *, batch: bool,
                 attributes: dict[str, str]) -> list[str]:
+    looks, repeats = unique_looks(looks)
     job_ids = [job_id_for(source, look.look_id) for look in looks]
     batch_id = job_id_for(source, "batch") if batch else None
     if batch_id:
@@ -114,12 +146,13 @@ def _take_looks(ctx: Context, source: Source, looks: list[Look],
     checked: Checked = {}  # each image is checked once per set of rules
     for look, job_id in zip(looks, job_ids, strict=True):
         _take_look(ctx, source, look, job_id, received, result_stem(look.look_id, job_id),
-                   batch_id, checked)
+                   batch_id, checked, repeats.get(look.look_id))
     return job_ids
 
 
 def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: float,
-               result_stem: str, batch_id: str | None, checked: Checked) -> None:
+               result_stem: str, batch_id: str | None, checked: Checked,
+               duplicate_looks: list[str] | None) -> None:
     ctx.on_job(job_id)
     model, requested_model = model_for_look(ctx, look.model)
     created = ctx.store.create(
@@ -139,6 +172,7 @@ def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: 
             "instruction": look.instruction,
             "attributes": dict(look.attributes),
             "result_stem": result_stem,
+            "duplicate_looks": duplicate_looks,  # made once, for these look ids too
             "polls": 0,
             "timeline": {"received": received},
         },
@@ -155,8 +189,11 @@ def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: 
             log.info("duplicate delivery ignored", extra={"job_status": status})
             return
     try:
+        # The upload that triggered this (a dropped garment) is read at the version
+        # its event named, whatever was uploaded over it since.
         fields = prepare_inputs(ctx, source.bucket, look.inputs(),
-                                model_spec(model).input_rules, checked)
+                                model_spec(model).input_rules, checked,
+                                {source.key: source.version_id} if source.version_id else None)
     except InputRejected as exc:
         end_job(ctx, job_id, JobStatus.FAILED, error=exc.as_error())
         return

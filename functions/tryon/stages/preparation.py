@@ -27,21 +27,31 @@ class ReadyInput:
     bucket: str
     key: str
     image: Prepared
+    original_version: str | None  # the version of the upload that was checked
+    version_id: str | None = None  # the version to send (None for a fixed copy)
 
 
 def prepare_inputs(ctx: Context, bucket: str, inputs: dict[str, str], rules: ImageRules,
-                   checked: Checked) -> dict[str, Any]:
+                   checked: Checked, pinned: dict[str, str] | None = None) -> dict[str, Any]:
     """The job fields that say where each checked input lives (`submit_inputs`), what
-    was fixed (`normalized`) and for which rules (`prepared_for`). Raises InputRejected."""
-    ready = {role: _prepare(ctx, bucket, key, rules, checked) for role, key in inputs.items()}
+    was fixed (`normalized`), which version of each upload was checked
+    (`input_versions`: the one an event named, in `pinned`, or else the current one;
+    the provider gets exactly that one) and for which rules (`prepared_for`). Raises
+    InputRejected."""
+    pinned = pinned or {}
+    ready = {role: _prepare(ctx, bucket, key, rules, checked, pinned.get(key))
+             for role, key in inputs.items()}
     return {
         "normalized": {role: {"key": r.key, "fixes": list(r.image.fixes)}
                        for role, r in ready.items() if r.image.changed} or None,
         "submit_inputs": {role: {"bucket": r.bucket, "key": r.key,
                                  "content_type": r.image.content_type,
                                  "extension": r.image.extension,
-                                 "width": r.image.width, "height": r.image.height}
+                                 "width": r.image.width, "height": r.image.height,
+                                 "version_id": r.version_id}
                           for role, r in ready.items()},
+        "input_versions": {inputs[role]: r.original_version for role, r in ready.items()
+                           if r.original_version} or None,
         "prepared_for": rules.label,
     }
 
@@ -55,7 +65,8 @@ def prepare_again(ctx: Context, job_id: str) -> None:
     rules = model_spec(job["model"]).input_rules
     if job.get("prepared_for") != rules.label:
         try:
-            fields = prepare_inputs(ctx, job["source"]["bucket"], input_keys(job), rules, {})
+            fields = prepare_inputs(ctx, job["source"]["bucket"], input_keys(job), rules, {},
+                                    job.get("input_versions"))
         except InputRejected as exc:
             end_job(ctx, job_id, JobStatus.FAILED, error=exc.as_error())
             return
@@ -68,33 +79,34 @@ def input_keys(job: dict[str, Any]) -> dict[str, str]:
     return {role: uri.split("/", 3)[3] for role, uri in job["inputs"].items()}
 
 
-def _prepare(ctx: Context, bucket: str, key: str, rules: ImageRules,
-             checked: Checked) -> ReadyInput:
+def _prepare(ctx: Context, bucket: str, key: str, rules: ImageRules, checked: Checked,
+             version_id: str | None) -> ReadyInput:
     if (key, rules.label) not in checked:
-        checked[key, rules.label] = _prepare_uncached(ctx, bucket, key, rules)
+        checked[key, rules.label] = _prepare_uncached(ctx, bucket, key, rules, version_id)
     outcome = checked[key, rules.label]
     if isinstance(outcome, InputRejected):
         raise outcome
     return outcome
 
 
-def _prepare_uncached(ctx: Context, bucket: str, key: str,
-                      rules: ImageRules) -> ReadyInput | InputRejected:
-    described = ctx.storage.describe(bucket, key)
+def _prepare_uncached(ctx: Context, bucket: str, key: str, rules: ImageRules,
+                      version_id: str | None) -> ReadyInput | InputRejected:
+    described = ctx.storage.describe(bucket, key, version_id)
     if described is None:
         return InputRejected("MissingInput", f"{key}: the image does not exist (any more); "
                              "upload it again")
     if described["size"] > MAX_INPUT_BYTES:
         return InputRejected.oversized(key, described["size"], rules)
+    version = described["version_id"]  # from here on, this version and no other
     try:
-        prepared = prepare_image(key, ctx.storage.read(bucket, key), rules)
+        prepared = prepare_image(key, ctx.storage.read(bucket, key, version), rules)
     except InputRejected as exc:
         return exc
     if not prepared.changed:
-        return ReadyInput(bucket, key, prepared)
+        return ReadyInput(bucket, key, prepared, version, version)
     digest = hashlib.sha256(
         f"{bucket}/{key}@{described['etag']}#{rules.label}".encode()).hexdigest()
     normalized_key = f"{NORMALIZED_PREFIX}{digest[:32]}.{prepared.extension}"
     ctx.storage.write(bucket, normalized_key, prepared.data, prepared.content_type,
                       metadata={"source-key": key.encode("ascii", "replace").decode()})
-    return ReadyInput(bucket, normalized_key, prepared)
+    return ReadyInput(bucket, normalized_key, prepared, version)

@@ -202,12 +202,12 @@ def _input_url(ctx: Context, client: DashScopeHttp, model: str, job_id: str, rol
     """How the provider gets an input: a presigned S3 URL (default) or the
     provider's own temporary upload (`oss://`), per the InputTransport setting."""
     if ctx.settings.input_transport == "provider-upload":
-        data = ctx.storage.read(ref["bucket"], ref["key"])
+        data = ctx.storage.read(ref["bucket"], ref["key"], ref.get("version_id"))
         filename = f"{job_id}-{role}.{ref['extension']}"
         return call_provider(ctx, job_id, "upload", lambda: client.upload(
             model, filename, data, ref["content_type"]))
     return ctx.storage.presign_get(ref["bucket"], ref["key"],
-                                   ctx.settings.input_url_ttl_seconds)
+                                   ctx.settings.input_url_ttl_seconds, ref.get("version_id"))
 
 
 def _kept_garment(ctx: Context, client: TaskClient, job: dict[str, Any], person_url: str,
