@@ -70,6 +70,10 @@ def test_a_batch_with_defaults_overrides_keep_dress_and_attributes():
      "/attributes", "attribute names"),
     (manifest({"version": 1, "attributes": {"sku": 7}, "person": "p", "top": "t"}),
      "/attributes/sku", "string"),
+    # Over S3's 1024-character key limit.
+    (manifest({"version": 1, "person": "p" * 1025, "top": "t"}), "/person", "1024"),
+    (manifest({"version": 1, "attributes": {"k" * 65: "v"}, "person": "p", "top": "t"}),
+     "/attributes", "attribute names"),
 ])
 def test_bad_manifests_say_what_and_where(doc, pointer, words):
     with pytest.raises(ManifestError) as err:

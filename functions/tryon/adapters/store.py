@@ -358,6 +358,10 @@ class JobStore:
                         ConditionExpression="attribute_not_exists(reached_at)",
                         ExpressionAttributeValues={":now": to_dynamo(float(now))})
 
+    def release_budget_notice(self, day: str) -> None:
+        self._table.update_item(Key={"pk": f"{BUDGET_PK}{day}", "sk": BUDGET_SK},
+                                UpdateExpression="REMOVE reached_at")
+
     def budget_limit(self) -> int | None:
         """The operator's override of the stack's DailyImageBudget, if one is set."""
         item = self._table.get_item(Key=BUDGET_LIMIT_KEY, ConsistentRead=True).get("Item")

@@ -39,8 +39,12 @@ def within_budget(ctx: Context, job_id: str) -> bool:
     if ctx.store.claim_budget_notice(day, now):
         log.warning("daily image budget reached", extra={"day": day, "budget": limit})
         ctx.count("BudgetReached")
-        ctx.notifier.publish(*budget_notification(day, limit,
-                                                  ctx.store.budget_spent(day)["spent"]))
+        try:
+            ctx.notifier.publish(*budget_notification(day, limit,
+                                                      ctx.store.budget_spent(day)["spent"]))
+        except Exception:
+            ctx.store.release_budget_notice(day)  # the next refusal sends it instead
+            raise
     return False
 
 
