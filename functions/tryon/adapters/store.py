@@ -312,36 +312,29 @@ class JobStore:
     # --- the daily image budget ---------------------------------------------------
 
     def charge_budget(self, job_id: str, day: str, limit: int, now: float) -> bool:
-        """Count the job's image against the day's budget, once per job (atomically:
-        the job is marked and the day's counter raised, or neither). True if the job
-        has its image in a budget, now or from before; False if the day is spent."""
-        try:
-            # The resource's client takes Python values, as the Table does.
-            self._table.meta.client.transact_write_items(TransactItems=[
-                {"Update": {
-                    "TableName": self._table.name,
-                    "Key": {"pk": f"JOB#{job_id}", "sk": JOB_SK},
-                    "UpdateExpression": "SET budget_day = :day",
-                    "ConditionExpression": "attribute_exists(pk) AND "
-                                           "attribute_not_exists(budget_day)",
-                    "ExpressionAttributeValues": {":day": day}}},
-                {"Update": {
-                    "TableName": self._table.name,
-                    "Key": {"pk": f"{BUDGET_PK}{day}", "sk": BUDGET_SK},
-                    "UpdateExpression": "ADD spent :one SET expires_at = :ttl",
-                    "ConditionExpression": "attribute_not_exists(spent) OR spent < :limit",
-                    "ExpressionAttributeValues": {
-                        ":one": 1, ":limit": limit, ":ttl": int(now) + BUDGET_TTL_SECONDS}}},
-            ])
-        except ClientError as exc:
-            reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])}
-            if (exc.response["Error"]["Code"] != "TransactionCanceledException"
-                    or not reasons <= {"None", "ConditionalCheckFailed"}):
-                raise
-            # Either the job was charged before (a repeat: it keeps its place) or the
-            # day is spent.
-            return "budget_day" in (self.get(job_id) or {})
-        return True
+        """Count the job's image against the day's budget, once per job. True if the
+        job has its image in a budget, now or from before; False if the day is spent.
+
+        Two conditional writes, no transaction: the day's counter is raised first
+        (while under the limit), then the job is marked; a job that was marked
+        already gives the count back. A crash in between over-counts by one, the
+        safe side for a spending limit."""
+        budget_key = {"pk": f"{BUDGET_PK}{day}", "sk": BUDGET_SK}
+        if not _applied(self._table.update_item, Key=budget_key,
+                        UpdateExpression="ADD spent :one SET expires_at = :ttl",
+                        ConditionExpression="attribute_not_exists(spent) OR spent < :limit",
+                        ExpressionAttributeValues={":one": 1, ":limit": limit,
+                                                   ":ttl": int(now) + BUDGET_TTL_SECONDS}):
+            return "budget_day" in (self.get(job_id) or {})  # charged before: its place
+        if _applied(self._table.update_item, Key={"pk": f"JOB#{job_id}", "sk": JOB_SK},
+                    UpdateExpression="SET budget_day = :day",
+                    ConditionExpression="attribute_exists(pk) AND "
+                                        "attribute_not_exists(budget_day)",
+                    ExpressionAttributeValues={":day": day}):
+            return True
+        self._table.update_item(Key=budget_key, UpdateExpression="ADD spent :minus",
+                                ExpressionAttributeValues={":minus": -1})
+        return "budget_day" in (self.get(job_id) or {})
 
     def budget_spent(self, day: str) -> dict[str, Any]:
         """The day's counter: `spent` images, and `reached_at` once the budget ran out."""
