@@ -50,7 +50,9 @@ def test_jobs_past_the_slots_wait_queued_and_start_in_order_as_slots_free(
     assert len(tasks) == 12 and peak_overlap(tasks) == MAX_IN_FLIGHT
     assert all(t["submit_time"] >= started - 1 for t in tasks)
     queued = [j for j in jobs if "queued" in j["timeline"]]
-    assert len(queued) == 12 - MAX_IN_FLIGHT
+    # Twelve photos are checked one after another: a look checked after the first
+    # task ended takes the free slot directly, so at most 7 queue (and some must).
+    assert 1 <= len(queued) <= 12 - MAX_IN_FLIGHT
     # First in, first out: admissions follow the order the looks were queued in.
     by_queue = sorted(queued, key=lambda j: j["timeline"]["queued"])
     assert by_queue == sorted(queued, key=lambda j: j["timeline"]["admitted"])

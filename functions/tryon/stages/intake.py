@@ -81,13 +81,12 @@ def upload_job_ids(ctx: Context, source: Source) -> list[str]:
     batch = ctx.store.get_batch(job_id_for(source, "batch"))
     if batch:
         return list(batch["job_ids"])
+    if not source.key.startswith(MANIFEST_PREFIX):
+        return []  # a drop is always a batch: without its batch item, no job was made
     try:
-        if source.key.startswith(MANIFEST_PREFIX):
-            looks = parse_manifest(ctx.storage.read(source.bucket, source.key,
-                                                    source.version_id, MAX_MANIFEST_BYTES),
-                                   ctx.settings.default_model).looks
-        else:
-            return []  # every drop is a batch: no batch item, no job
+        looks = parse_manifest(ctx.storage.read(source.bucket, source.key, source.version_id,
+                                                MAX_MANIFEST_BYTES),
+                               ctx.settings.default_model).looks
     except Exception:  # the cause of the failure, most likely
         log.warning("upload not expanded again", exc_info=True)
         return []
