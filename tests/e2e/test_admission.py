@@ -63,8 +63,11 @@ def test_jobs_past_the_slots_wait_queued_and_start_in_order_as_slots_free(
 def test_the_sweep_reclaims_slots_whose_holder_vanished_and_admits_the_waiting_job(
         stack, driver):
     jobs_store = store(stack)
-    for i in range(MAX_IN_FLIGHT):  # leaked slots: their leases ran out long ago
-        assert jobs_store.acquire_slot("aitryon", f"vanished-{i}", 0.0, MAX_IN_FLIGHT)
+    # Leaked slots whose leases run out 100 s (pipeline time) from now: long enough
+    # for the look to find every slot taken and queue, before the sweep reclaims them.
+    lease_end = Timebase(stack.options.speedup, stack.time_anchor).now() + 100
+    for i in range(MAX_IN_FLIGHT):
+        assert jobs_store.acquire_slot("aitryon", f"vanished-{i}", lease_end, MAX_IN_FLIGHT)
     key = manifest_of(driver, "after-a-leak", 1, model="aitryon")
     [job], _ = driver.follow([key], timeout=90)
     assert job["status"] == "SUCCEEDED"

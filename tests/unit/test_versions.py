@@ -5,14 +5,10 @@ version and no other (moto's S3, in process)."""
 import io
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
-from moto import mock_aws
 from PIL import Image
-from tryon.adapters.storage import ObjectStorage
 from tryon.image_rules import TRYON_RULES
 from tryon.preflight import InputRejected
-from tryon.stages.context import Context
 from tryon.stages.preparation import prepare_inputs
 
 
@@ -22,24 +18,11 @@ def jpeg(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def s3(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="inbox")
-        client.put_bucket_versioning(Bucket="inbox",
-                                     VersioningConfiguration={"Status": "Enabled"})
-        yield client
-
-
-def test_the_version_an_event_named_is_checked_and_sent_not_a_later_upload(s3):
+def test_the_version_an_event_named_is_checked_and_sent_not_a_later_upload(moto_stages):
+    s3, ctx, storage = moto_stages.s3, moto_stages.ctx, moto_stages.ctx.storage
     key = "garments/top/TEE-1.jpg"
     first = s3.put_object(Bucket="inbox", Key=key, Body=jpeg(400, 600))["VersionId"]
     s3.put_object(Bucket="inbox", Key=key, Body=b"not an image any more")  # uploaded over it
-    storage = ObjectStorage(s3)
-    ctx = Context(settings=None, store=None, storage=storage, notifier=None, workflow=None,
-                  admissions=None, preparations=None, provider=None, pacer=None)
 
     fields = prepare_inputs(ctx, "inbox", {"top": key}, TRYON_RULES, {}, {key: first})
     sent = fields["submit_inputs"]["top"]

@@ -1,0 +1,1 @@
+from moto_stages import moto_stages  # noqa: F401  (the fixture, for the tests here)
