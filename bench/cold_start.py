@@ -62,7 +62,9 @@ def package_sizes() -> dict[str, dict[str, int]]:
         subprocess.run([str(Path(sys.executable).parent / "sam"), "build", "--build-dir",
                         str(build), "--template", str(ROOT / "template.yaml")],
                        check=True, capture_output=True, cwd=ROOT,
-                       env={**os.environ, "SAM_CLI_TELEMETRY": "0"})
+                       # functions/Makefile installs the wheels with this venv's pip.
+                       env={**os.environ, "SAM_CLI_TELEMETRY": "0",
+                            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
         sizes = {}
         for function in sorted(p for p in build.iterdir() if p.is_dir()):
             files = [f for f in function.rglob("*") if f.is_file()]
