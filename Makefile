@@ -51,12 +51,15 @@ check-security: $(CHECKOV_STAMP)
 build: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build
 
-# One function built the way `sam build` builds them all, and its native code checked.
+# Two functions built the way `sam build` builds them all (one that decodes images,
+# one that does not), and what they ship checked.
 check-build: $(STAMP)
 	rm -rf .aws-sam/check
-	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build IntakeFunction \
-		--build-dir .aws-sam/check >/dev/null
-	$(BIN)/python infra/check_build.py .aws-sam/check/IntakeFunction
+	for function in IntakeFunction SubmitFunction; do \
+		PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build $$function \
+			--build-dir .aws-sam/check/$$function-build >/dev/null || exit 1; \
+		mv .aws-sam/check/$$function-build/$$function .aws-sam/check/; done
+	$(BIN)/python infra/check_build.py .aws-sam/check IntakeFunction SubmitFunction
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) out .aws-sam .pytest_cache .ruff_cache

@@ -19,21 +19,38 @@ FUNCTIONS = {name: spec for name, spec in TEMPLATE["Resources"].items()
              if spec["Type"] == "AWS::Serverless::Function"}
 
 
-def _pins(lines: list[str]) -> dict[str, str]:
-    return {re.split(r"[\[<>=]", line, maxsplit=1)[0].strip().lower(): line.strip()
-            for line in lines if line.strip() and not line.startswith("#")}
+FUNCTIONS_DIR = ROOT / "functions"
+# What the python3.13 runtime provides, and the packages must not ship.
+RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six",
+                    "urllib3"}
+
+
+def _pins(path: Path) -> dict[str, str]:
+    """name -> exact version of a requirements file (every line pinned with ==)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
 
 
 def test_the_functions_are_built_with_the_libraries_the_tests_run_on():
+    lean = _pins(FUNCTIONS_DIR / "requirements.txt")
+    images = _pins(FUNCTIONS_DIR / "requirements-images.txt")
+    sdk = _pins(FUNCTIONS_DIR / "requirements-sdk.txt")
+    assert not set(lean) & RUNTIME_PROVIDED and not set(images) & RUNTIME_PROVIDED
+    assert set(sdk) == RUNTIME_PROVIDED
+    for name, version in {**lean, **images, **sdk}.items():
+        assert metadata.version(name) == version, f"tests run {name} {metadata.version(name)}"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    built = _pins((ROOT / "functions" / "requirements.txt").read_text().splitlines())
-    assert built == _pins(project["dependencies"])
-    for name in ("pillow", "pillow-heif"):
-        pinned = built[name].split("==")[1]
-        assert metadata.version(name) == pinned, f"tests run {name} {metadata.version(name)}"
+    for requirement in project["dependencies"]:
+        if "==" in requirement:  # the project pins what the packages ship
+            name, version = requirement.split("==")
+            assert {**lean, **images}[name.split("[")[0].lower()] == version
     # Releases with public advisories (pillow-heif < 1.7, Pillow < 12.3) stay out.
-    assert tuple(map(int, built["pillow"].split("==")[1].split("."))) >= (12, 3)
-    assert tuple(map(int, built["pillow-heif"].split("==")[1].split("."))) >= (1, 7)
+    assert tuple(map(int, images["pillow"].split("."))) >= (12, 3)
+    assert tuple(map(int, images["pillow-heif"].split("."))) >= (1, 7)
 
 
 def test_every_function_runs_python_3_13_built_by_the_makefile_for_arm64():
@@ -59,6 +76,29 @@ def _reads_the_key(spec: dict) -> bool:
                  **spec["Properties"].get("Environment", {}).get("Variables", {})}
     actions = json.dumps(spec["Properties"].get("Policies", []))
     return "PROVIDER_API_KEY_SECRET_ARN" in variables or "secretsmanager" in actions
+
+
+def _makefile_list(name: str) -> set[str]:
+    makefile = (FUNCTIONS_DIR / "Makefile").read_text()
+    return set(re.search(rf"^{name} := (.+)$", makefile, re.M)[1].split())
+
+
+def test_only_the_functions_that_decode_images_ship_the_image_libraries():
+    # Finalize decodes results (imported when it runs); the others load Pillow at import.
+    decoding = {name for name, spec in FUNCTIONS.items() if "PIL" in _loaded(spec)}
+    assert _makefile_list("IMAGE_FUNCTIONS") == decoding | {"FinalizeFunction"}
+
+
+def test_only_the_result_writer_ships_its_own_sdk():
+    """S3 conditional writes (If-None-Match) came with botocore 1.35.x; the runtime's
+    boto3 is not guaranteed to be that new. Only finalize's result writes use them."""
+    assert _makefile_list("SDK_FUNCTIONS") == {"FinalizeFunction"}
+    code = {path.relative_to(FUNCTIONS_DIR).as_posix(): path.read_text()
+            for path in (FUNCTIONS_DIR / "tryon").rglob("*.py")}
+    assert [p for p, text in code.items() if "IfNoneMatch" in text] == [
+        "tryon/adapters/storage.py"]
+    assert [p for p, text in code.items() if "storage.store_result(" in text] == [
+        "tryon/stages/completion.py"]
 
 
 def test_uploads_are_decoded_only_by_a_function_that_cannot_read_the_provider_key():
