@@ -189,11 +189,19 @@ def _asynchronous(request: Request) -> bool:
     return request.headers.get("x-dashscope-async", "").strip().lower() == "enable"
 
 
-def _model_of(body: dict[str, Any]) -> str | JSONResponse:
+async def _served_request(request: Request, state: EmulatorState, served: tuple[str, ...]
+                          ) -> tuple[dict[str, Any], str] | JSONResponse:
+    """The JSON body and the model it names, if the emulator serves that model for
+    this endpoint; or the provider's error answer."""
+    body = await _json_object(request)
+    if body is None:
+        return _error(400, "InvalidParameter", "The request body must be a JSON object.")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return _error(400, "InvalidParameter", "The request is missing required parameters: model")
-    return model
+    if not state.serves(model, served):
+        return _model_not_exist()
+    return body, model
 
 
 def _model_not_exist() -> JSONResponse:
@@ -259,14 +267,10 @@ async def submit_task(request: Request) -> Response:
     admitted = state.submit_limiter.try_acquire()
     if not _asynchronous(request):
         return _error(403, "AccessDenied", _NO_SYNC)
-    body = await _json_object(request)
-    if body is None:
-        return _error(400, "InvalidParameter", "The request body must be a JSON object.")
-    model = _model_of(body)
-    if isinstance(model, JSONResponse):
-        return model
-    if not state.serves(model, TRYON_MODELS):
-        return _model_not_exist()
+    checked = await _served_request(request, state, TRYON_MODELS)
+    if isinstance(checked, JSONResponse):
+        return checked
+    body, model = checked
     parsed = _parse_tryon(body, oss_resolve=_oss_resolve(request))
     if isinstance(parsed, JSONResponse):
         return parsed
@@ -425,14 +429,10 @@ async def parse_garments(request: Request) -> Response:
     # synchronous endpoints, as the try-on endpoint refuses synchronous calls.
     if _asynchronous(request):
         return _error(403, "AccessDenied", _NO_ASYNC)
-    body = await _json_object(request)
-    if body is None:
-        return _error(400, "InvalidParameter", "The request body must be a JSON object.")
-    model = _model_of(body)
-    if isinstance(model, JSONResponse):
-        return model
-    if not state.serves(model, (PARSING_MODEL,)):
-        return _model_not_exist()
+    checked = await _served_request(request, state, (PARSING_MODEL,))
+    if isinstance(checked, JSONResponse):
+        return checked
+    body, model = checked
     parsed = _parse_parsing(body)
     if isinstance(parsed, JSONResponse):
         return parsed
@@ -586,14 +586,10 @@ async def _generation_request(
 ) -> tuple[str, GenerationRequest, bool] | JSONResponse:
     """The model, the checked body and whether the model's rate window
     admitted the call; or the error answer."""
-    body = await _json_object(request)
-    if body is None:
-        return _error(400, "InvalidParameter", "The request body must be a JSON object.")
-    model = _model_of(body)
-    if isinstance(model, JSONResponse):
-        return model
-    if not state.serves(model, QWEN_MODELS):
-        return _model_not_exist()
+    checked = await _served_request(request, state, QWEN_MODELS)
+    if isinstance(checked, JSONResponse):
+        return checked
+    body, model = checked
     if _asynchronous(request) and not FAMILIES[model].asynchronous:
         # Not confirmed: the contract says the 2.0 family is sync only, not
         # what its async endpoint answers; this code and message are ours.
