@@ -2,15 +2,11 @@
 times ends its jobs FAILED, each with a record, its last error and one
 notification. Partial batch responses."""
 
-from urllib.parse import unquote_plus
-
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from tryon.handlers.observability import logger, metrics, tracer
-from tryon.handlers.sqs_batch import batch_handler
-from tryon.jobs import Source
+from tryon.handlers.sqs_batch import batch_handler, uploads_in
 from tryon.stages import dead_letters
 from tryon.wiring import stage_context
 
@@ -29,11 +25,8 @@ def take_message(record: SQSRecord) -> None:
         if kind in body:
             dead_letters.end_dead_job(ctx, body[kind], stage, last_error)
             return
-    for s3_record in S3Event(body).records:
-        obj = s3_record.s3.get_object
-        dead_letters.end_dead_upload(ctx, Source(
-            bucket=s3_record.s3.bucket.name, key=unquote_plus(obj.key), etag=obj.etag,
-            version_id=obj.version_id), last_error)
+    for source in uploads_in(body):
+        dead_letters.end_dead_upload(ctx, source, last_error)
 
 
 handler = batch_handler(take_message)

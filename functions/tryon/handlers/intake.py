@@ -3,15 +3,11 @@ decoded and checked, and admitted jobs go on to the submit function; jobs moved 
 another model come back here to be prepared again. This function never reads the
 provider key. Partial batch responses."""
 
-from urllib.parse import unquote_plus
-
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from tryon.handlers.observability import logger, metrics, tracer
-from tryon.handlers.sqs_batch import batch_handler, remembering_failures
-from tryon.jobs import Source
+from tryon.handlers.sqs_batch import batch_handler, remembering_failures, uploads_in
 from tryon.stages import intake, preparation
 from tryon.wiring import stage_context
 
@@ -20,24 +16,13 @@ from tryon.wiring import stage_context
 @tracer.capture_method
 def take_message(record: SQSRecord) -> None:
     body = record.json_body
-    if body.get("Event") == "s3:TestEvent":  # sent once when notifications are configured
-        return
     ctx = stage_context()
     ctx.on_job = logger.set_correlation_id
     if "prepare" in body:
         logger.set_correlation_id(body["prepare"])
         preparation.prepare_again(ctx, body["prepare"])
         return
-    for s3_record in S3Event(body).records:
-        if not s3_record.event_name.startswith("ObjectCreated"):
-            continue
-        obj = s3_record.s3.get_object
-        source = Source(
-            bucket=s3_record.s3.bucket.name,
-            key=unquote_plus(obj.key),  # S3 event keys are URL-encoded
-            etag=obj.etag,
-            version_id=obj.version_id,
-        )
+    for source in uploads_in(body):
         job_ids = intake.take_upload(ctx, source)
         metrics.add_metric(name="LooksReceived", unit=MetricUnit.Count, value=len(job_ids))
 
