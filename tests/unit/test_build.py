@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -65,10 +66,15 @@ def test_every_function_runs_python_3_13_built_by_the_makefile_for_arm64():
 
 def _loaded(spec: dict) -> set[str]:
     """The modules a function's handler loads when it is imported (a fresh process)."""
-    module = spec["Properties"]["Handler"].rsplit(".", 1)[0]
+    return _loaded_by(spec["Properties"]["Handler"].rsplit(".", 1)[0])
+
+
+@cache
+def _loaded_by(module: str) -> frozenset[str]:
     probe = f"import sys, {module}; print(' '.join(sys.modules))"
-    return set(subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
-                              text=True, cwd=ROOT / "functions").stdout.split())
+    return frozenset(subprocess.run([sys.executable, "-c", probe], check=True,
+                                    capture_output=True, text=True,
+                                    cwd=ROOT / "functions").stdout.split())
 
 
 def _reads_the_key(spec: dict) -> bool:
