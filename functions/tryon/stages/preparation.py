@@ -27,8 +27,7 @@ class ReadyInput:
     bucket: str
     key: str
     image: Prepared
-    original_version: str | None  # the version of the upload that was checked
-    version_id: str | None = None  # the version to send (None for a fixed copy)
+    version: str | None  # the version of the upload that was checked
 
 
 def prepare_inputs(ctx: Context, bucket: str, inputs: dict[str, str], rules: ImageRules,
@@ -48,10 +47,11 @@ def prepare_inputs(ctx: Context, bucket: str, inputs: dict[str, str], rules: Ima
                                  "content_type": r.image.content_type,
                                  "extension": r.image.extension,
                                  "width": r.image.width, "height": r.image.height,
-                                 "version_id": r.version_id}
+                                 # the checked version, or none for a fixed copy
+                                 "version_id": None if r.image.changed else r.version}
                           for role, r in ready.items()},
-        "input_versions": {inputs[role]: r.original_version for role, r in ready.items()
-                           if r.original_version} or None,
+        "input_versions": {inputs[role]: r.version for role, r in ready.items()
+                           if r.version} or None,
         "prepared_for": rules.label,
     }
 
@@ -103,7 +103,7 @@ def _prepare_uncached(ctx: Context, bucket: str, key: str, rules: ImageRules,
     except InputRejected as exc:
         return exc
     if not prepared.changed:
-        return ReadyInput(bucket, key, prepared, version, version)
+        return ReadyInput(bucket, key, prepared, version)
     digest = hashlib.sha256(
         f"{bucket}/{key}@{described['etag']}#{rules.label}".encode()).hexdigest()
     normalized_key = f"{NORMALIZED_PREFIX}{digest[:32]}.{prepared.extension}"
