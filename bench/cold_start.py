@@ -4,6 +4,11 @@ contributors, and optionally the size of the package `sam build` makes.
 
     .venv/bin/python bench/cold_start.py [--runs 7] [--build]
 
+The handler is imported as Lambda would import it: with only what its package
+ships (the pinned requirements functions/Makefile gives it, as wheels for this
+machine), the runtime's AWS SDK (stood in for by requirements-sdk.txt's pins),
+no site-packages (`python -S`), and LAMBDA_TASK_ROOT set, which the X-Ray SDK
+reads to skip the centralized-sampling client it makes everywhere else.
 Writes bench/results/cold_start.json and prints a table.
 """
 
@@ -13,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -25,6 +31,8 @@ from tryon_local.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "cold_start.json"
+FUNCTIONS = ROOT / "functions"
+SITE = ROOT / ".bench-cache" / "cold-start"  # the packages' dependencies, per kind
 # Modules whose cumulative import time says where a cold start goes (a package is
 # charged to the first module that imports it).
 WATCHED = ("aws_xray_sdk.core", "botocore.session", "boto3", "httpx", "PIL.Image",
@@ -39,10 +47,36 @@ def handlers() -> dict[str, str]:
             for name, spec in resources.items() if spec["Type"] == "AWS::Serverless::Function"}
 
 
-def import_profile(module: str) -> dict[str, int]:
+def requirement_files(function: str) -> list[Path]:
+    """What functions/Makefile installs for `function`."""
+    makefile = (FUNCTIONS / "Makefile").read_text()
+    listed = {name: set(re.search(rf"^{name} := (.*)$", makefile, re.M)[1].split())
+              for name in ("IMAGE_FUNCTIONS", "SDK_FUNCTIONS")}
+    return [FUNCTIONS / "requirements.txt",
+            *([FUNCTIONS / "requirements-images.txt"]
+              if function in listed["IMAGE_FUNCTIONS"] else []),
+            *([FUNCTIONS / "requirements-sdk.txt"] if function in listed["SDK_FUNCTIONS"] else [])]
+
+
+def site_for(files: list[Path]) -> Path:
+    """A folder with exactly these pinned requirements (wheels for this machine)."""
+    folder = SITE / "-".join(f.stem for f in files)
+    if not folder.exists():
+        scratch = folder.with_suffix(".partial")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                        "--disable-pip-version-check", "--target", str(scratch),
+                        *(arg for f in files for arg in ("-r", str(f)))], check=True)
+        scratch.rename(folder)
+    return folder
+
+
+def import_profile(module: str, paths: list[Path]) -> dict[str, int]:
     """Cumulative import microseconds of the module and of the watched packages."""
-    env = {**os.environ, "POWERTOOLS_TRACE_DISABLED": "false"}
-    err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
+    env = {"PATH": os.environ["PATH"], "POWERTOOLS_TRACE_DISABLED": "false",
+           "PYTHONPATH": os.pathsep.join(str(p) for p in [FUNCTIONS, *paths]),
+           "LAMBDA_TASK_ROOT": str(FUNCTIONS), "AWS_LAMBDA_FUNCTION_NAME": "cold-start",
+           "AWS_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "tryon"}
+    err = subprocess.run([sys.executable, "-S", "-X", "importtime", "-c", f"import {module}"],
                          capture_output=True, text=True, check=True, env=env).stderr
     cumulative = {}
     for line in err.splitlines():
@@ -86,8 +120,10 @@ def main() -> int:
     report: dict = {"date": time.strftime("%Y-%m-%d"), "machine": {
         "python": platform.python_version(), "cpus": os.cpu_count(),
         "platform": platform.platform()}, "runs": args.runs, "functions": {}}
+    runtime_sdk = site_for([FUNCTIONS / "requirements-sdk.txt"])
     for function, module in handlers().items():
-        runs = [import_profile(module) for _ in range(args.runs)]
+        paths = [site_for(requirement_files(function)), runtime_sdk]
+        runs = [import_profile(module, paths) for _ in range(args.runs)]
         report["functions"][function] = {
             "module": module,
             "import_ms": {key: round(statistics.median(r.get(key, 0) for r in runs) / 1000, 1)

@@ -1,5 +1,5 @@
 """Latency and cost per job on an idle system (no job waits for a slot), for the
-adaptive poll schedule and, on the same jobs, the two it is compared with: the
+planned poll schedule (tryon.poll_schedule) and, on the same jobs, the two it is compared with: the
 official SDK's wait() (1, 1, 2, 2, 2, 4, 4, 4, 5, 5... s) and a fixed 5 s poll.
 
     .venv/bin/python bench/polling.py [--waves 4] [--speedup 1] [--seed 5]
@@ -33,7 +33,7 @@ from support import (
     wait_for_jobs,
 )
 
-SCHEDULES = ("adaptive", "sdk-wait", "fixed-5s")
+SCHEDULES = ("planned", "sdk-wait", "fixed-5s")
 
 
 def run(schedule: str, args: argparse.Namespace) -> dict:

@@ -27,10 +27,18 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")}
 
 
-def start_stack(speedup: float, seed: int, workdir: Path, **function_env: str) -> LocalStack:
+def start_stack(speedup: float, seed: int, workdir: Path, model: str | None = None,
+                **function_env: str) -> LocalStack:
+    """The embedded stack; `model` (a call model, say) becomes the stack's Model with
+    MAX_IN_FLIGHT slots at the emulator and in the pipeline."""
+    parameters, emulator_slots = {}, {}
+    if model:
+        parameters = {"Model": model, "ModelLimits": f"{model}={MAX_IN_FLIGHT}/{MAX_IN_FLIGHT}"}
+        emulator_slots = {model: MAX_IN_FLIGHT}
     # Enough warm workers that no job pays a local process start (a Lambda cold
     # start would be paid once per container in AWS, not per burst).
     stack = LocalStack(LocalOptions(speedup=speedup, seed=seed, workdir=workdir,
+                                    parameters=parameters, emulator_slots=emulator_slots,
                                     function_env=function_env, warm_workers=MAX_IN_FLIGHT + 1))
     stack.start()
     return stack
@@ -60,6 +68,14 @@ class Meter:
             "throttled_429": sum(now["throttled"].values())
             - sum(self._stats["throttled"].values()),
             "lost_answers": now["lost_answers"] - self._stats["lost_answers"],
+            # Per model: billed images and 429s since the meter was made; its peak
+            # slots held (since the stack started).
+            "by_model": {model: {"images": counts["images"]
+                                 - self._stats["by_model"][model]["images"],
+                                 "throttled": counts["throttled"]
+                                 - self._stats["by_model"][model]["throttled"],
+                                 "peak_running": counts["peak_running"]}
+                         for model, counts in now["by_model"].items()},
         }
 
     def tasks(self) -> list[dict[str, Any]]:
@@ -122,17 +138,6 @@ def state_transitions(stack: LocalStack, jobs: list[dict[str, Any]]) -> list[int
         counts.append(sum(1 for page in pages for event in page["events"]
                           if event["type"].endswith("StateEntered")))
     return counts
-
-
-def peak_overlap(tasks: list[dict[str, Any]]) -> int:
-    """The most tasks unfinished at once (submitted, not yet ended), from timelines."""
-    edges = sorted([(t["submit_time"], 1) for t in tasks]
-                   + [(t["end_time"], -1) for t in tasks if t["end_time"]])
-    peak = level = 0
-    for _, step in edges:
-        level += step
-        peak = max(peak, level)
-    return peak
 
 
 def summary(values: list[float]) -> dict[str, float | None]:

@@ -1,6 +1,6 @@
 """Pure domain logic of a try-on job: what a look is, how a manifest names
-looks, how a job is identified, how long to wait between polls, and what the
-notification says. Nothing here knows about Lambda or AWS."""
+looks, how a job is identified, and what the notification says. Nothing here
+knows about Lambda or AWS."""
 
 from __future__ import annotations
 
@@ -11,14 +11,6 @@ from enum import StrEnum
 from typing import Any
 
 from tryon.models.registry import MODELS
-
-# How many measured task durations are needed before they replace the default.
-MIN_DURATION_SAMPLES = 5
-# The first poll lands when a quarter of recent tasks had finished: a late first
-# poll delays early finishers, an early one costs a wasted query.
-FIRST_POLL_QUANTILE = 0.25
-REPOLL_SECONDS = 2  # after the first poll: short steps, so a finished task is seen soon
-PENDING_REPOLL_SECONDS = 3  # waiting in the provider's own queue: its recommended pace
 
 
 class JobStatus(StrEnum):
@@ -99,40 +91,6 @@ def job_id_for(source: Source, look_id: str) -> str:
     revision = source.version_id or source.etag
     digest = hashlib.sha256(f"{source.bucket}\n{source.key}\n{revision}\n{look_id}".encode())
     return digest.hexdigest()[:32]
-
-
-def expected_generation(model: str, recent: list[float]) -> float:
-    """When to expect a task's result, in seconds after it starts running: the
-    FIRST_POLL_QUANTILE of recently measured durations, or a default for the model."""
-    if len(recent) < MIN_DURATION_SAMPLES:
-        spec = MODELS.get(model)
-        return spec.expected_seconds if spec else max(s.expected_seconds for s in MODELS.values())
-    ordered = sorted(recent)
-    return ordered[int(FIRST_POLL_QUANTILE * (len(ordered) - 1))]
-
-
-def poll_delay(expected: float, running_for: float | None, *, now: float,
-               deadline: float) -> int:
-    """Seconds until the next query (Step Functions waits whole seconds).
-
-    `running_for` is how long the task has been running by the provider's own
-    clock (None while it waits PENDING in the provider's queue): time spent in
-    that queue is not generation time. Never past the deadline."""
-    if running_for is None:
-        delay = PENDING_REPOLL_SECONDS
-    else:
-        delay = max(REPOLL_SECONDS, round(expected - running_for))
-    return max(0, min(delay, int(deadline - now)))
-
-
-# Fixed schedules the benchmarks compare the adaptive one with (local runs only):
-# the official SDK's wait() sleeps 1, 1, 2, 2, 2, 4, 4, 4 s, then 5 s from then on.
-COMPARISON_SCHEDULES = {"sdk-wait": (1, 1, 2, 2, 2, 4, 4, 4, 5), "fixed-5s": (5,)}
-
-
-def scheduled_delay(schedule: str, polls_done: int, *, now: float, deadline: float) -> int:
-    steps = COMPARISON_SCHEDULES[schedule]
-    return max(0, min(steps[min(polls_done, len(steps) - 1)], int(deadline - now)))
 
 
 MANIFEST_PREFIX = "jobs/"

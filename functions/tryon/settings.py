@@ -7,7 +7,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from tryon.models.registry import Limits, parse_limits
+from tryon.models.registry import MODELS, Limits, parse_limits
+from tryon.poll_schedule import min_gap
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,22 @@ class Settings:
     input_transport: str  # "presigned-url" | "provider-upload"
     provider_read_timeout: float = 20.0
     call_timeout_seconds: float = 240.0  # one synchronous generation, answer included
-    poll_schedule: str = "adaptive"  # or a benchmark's comparison schedule
+    poll_schedule: str = "planned"  # or a benchmark's comparison schedule
     timebase: Timebase = field(default_factory=Timebase)
 
     def limits(self, model: str) -> Limits:
         return self.model_limits[model]
+
+    def query_gap(self) -> float:
+        """Seconds between two queries of one task: all the tasks that can be in
+        flight at once share the account's query limit."""
+        in_flight = sum(limits.in_flight for model, limits in self.model_limits.items()
+                        if MODELS[model].protocol == "task")
+        return min_gap(in_flight, self.query_rate_limit)
+
+    def wall_seconds(self, seconds: float) -> float:
+        """A span of pipeline seconds in real seconds (shorter on a sped-up clock)."""
+        return seconds / self.timebase.scale
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -92,7 +104,7 @@ class Settings:
             # Local runs only: a short read timeout for tests, the benchmarks'
             # comparison poll schedules, and a faster clock.
             provider_read_timeout=float(env.get("PROVIDER_READ_TIMEOUT_SECONDS", "20")),
-            poll_schedule=env.get("POLL_SCHEDULE", "adaptive"),
+            poll_schedule=env.get("POLL_SCHEDULE", "planned"),
             timebase=Timebase(float(env.get("TIME_SCALE", "1")),
                               float(env.get("TIME_ANCHOR", "0"))),
         )

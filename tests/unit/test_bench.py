@@ -1,6 +1,7 @@
 """The benchmarks keep working as the code changes (measured numbers are not asserted)."""
 
 import importlib.util
+import site
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "cold_start.py"
@@ -23,5 +24,19 @@ def test_cold_start_finds_every_handler_and_profiles_an_import():
         "RecordFailureFunction": "tryon.handlers.record_failure",
         "SweepFunction": "tryon.handlers.sweep", "CallFunction": "tryon.handlers.call",
         "DeadLetterFunction": "tryon.handlers.dead_letter"}
-    profile = cold_start.import_profile("tryon.handlers.poll")
+    # The project's own environment stands in for a function's package here.
+    profile = cold_start.import_profile("tryon.handlers.poll",
+                                        [Path(site.getsitepackages()[0])])
     assert profile["total"] > 0 and "aws_xray_sdk.core" in profile
+    assert "PIL.Image" not in profile  # a lean function never imports Pillow
+
+
+def test_cold_start_gives_each_function_the_requirements_its_build_installs():
+    cold_start = load_cold_start()
+    names = {f: [p.name for p in cold_start.requirement_files(f)]
+             for f in ("PollFunction", "IntakeFunction", "FinalizeFunction")}
+    assert names == {
+        "PollFunction": ["requirements.txt"],
+        "IntakeFunction": ["requirements.txt", "requirements-images.txt"],
+        "FinalizeFunction": ["requirements.txt", "requirements-images.txt",
+                             "requirements-sdk.txt"]}

@@ -6,11 +6,9 @@ from tryon.jobs import (
     bounded_error,
     drop_result_stem,
     dropped_garment,
-    expected_generation,
     job_id_for,
     manifest_result_stem,
     notification_for,
-    poll_delay,
 )
 
 
@@ -21,32 +19,6 @@ def test_job_ids_are_stable_per_upload_and_look():
     assert job_id_for(source, "x") != job_id_for(Source("inbox", "jobs/a.json", "etag2"), "x")
     versioned = Source("inbox", "jobs/a.json", "etag1", version_id="v2")
     assert job_id_for(versioned, "x") != job_id_for(source, "x")
-
-
-def test_first_poll_is_due_when_a_quarter_of_recent_tasks_had_finished():
-    assert expected_generation("aitryon-plus", []) == 20  # too few samples: the default
-    assert expected_generation("aitryon", [30.0] * 4) == 15
-    recent = [15.0 + i for i in range(16)]  # 15..30 s
-    assert expected_generation("aitryon-plus", recent) == 18.0
-    assert expected_generation("aitryon-plus", list(reversed(recent))) == 18.0
-
-
-def test_polls_wait_for_the_expected_end_then_step_briefly():
-    far = 10_000.0
-    assert poll_delay(18.4, 0.0, now=0.0, deadline=far) == 18  # the first wait
-    assert poll_delay(18.4, 12.0, now=0.0, deadline=far) == 6  # started late: wait the rest
-    assert poll_delay(18.4, 18.6, now=0.0, deadline=far) == 2  # overdue: short steps
-    assert poll_delay(18.4, 40.0, now=0.0, deadline=far) == 2
-
-
-def test_time_queued_at_the_provider_is_not_generation_time():
-    assert poll_delay(18.4, None, now=0.0, deadline=10_000.0) == 3
-
-
-def test_polls_never_wait_past_the_deadline():
-    assert poll_delay(18.4, 0.0, now=990.0, deadline=1000.0) == 10
-    assert poll_delay(18.4, 20.0, now=999.0, deadline=1000.0) == 1
-    assert poll_delay(18.4, 20.0, now=1001.0, deadline=1000.0) == 0
 
 
 def test_result_keys_are_safe_whatever_the_manifest_is_called():

@@ -97,10 +97,12 @@ def test_no_function_is_granted_a_dynamodb_action_the_code_never_calls():
 
 
 def test_each_function_sends_only_to_the_queues_it_uses():
-    # Admitted jobs go to the submit queue; only the submit function sends a look
-    # back to the intake queue (to be decoded again for the fallback's rules).
+    # Admitted jobs go to the submit queue; the functions that submit (the submit
+    # function, and poll and call handing a slot on) send a look moved to another
+    # model back to the intake queue (to be decoded again for that model's rules).
     expected = {name: {"SubmitQueue"} for name in FUNCTIONS}
-    expected["SubmitFunction"] = {"SubmitQueue", "IntakeQueue"}
+    for name in ("SubmitFunction", "PollFunction", "CallFunction"):
+        expected[name] = {"SubmitQueue", "IntakeQueue"}
     for name, spec in FUNCTIONS.items():
         queues = set()
         for policy in spec["Properties"]["Policies"]:

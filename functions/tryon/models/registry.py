@@ -62,7 +62,9 @@ class ModelSpec:
     input_rules: ImageRules
     limits: Limits  # conservative defaults; a deployment overrides them
     price: Price
-    expected_seconds: float  # generation time assumed until enough are measured
+    # The documented generation time (seconds, low to high): the poll schedule's
+    # assumption until enough durations are measured (tryon.poll_schedule).
+    generation_seconds: tuple[float, float]
     retired: Retirement | None = None
     sizes: OutputSizes | None = None
 
@@ -74,28 +76,28 @@ _QWEN_DEFAULT_LIMITS = Limits(in_flight=2, per_second=2)  # as the older qwen-im
 MODELS: dict[str, ModelSpec] = {spec.model_id: spec for spec in (
     ModelSpec("aitryon-plus", "tryon", "task",
               "OutfitAnyone try-on, higher fidelity (fabric, logos), slower",
-              TRYON_RULES, Limits(5, 10), Price(0.071677, "USD", True), 20.0,
+              TRYON_RULES, Limits(5, 10), Price(0.071677, "USD", True), (15.0, 30.0),
               retired=_AITRYON_RETIRED),
     ModelSpec("aitryon", "tryon", "task", "OutfitAnyone try-on, basic, faster",
-              TRYON_RULES, Limits(5, 10), Price(0.20, "CNY", True), 15.0,
+              TRYON_RULES, Limits(5, 10), Price(0.20, "CNY", True), (15.0, 30.0),
               retired=_AITRYON_RETIRED),
     ModelSpec("qwen-image-3.0", "qwen", "task",
               "Qwen Image 3.0 editing with reference images, async task",
               QWEN3_RULES, _QWEN_DEFAULT_LIMITS,
-              Price(0.25, "CNY", False, "tiered by output area; about 0.25 at 1K"), 20.0,
+              Price(0.25, "CNY", False, "tiered by output area; about 0.25 at 1K"), (15.0, 45.0),
               sizes=OutputSizes(max_aspect=8.0)),
     ModelSpec("qwen-image-3.0-pro", "qwen", "task",
               "Qwen Image 3.0 Pro, slower (minutes per image)",
               QWEN3_RULES, Limits(in_flight=1, per_second=1),
-              Price(0.25, "CNY", False, "0.25 at 1K, 0.50 at 2K"), 30.0,
+              Price(0.25, "CNY", False, "0.25 at 1K, 0.50 at 2K"), (25.0, 180.0),
               sizes=OutputSizes(max_aspect=8.0)),
     ModelSpec("qwen-image-2.0", "qwen", "call",
               "Qwen Image 2.0 editing, synchronous; the replacement the notice names",
               QWEN2_RULES, _QWEN_DEFAULT_LIMITS, Price(0.20, "CNY", True, "intl about USD 0.035"),
-              20.0, sizes=OutputSizes()),
+              (15.0, 45.0), sizes=OutputSizes()),
     ModelSpec("qwen-image-2.0-pro", "qwen", "call", "Qwen Image 2.0 Pro, synchronous",
               QWEN2_RULES, _QWEN_DEFAULT_LIMITS, Price(0.50, "CNY", True, "intl about USD 0.075"),
-              30.0, sizes=OutputSizes()),
+              (25.0, 45.0), sizes=OutputSizes()),
 )}
 MODEL_IDS = tuple(MODELS)
 

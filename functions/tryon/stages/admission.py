@@ -1,8 +1,9 @@
 """Admission: at most a model's `in_flight` provider tasks (or calls) at once,
 and at most the day's image budget. A job takes its place in the budget and a
 slot, or waits QUEUED; a slot given back is handed at once to the oldest waiting
-jobs of that model (work-conserving), which reach the submit function through
-the submit queue. Jobs waiting for the budget start when the day turns or the
+jobs of that model (work-conserving): submitted at once by the function that
+gave it back when it holds the provider key (submission.hand_on), through the
+submit queue otherwise. Jobs waiting for the budget start when the day turns or the
 budget is raised (the sweep admits them within a minute)."""
 
 from __future__ import annotations
@@ -48,10 +49,13 @@ def within_budget(ctx: Context, job_id: str) -> bool:
     return False
 
 
-def release_slot(ctx: Context, model: str, job_id: str) -> None:
-    """Give the job's slot back and hand it on at once (a second release is a no-op)."""
+def release_slot(ctx: Context, model: str, job_id: str, *, send: bool = True) -> list[str]:
+    """Give the job's slot back and admit the oldest waiting job into it at once (a
+    second release is a no-op). Returns the jobs admitted; `send=False` leaves their
+    submission to the caller."""
     if ctx.store.release_slot(model, job_id):
-        admit_queued(ctx, model)
+        return admit_queued(ctx, model, send=send)
+    return []
 
 
 def admit_or_queue(ctx: Context, job_id: str, model: str, *, fields: dict[str, Any],
@@ -72,9 +76,9 @@ def admit_or_queue(ctx: Context, job_id: str, model: str, *, fields: dict[str, A
     return False
 
 
-def admit_queued(ctx: Context, model: str) -> list[str]:
+def admit_queued(ctx: Context, model: str, *, send: bool = True) -> list[str]:
     """Work-conserving hand-off: fill the model's free slots with its oldest
-    waiting jobs, and pass them to the submit function."""
+    waiting jobs, and pass them to the submit function (unless `send` is False)."""
     admitted = []
     for job_id in ctx.store.queued_jobs(model, 2 * ctx.settings.limits(model).in_flight):
         if not within_budget(ctx, job_id) or not acquire_slot(ctx, model, job_id):
@@ -89,6 +93,6 @@ def admit_queued(ctx: Context, model: str) -> list[str]:
         job = ctx.store.get(job_id)
         if job is None or job["status"] in TERMINAL_STATUSES:
             ctx.store.release_slot(model, job_id)
-    if admitted:
+    if admitted and send:
         ctx.admissions.send(admitted)
     return admitted

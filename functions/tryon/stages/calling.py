@@ -13,12 +13,12 @@ from tryon.jobs import TERMINAL_STATUSES, JobStatus, LookFailed
 from tryon.models.registry import model_spec
 from tryon.models.request_builder import build_request, request_summary
 from tryon.providers.errors import ModelMissingError
-from tryon.stages.admission import release_slot
 from tryon.stages.context import Context
 from tryon.stages.submission import (
     LEASE_MARGIN_SECONDS,
     SubmitLost,
     call_provider,
+    hand_on,
     input_urls,
     model_missing,
 )
@@ -73,8 +73,8 @@ def call_model(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
                      timeline={"submitted": sent_at[-1], "provider_start": sent_at[-1],
                                "provider_end": answered},
                      remove=["error"], only_if_status=[JobStatus.SUBMITTING])
-    # The call is over: its slot goes on before the image is stored.
-    release_slot(ctx, spec.model_id, job_id)
+    # The call is over: the next queued job goes into its slot before the image is stored.
+    hand_on(ctx, spec.model_id, job_id)
     return {**state, "status": "SUCCEEDED", "image_url": image.image_url,
             "request_id": image.request_id, "usage": usage}
 

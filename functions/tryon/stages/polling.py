@@ -6,22 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from tryon.jobs import (
-    COMPARISON_SCHEDULES,
-    JobStatus,
-    expected_generation,
-    poll_delay,
-    scheduled_delay,
-)
+from tryon.jobs import JobStatus
 from tryon.providers.dashscope_tasks import TaskClient, TaskState
 from tryon.providers.errors import ProviderError
-from tryon.stages.admission import release_slot
 from tryon.stages.context import Context
+from tryon.stages.submission import hand_on
+from tryon.stages.waiting import next_wait, poll_plan, wait_until
 
 
 def poll(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
     """Query the task once; the answer's `status` drives the state machine."""
     job_id, model = state["job_id"], state["model"]
+    wait_until(ctx, state.get("poll_at"))
     client = ctx.provider().tasks
     try:
         ctx.pacer.wait_turn("query")
@@ -32,6 +28,10 @@ def poll(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
         if exc.retryable:
             raise  # the state machine retries with backoff
         return {**state, "status": JobStatus.FAILED.value, "error": exc.as_error()}
+    if not task.is_pending:
+        # The provider's slot is free now: the next queued job goes into it before
+        # anything else, this job's result included.
+        hand_on(ctx, model, job_id)
     now = ctx.clock()
     polls = state.get("polls", 0) + 1
     timeline = provider_timeline(ctx, task)
@@ -46,8 +46,6 @@ def poll(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
         if task.status == "SUCCEEDED" and {"provider_start", "provider_end"} <= set(timeline):
             ctx.store.record_duration(model, task.task_id, timeline["provider_end"]
                                       - timeline["provider_start"])
-        # The provider's slot is free now: hand it on before storing the result.
-        release_slot(ctx, model, job_id)
         if task.status == "SUCCEEDED":
             return {**out, "image_url": task.image_url, "usage": _usage(task)}
         return {**out, "error": _task_error(task)}
@@ -56,16 +54,9 @@ def poll(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
                 "error": _give_up(ctx, client, job_id, task)}
     running_for = (now - timeline["provider_start"]
                    if task.status != "PENDING" and "provider_start" in timeline else None)
-    expected = state.get("expected") or expected_generation(model, [])
-    return {**out, "next_delay": poll_delay_for(ctx, expected, running_for, polls, now=now,
-                                                deadline=state["deadline"])}
-
-
-def poll_delay_for(ctx: Context, expected: float, running_for: float | None, polls: int, *,
-                   now: float, deadline: float) -> int:
-    if ctx.settings.poll_schedule in COMPARISON_SCHEDULES:
-        return scheduled_delay(ctx.settings.poll_schedule, polls, now=now, deadline=deadline)
-    return poll_delay(expected, running_for, now=now, deadline=deadline)
+    plan = state.get("plan") or poll_plan(ctx, model)
+    return {**out, **next_wait(ctx, plan, running_for, polls, now=now,
+                               deadline=state["deadline"])}
 
 
 def provider_timeline(ctx: Context, task: TaskState) -> dict[str, float]:

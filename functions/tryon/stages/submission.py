@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
-from tryon.jobs import JobStatus, LookFailed, bounded_error, expected_generation
+from tryon.jobs import JobStatus, LookFailed, bounded_error
 from tryon.models.registry import ModelSpec, model_spec, retired_message
 from tryon.models.request_builder import build_request, request_summary
 from tryon.pacing import PacingTimeout
@@ -22,7 +22,7 @@ from tryon.providers.http import DashScopeHttp
 from tryon.stages.admission import admit_or_queue, release_slot
 from tryon.stages.completion import end_job, execution_name
 from tryon.stages.context import Context
-from tryon.stages.polling import poll_delay_for
+from tryon.stages.waiting import next_wait, poll_plan
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,24 @@ class SubmitDeferred(Exception):
 
 class SubmitLost(Exception):
     """A submit got no answer after it was sent: a task may exist (and be billed)."""
+
+
+def hand_on(ctx: Context, model: str, job_id: str) -> None:
+    """The job's task (or call) has ended: give its slot back and submit the oldest
+    waiting job of the model into it here and now, without a hop through the submit
+    queue. A job this cannot submit goes through the queue after all (a failed submit
+    leaves its job ADMITTED, or SUBMITTING for the sweep to reconcile)."""
+    for admitted in release_slot(ctx, model, job_id, send=False):
+        try:
+            submit_admitted(ctx, admitted)
+        except Exception as exc:  # the caller's own job must go on regardless
+            log.warning("hand-off submit failed; sent through the submit queue",
+                        extra={"admitted_job": admitted, "error": type(exc).__name__})
+            ctx.count("HandOffsQueued")
+            try:
+                ctx.admissions.send([admitted])
+            except Exception:  # the sweep sends it once its slot's lease runs out
+                log.exception("hand-off not sent", extra={"admitted_job": admitted})
 
 
 def submit_admitted(ctx: Context, job_id: str) -> None:
@@ -147,17 +165,16 @@ def start_workflow(ctx: Context, job: dict[str, Any]) -> None:
     else:
         submitted = job["timeline"].get("submitted", ctx.clock())
         deadline = submitted + ctx.settings.poll_deadline_seconds
-        expected = expected_generation(model, ctx.store.recent_durations(model))
+        plan = poll_plan(ctx, model)
         payload = {
             "job_id": job["job_id"],
             "protocol": "task",
             "task_id": job["provider_task_id"],
             "model": model,
             "deadline": int(deadline),
-            "expected": round(expected, 1),
+            "plan": plan,
             # The task starts at once: this job holds one of the provider's slots.
-            "next_delay": poll_delay_for(ctx, expected, 0.0, 0, now=submitted,
-                                         deadline=deadline),
+            **next_wait(ctx, plan, 0.0, 0, now=submitted, deadline=deadline),
             "polls": job.get("polls", 0),
         }
     execution_arn = ctx.workflow.start(execution_name(job), payload)
