@@ -69,8 +69,9 @@ def next_poll(plan: Sequence[float], running_for: float | None, gap: float, *,
     if running_for is None:
         return max(gap, PENDING_GAP)
     for offset in plan:
-        if offset >= running_for + gap:
-            return offset - running_for
+        # A query that ran late still makes the plan's next one (a gap after it).
+        if offset > running_for:
+            return max(offset - running_for, gap)
     return max(gap, TAIL_GAP)
 
 

@@ -82,7 +82,7 @@ def test_after_the_plan_the_provider_pace_and_while_queued_its_recommended_pace(
     plan = (18.0, 20.0, 22.0)
     assert next_poll(plan, 0.0, 1.0) == 18.0
     assert next_poll(plan, 18.2, 1.0) == pytest.approx(1.8)
-    assert next_poll(plan, 19.5, 1.0) == pytest.approx(2.5)  # 20.0 is under a second away
+    assert next_poll(plan, 19.5, 1.0) == 1.0  # 20.0 is under a second away: not skipped
     assert next_poll(plan, 25.0, 1.0) == TAIL_GAP
     assert next_poll(plan, None, 1.0) == PENDING_GAP
 

@@ -81,8 +81,13 @@ def admit_queued(ctx: Context, model: str, *, send: bool = True) -> list[str]:
     waiting jobs, and pass them to the submit function (unless `send` is False)."""
     admitted = []
     for job_id in ctx.store.queued_jobs(model, 2 * ctx.settings.limits(model).in_flight):
-        if not within_budget(ctx, job_id) or not acquire_slot(ctx, model, job_id):
-            break  # the day's budget is spent, or no slot is free
+        # The slot first: a hand-off mostly finds one slot, and the budget is charged
+        # only for a job that gets it.
+        if not acquire_slot(ctx, model, job_id):
+            break  # no slot is free
+        if not within_budget(ctx, job_id):
+            ctx.store.release_slot(model, job_id)
+            break  # the day's budget is spent
         if ctx.store.update(job_id, fields={"status": JobStatus.ADMITTED},
                             remove=QUEUE_ATTRIBUTES, timeline={"admitted": ctx.clock()},
                             only_if_status=[JobStatus.QUEUED]):

@@ -163,7 +163,8 @@ def start_workflow(ctx: Context, job: dict[str, Any]) -> None:
     if model_spec(model).protocol == "call":
         payload: dict[str, Any] = {"job_id": job["job_id"], "model": model, "protocol": "call"}
     else:
-        submitted = job["timeline"].get("submitted", ctx.clock())
+        now = ctx.clock()
+        submitted = job["timeline"].get("submitted", now)
         deadline = submitted + ctx.settings.poll_deadline_seconds
         plan = poll_plan(ctx, model)
         payload = {
@@ -173,8 +174,8 @@ def start_workflow(ctx: Context, job: dict[str, Any]) -> None:
             "model": model,
             "deadline": int(deadline),
             "plan": plan,
-            # The task starts at once: this job holds one of the provider's slots.
-            **next_wait(ctx, plan, 0.0, 0, now=submitted, deadline=deadline),
+            # The task started when it was submitted: this job holds a provider slot.
+            **next_wait(ctx, plan, now - submitted, 0, now=now, deadline=deadline),
             "polls": job.get("polls", 0),
         }
     execution_arn = ctx.workflow.start(execution_name(job), payload)
