@@ -2,6 +2,7 @@
 
 import random
 import statistics
+from itertools import pairwise
 
 import pytest
 from tryon.poll_schedule import (
@@ -44,8 +45,8 @@ def test_queries_are_dense_where_tasks_end_and_sparse_where_they_do_not():
     rng = random.Random(5)
     measured = [rng.gauss(20, 1) for _ in range(40)]
     plan = plan_polls(measured, (15.0, 30.0))
-    gaps = [b - a for a, b in zip(plan, plan[1:])]
-    near = [g for a, g in zip(plan, gaps) if 19 <= a <= 21]
+    gaps = [b - a for a, b in pairwise(plan)]
+    near = [g for a, g in zip(plan, gaps, strict=False) if 19 <= a <= 21]
     assert min(measured) <= plan[0] <= 20  # the first query near the lower quantile
     assert near and max(near) <= 1.5  # about one a second around the usual end
     assert gaps[-1] >= max(near)  # sparser past it
@@ -69,7 +70,7 @@ def test_for_as_many_queries_as_the_old_schedule_the_plan_sees_ends_as_soon():
 @pytest.mark.parametrize("gap", [1.0, 2.0])
 def test_no_task_is_queried_more_often_than_its_share_of_the_query_limit(gap):
     plan = plan_polls(DRAWS[:40], (15.0, 30.0), gap=gap)
-    assert all(b - a >= gap - 1e-9 for a, b in zip(plan, plan[1:]))
+    assert all(b - a >= gap - 1e-9 for a, b in pairwise(plan))
     assert plan[0] >= gap
 
 
