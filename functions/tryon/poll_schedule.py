@@ -19,10 +19,10 @@ import statistics
 from collections.abc import Sequence
 from functools import lru_cache
 
-# Expected queries per task, as planned from the learned durations: a plan made
-# from 40 samples spends up to ~0.4 more on the real ones (bench/poll_schedule.py),
-# so this keeps a task within 4.
-QUERY_BUDGET = 3.75
+# Expected queries per task, as planned from the learned durations. A real run
+# spends fewer (3.39 at a budget of 3.75 in bench/burst.py: queries land a little
+# after their planned time, and so see more tasks ended).
+QUERY_BUDGET = 4.0
 MIN_SAMPLES = 5  # measured durations needed before they replace the documented range
 MAX_GAP = 8.0  # seconds between two planned queries at most, once the first is made
 TAIL_GAP = 5.0  # past every planned query: the provider's recommended pace (3-5 s)
