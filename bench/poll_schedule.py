@@ -35,7 +35,7 @@ from tryon.poll_schedule import (
 
 RESULTS = Path(__file__).parent / "results"
 LEARNED = 40  # durations the pipeline keeps per model (DURATION_PLACES)
-HANDOFF_SECONDS = 0.3  # a seen end to the next task's start: measured by bench/burst.py
+HANDOFF_SECONDS = 0.3  # a seen end to the next task's start (assumed: the hand-off's submit)
 
 Schedule = Callable[[float], Sequence[float]]  # a task's duration -> its query times
 
@@ -75,7 +75,8 @@ def judge(schedule: Schedule, durations: Sequence[float]) -> dict[str, float]:
         "lag_median": round(statistics.median(lags), 2),
         "lag_p95": round(lags[int(0.95 * len(lags))], 2),
         "lag_mean": round(statistics.fmean(lags), 2),
-        # A slot's share of busy time if every end waits this lag plus the hand-off.
+        # A slot's share of busy time in a steady stream (no ramp-up, no ragged end)
+        # if every end waits this lag plus the hand-off.
         "utilization_estimate": round(mean_run / (mean_run + statistics.fmean(lags)
                                                   + HANDOFF_SECONDS), 3),
     }

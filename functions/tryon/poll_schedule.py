@@ -3,8 +3,8 @@
 A query costs a share of the account's query limit, a Lambda invocation and
 state transitions; every second between a task's end and the query that sees
 it leaves one of the provider's slots idle. From what is known of a model's
-generation times (its recent durations, smoothed; the registry's documented
-range until enough are measured), `plan_polls` picks the query times with the
+generation times (its recent durations, smoothed, with the registry's
+documented range as a prior), `plan_polls` picks the query times with the
 least expected lag whose expected number stays within QUERY_BUDGET: few where
 the task is unlikely to end, dense where it most likely ends, sparse after.
 It is a dynamic programme over a fine grid (the cost of a plan is its expected
@@ -23,7 +23,7 @@ from functools import lru_cache
 # spends fewer (3.39 at a budget of 3.75 in bench/burst.py: queries land a little
 # after their planned time, and so see more tasks ended).
 QUERY_BUDGET = 4.0
-MIN_SAMPLES = 5  # measured durations needed before they replace the documented range
+PRIOR_WEIGHT = 5  # the documented range weighs as much as this many measured durations
 MAX_GAP = 8.0  # seconds between two planned queries at most, once the first is made
 TAIL_GAP = 5.0  # past every planned query: the provider's recommended pace (3-5 s)
 PENDING_GAP = 3.0  # a task waiting in the provider's own queue has not started
@@ -44,17 +44,18 @@ def min_gap(tasks_in_flight: int, queries_per_second: int) -> float:
 def plan_polls(durations: Sequence[float], documented: tuple[float, float], *,
                gap: float = 1.0, budget: float = QUERY_BUDGET) -> tuple[float, ...]:
     """Offsets, in seconds after the task starts, of the queries to make (rounded
-    to 0.01 s). `durations` are the model's recent generation times; fewer than
-    MIN_SAMPLES, and the documented range is taken as uniform instead."""
-    if len(durations) >= MIN_SAMPLES:
+    to 0.01 s). `durations` are the model's recent generation times, smoothed; the
+    documented range counts as PRIOR_WEIGHT of them, so a few measurements do not
+    hide the range's ends (nor can a model that has moved outside it go unseen)."""
+    kernels = [documented] * PRIOR_WEIGHT
+    if durations:
         ordered = sorted(durations)
         spread = statistics.pstdev(ordered) or 1.0
         # Silverman's bandwidth: enough smoothing that 40 samples make a shape, not
-        # spikes; none below the shortest seen, where a query would be wasted.
+        # spikes; none below the shortest known, where a query would be wasted.
         width = max(0.5, 1.06 * spread * len(ordered) ** -0.2)
-        kernels = tuple((max(ordered[0], x - width), x + width) for x in ordered)
-    else:
-        kernels = (documented,)
+        low = min(ordered[0], documented[0])
+        kernels += [(max(low, x - width), x + width) for x in ordered]
     return _plan(tuple((round(a, 2), round(b, 2)) for a, b in kernels), round(gap, 2),
                  budget)
 
