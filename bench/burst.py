@@ -93,6 +93,10 @@ def measure(args, jobs, tasks, provider, meter, stack, wall) -> dict:
         "idle_gap_per_slot_cycle_seconds": summary(idle_gaps(runs, MAX_IN_FLIGHT)),
         "lag_provider_end_to_finalized_seconds": summary(
             timings(jobs, "provider_end", "finalized")),
+        # The lag's parts (task models): the end to the query that saw it, then the
+        # hand-off and storing the result.
+        "end_seen_seconds": summary(timings(jobs, "provider_end", "end_seen")),
+        "seen_to_finalized_seconds": summary(timings(jobs, "end_seen", "finalized")),
         "queries_per_job": round(provider["queries"] / args.jobs, 2),
         "polls_per_job": summary(polls),
         "throttled_429": {"account_limits": provider["throttled_429"],
