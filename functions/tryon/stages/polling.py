@@ -29,14 +29,13 @@ def poll(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
             raise  # the state machine retries with backoff
         return {**state, "status": JobStatus.FAILED.value, "error": exc.as_error()}
     now = ctx.clock()
+    timeline = provider_timeline(ctx, task)
     if not task.is_pending:
         # The provider's slot is free now: the next queued job goes into it before
         # anything else, this job's result included.
         hand_on(ctx, model, job_id)
-    polls = state.get("polls", 0) + 1
-    timeline = provider_timeline(ctx, task)
-    if not task.is_pending:
         timeline["end_seen"] = now  # the poll lag: provider_end to here
+    polls = state.get("polls", 0) + 1
     ctx.store.update(
         job_id,
         fields={"provider_status": task.status, "polls": polls,
