@@ -59,7 +59,7 @@ class Meter:
     def stats(self) -> dict[str, Any]:
         return self.http.get("/_emulator/stats").raise_for_status().json()
 
-    def provider(self) -> dict[str, int]:
+    def provider(self) -> dict[str, Any]:
         now = self.stats()
         return {
             "submits": now["submits"] - self._stats["submits"],

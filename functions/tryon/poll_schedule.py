@@ -19,9 +19,9 @@ import statistics
 from collections.abc import Sequence
 from functools import lru_cache
 
-# Expected queries per task, as planned from the learned durations. A real run
-# spends fewer (3.39 at a budget of 3.75 in bench/burst.py: queries land a little
-# after their planned time, and so see more tasks ended).
+# Expected queries per task (issue 10's ceiling), as planned from the learned
+# durations. Real runs spend a little fewer (3.37-3.56 in bench/burst.py): queries
+# land just after their planned time, and so find more tasks ended.
 QUERY_BUDGET = 4.0
 PRIOR_WEIGHT = 5  # the documented range weighs as much as this many measured durations
 MAX_GAP = 8.0  # seconds between two planned queries at most, once the first is made

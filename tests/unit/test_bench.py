@@ -1,8 +1,12 @@
 """The benchmarks keep working as the code changes (measured numbers are not asserted)."""
 
+import importlib
 import importlib.util
 import site
+import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "cold_start.py"
 
@@ -40,3 +44,15 @@ def test_cold_start_gives_each_function_the_requirements_its_build_installs():
         "IntakeFunction": ["requirements.txt", "requirements-images.txt"],
         "FinalizeFunction": ["requirements.txt", "requirements-images.txt",
                              "requirements-sdk.txt"]}
+
+
+def test_burst_measures_each_freed_slot_until_the_next_task_takes_it():
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        burst = importlib.import_module("burst")
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    runs = [(0.0, 10.0), (0.0, 12.0), (11.0, 20.0), (12.5, 22.0), (20.2, 30.0)]
+    # Two slots: the third task takes the slot freed at 10, the fourth the one
+    # freed at 12, the fifth the one freed at 20.
+    assert burst.idle_gaps(runs, 2) == [1.0, 0.5, pytest.approx(0.2)]
