@@ -248,7 +248,7 @@ class JobStore:
         )
         return [item["job_id"] for item in answer["Items"]]
 
-    # --- measured generation times, for the first poll ----------------------------
+    # --- measured generation times, for the poll plan -----------------------------
 
     def record_duration(self, model: str, task_id: str, seconds: float) -> None:
         """Keep a task's generation time among the model's recent ones (a fixed
