@@ -38,6 +38,7 @@ class Settings:
     jobs_table: str
     results_bucket: str
     topic_arn: str
+    bus_name: str  # the EventBridge bus notifications are also put on ("" for none)
     state_machine_arn: str
     intake_queue_url: str  # uploads, and jobs whose inputs must be prepared again
     submit_queue_url: str  # admitted jobs, for the submit function
@@ -80,6 +81,7 @@ class Settings:
             jobs_table=env["JOBS_TABLE"],
             results_bucket=env.get("RESULTS_BUCKET", ""),
             topic_arn=env.get("NOTIFICATION_TOPIC_ARN", ""),
+            bus_name=env.get("NOTIFICATION_BUS_NAME", ""),
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
             intake_queue_url=env.get("INTAKE_QUEUE_URL", ""),
             submit_queue_url=env.get("SUBMIT_QUEUE_URL", ""),

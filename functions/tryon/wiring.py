@@ -57,7 +57,7 @@ def stage_context() -> Context:
         settings=settings,
         store=store,
         storage=ObjectStorage(),
-        notifier=Notifier(settings.topic_arn),
+        notifier=Notifier(settings.topic_arn, settings.bus_name),
         workflow=Workflow(settings.state_machine_arn),
         admissions=JobQueue(settings.submit_queue_url, "admit"),
         preparations=JobQueue(settings.intake_queue_url, "prepare"),

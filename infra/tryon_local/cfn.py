@@ -380,6 +380,13 @@ class Deployer:
         stack.refs[logical_id] = arn
         stack.attributes[logical_id] = {"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[-1]}
 
+    def _AWS_Events_EventBus(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        props = stack.resolve(spec)
+        name = props.get("Name", self._name(logical_id))
+        arn = self.client("events").create_event_bus(Name=name)["EventBusArn"]
+        stack.refs[logical_id] = name
+        stack.attributes[logical_id] = {"Arn": arn, "Name": name}
+
     def _AWS_SNS_Subscription(self, stack: Stack, logical_id: str, spec: dict) -> None:
         props = stack.resolve(spec)
         arn = self.client("sns").subscribe(TopicArn=props["TopicArn"], Protocol=props[

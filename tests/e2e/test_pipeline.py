@@ -159,3 +159,31 @@ def test_the_api_key_never_leaves_the_secret(stack, out_dir):
     for log in stack.lambdas.log_dir.glob("*.log"):
         assert EMULATOR_API_KEY not in log.read_text(), log.name
         assert "Signature=" not in log.read_text(), log.name
+
+
+def test_every_notification_is_also_an_event_on_the_stacks_bus(stack, out_dir):
+    """An integrator's rule on the bus gets each notification: detail-type = its
+    event, detail = the SNS message."""
+    events, sqs = stack.client("events"), stack.client("sqs")
+    bus = stack.outputs["NotificationBusName"]
+    queue = sqs.create_queue(QueueName="bus-watcher")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    events.put_rule(Name="watch", EventBusName=bus,
+                    EventPattern=json.dumps({"source": ["tryon"]}))
+    events.put_targets(Rule="watch", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+    try:
+        report = run_looks(stack, [LookRequest("evented", SAMPLES / "person.jpg",
+                                               top=SAMPLES / "top.jpg")],
+                           out_dir, timeout=120, progress=lambda s: None)
+        [job] = report["jobs"]
+        [note] = notifications_for(report, job["job_id"])
+        received = [json.loads(m["Body"]) for m in sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])]
+        mine = [e for e in received if e["detail"].get("job_id") == job["job_id"]]
+        assert [(e["source"], e["detail-type"]) for e in mine] == [("tryon", "job.succeeded")]
+        assert mine[0]["detail"] == note
+    finally:
+        events.remove_targets(Rule="watch", EventBusName=bus, Ids=["q"])
+        events.delete_rule(Name="watch", EventBusName=bus)
+        sqs.delete_queue(QueueUrl=queue)

@@ -116,6 +116,17 @@ def test_each_function_sends_only_to_the_queues_it_uses():
                 assert "*" not in _listed(statement["Resource"]), name
 
 
+def test_a_function_that_notifies_puts_the_event_on_the_stacks_bus_only():
+    for name, spec in FUNCTIONS.items():
+        grants = {action: statement["Resource"] for statement in _statements(spec)
+                  for action in _listed(statement["Action"])}
+        if "sns:Publish" in grants:
+            bus = {"Fn::GetAtt": ["NotificationBus", "Arn"]}
+            assert grants.get("events:PutEvents") == bus, name
+        else:
+            assert "events:PutEvents" not in grants, name
+
+
 def test_only_log_delivery_is_granted_on_every_resource():
     for name, spec in ROLES.items():
         for statement in _statements(spec):

@@ -1,5 +1,6 @@
-"""Adapters for what the pipeline tells others: SNS notifications, Step
-Functions executions, and jobs handed between functions through SQS."""
+"""Adapters for what the pipeline tells others: notifications (SNS and
+EventBridge), Step Functions executions, and jobs handed between functions
+through SQS."""
 
 from __future__ import annotations
 
@@ -10,14 +11,31 @@ import boto3
 
 
 class Notifier:
-    def __init__(self, topic_arn: str, sns: Any = None) -> None:
+    """A notification goes to the SNS topic (people, queues) and, as the same JSON,
+    onto the EventBridge bus (integrations' rules), with its `event` as detail-type."""
+
+    SOURCE = "tryon"
+
+    def __init__(self, topic_arn: str, bus_name: str = "", sns: Any = None,
+                 events: Any = None) -> None:
         self._topic_arn = topic_arn
+        self._bus_name = bus_name
         self._sns = sns or boto3.client("sns")
+        self._events = events or (boto3.client("events") if bus_name else None)
 
     def publish(self, body: dict[str, Any], attributes: dict[str, str]) -> str:
+        message = json.dumps(body, sort_keys=True)
+        if self._events:
+            # First, so that a failure here leaves nothing sent: the caller's retry
+            # then sends both (a failure on SNS after it repeats the event).
+            answer = self._events.put_events(Entries=[{
+                "EventBusName": self._bus_name, "Source": self.SOURCE,
+                "DetailType": body["event"], "Detail": message}])
+            if answer.get("FailedEntryCount"):
+                raise RuntimeError(f"notification event not put: {answer['Entries']}")
         return self._sns.publish(
             TopicArn=self._topic_arn,
-            Message=json.dumps(body, sort_keys=True),
+            Message=message,
             MessageAttributes={
                 name: {"DataType": "String", "StringValue": value}
                 for name, value in attributes.items()
