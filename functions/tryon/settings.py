@@ -32,6 +32,10 @@ class Timebase:
     def to_wall(self, seconds: float) -> float:
         return self.anchor + (seconds - self.anchor) / self.scale
 
+    def wall_span(self, seconds: float) -> float:
+        """A span of pipeline seconds in real seconds (shorter on a sped-up clock)."""
+        return seconds / self.scale
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -69,10 +73,6 @@ class Settings:
         in_flight = sum(limits.in_flight for model, limits in self.model_limits.items()
                         if MODELS[model].protocol == "task")
         return min_gap(in_flight, self.query_rate_limit)
-
-    def wall_seconds(self, seconds: float) -> float:
-        """A span of pipeline seconds in real seconds (shorter on a sped-up clock)."""
-        return seconds / self.timebase.scale
 
     @classmethod
     def from_env(cls) -> Settings:

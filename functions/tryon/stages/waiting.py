@@ -36,4 +36,4 @@ def wait_until(ctx: Context, poll_at: float | None) -> None:
     """Sleep the fraction of a second the Wait state could not."""
     ahead = (poll_at or 0.0) - ctx.clock()
     if 0 < ahead <= MAX_TOP_UP_SECONDS:
-        ctx.sleep(ctx.settings.wall_seconds(ahead))
+        ctx.sleep(ctx.settings.timebase.wall_span(ahead))
