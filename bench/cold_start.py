@@ -51,11 +51,12 @@ def requirement_files(function: str) -> list[Path]:
     """What functions/Makefile installs for `function`."""
     makefile = (FUNCTIONS / "Makefile").read_text()
     listed = {name: set(re.search(rf"^{name} := (.*)$", makefile, re.M)[1].split())
-              for name in ("IMAGE_FUNCTIONS", "SDK_FUNCTIONS")}
+              for name in ("IMAGE_FUNCTIONS", "SDK_FUNCTIONS", "API_FUNCTIONS")}
     return [FUNCTIONS / "requirements.txt",
             *([FUNCTIONS / "requirements-images.txt"]
               if function in listed["IMAGE_FUNCTIONS"] else []),
-            *([FUNCTIONS / "requirements-sdk.txt"] if function in listed["SDK_FUNCTIONS"] else [])]
+            *([FUNCTIONS / "requirements-sdk.txt"] if function in listed["SDK_FUNCTIONS"] else []),
+            *([FUNCTIONS / "requirements-api.txt"] if function in listed["API_FUNCTIONS"] else [])]
 
 
 def site_for(files: list[Path]) -> Path:

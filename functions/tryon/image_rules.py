@@ -16,6 +16,9 @@ MIN_BYTES = 5 * 1024
 MAX_BYTES = 5 * 1000 * 1000
 MIN_SIDE = 150
 MAX_SIDE = 4096
+# The largest upload read at all (preflight compares the S3 object size with it; the
+# API's upload links refuse larger files).
+MAX_INPUT_BYTES = 50 * 1000 * 1000
 
 @dataclass(frozen=True)
 class ImageRules:

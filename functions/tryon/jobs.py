@@ -22,9 +22,11 @@ class JobStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     TIMED_OUT = "TIMED_OUT"
+    CANCELED = "CANCELED"  # called off before the provider made anything: not paid
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT})
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT,
+                               JobStatus.CANCELED})
 
 
 # Provider messages are the provider's text: kept, but bounded, in records and
@@ -83,6 +85,20 @@ class Source:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+def owner_of(key: str) -> str | None:
+    """The integration whose API request wrote this manifest, if one did."""
+    if not key.startswith(API_MANIFEST_PREFIX):
+        return None
+    name = key.removeprefix(API_MANIFEST_PREFIX).split("/", 1)[0]
+    return name if INTEGRATION_NAME.match(name) else None
+
+
+def owner_fields(key: str, received: float, record_id: str) -> dict[str, str]:
+    """The attributes that put a job or batch in its owner's `owner` index, newest last."""
+    owner = owner_of(key)
+    return {"owner": owner, "owner_order": f"{received:017.3f}#{record_id}"} if owner else {}
+
+
 def job_id_for(source: Source, look_id: str) -> str:
     """Stable across redeliveries of the same upload; new for a new version of it.
 
@@ -94,6 +110,11 @@ def job_id_for(source: Source, look_id: str) -> str:
 
 
 MANIFEST_PREFIX = "jobs/"
+# The HTTP API writes an integration's looks as manifests here, and hands it upload
+# links under its own uploads/ prefix: the key says whose a job is.
+API_MANIFEST_PREFIX = "jobs/api/"
+UPLOADS_PREFIX = "uploads/"
+INTEGRATION_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 ROSTER_PREFIX = "models/"
 NORMALIZED_PREFIX = "normalized/"
 _DROP_KEY = re.compile(r"^garments/(top|bottom|dress)/([^/]+)\.[A-Za-z0-9]{2,5}$")
@@ -162,6 +183,7 @@ NOTIFICATION_EVENTS = {
     JobStatus.SUCCEEDED: "job.succeeded",
     JobStatus.FAILED: "job.failed",
     JobStatus.TIMED_OUT: "job.timed_out",
+    JobStatus.CANCELED: "job.canceled",
 }
 
 
@@ -169,9 +191,18 @@ def notification_for(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
     """The SNS message body and the attributes subscribers filter on."""
     status = JobStatus(job["status"])
     event = NOTIFICATION_EVENTS[status]
-    body = {
-        "schema": "tryon.notification/1",
-        "event": event,
+    body = {"schema": "tryon.notification/1", "event": event, **job_view(job)}
+    attributes = {"event": event, "status": status.value}
+    if job.get("model"):
+        attributes["model"] = job["model"]
+    return body, {**(job.get("attributes") or {}), **attributes}
+
+
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
+    """What a job's owner sees of it, in any status: the notification's fields (the
+    API answers with these too)."""
+    status = JobStatus(job["status"])
+    return {
         "job_id": job["job_id"],
         "status": status.value,
         "model": job.get("model"),
@@ -193,10 +224,6 @@ def notification_for(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         "polls": job.get("polls", 0),
         "timings": job.get("timeline", {}),
     }
-    attributes = {"event": event, "status": status.value}
-    if job.get("model"):
-        attributes["model"] = job["model"]
-    return body, {**(job.get("attributes") or {}), **attributes}
 
 
 def budget_notification(day: str, budget: int, spent: int
@@ -238,14 +265,30 @@ def price_of(job: dict[str, Any]) -> dict[str, Any] | None:
     return spec.price.as_dict() if spec else None
 
 
+def batch_view(batch: dict[str, Any], jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch as its owner sees it at any time: counts by status, and its jobs."""
+    counts = {"total": len(batch["job_ids"]), "recorded": len(jobs)}
+    for status in JobStatus:
+        counts[status.value.lower()] = sum(1 for j in jobs if j["status"] == status)
+    ended = sum(counts[s.value.lower()] for s in TERMINAL_STATUSES)
+    return {"batch_id": batch["batch_id"],
+            "status": "OPEN" if ended < counts["total"] else batch_outcome(counts),
+            "attributes": batch.get("attributes") or {}, "counts": counts,
+            "jobs": [job_view(job) for job in jobs]}
+
+
+def batch_outcome(counts: dict[str, int]) -> str:
+    return ("SUCCEEDED" if counts["succeeded"] == counts["total"]
+            else "FAILED" if counts["succeeded"] == 0 else "PARTIAL")
+
+
 def batch_summary(batch: dict[str, Any], jobs: list[dict[str, Any]]
                   ) -> tuple[dict[str, Any], dict[str, str]]:
     """The batch.completed message: counts and every look's outcome."""
     counts = {"total": len(batch["job_ids"])}
     for status in TERMINAL_STATUSES:
         counts[status.value.lower()] = sum(1 for j in jobs if j["status"] == status)
-    outcome = ("SUCCEEDED" if counts["succeeded"] == counts["total"]
-               else "FAILED" if counts["succeeded"] == 0 else "PARTIAL")
+    outcome = batch_outcome(counts)
     body = {
         "schema": "tryon.notification/1",
         "event": "batch.completed",

@@ -44,6 +44,14 @@ def manifest_schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
+def batch_form(doc: dict[str, Any]) -> dict[str, Any]:
+    """The manifest written with `looks`, whichever form it came in."""
+    if "looks" in doc:
+        return doc
+    look = {k: v for k, v in doc.items() if k not in _MANIFEST_FIELDS}
+    return {**{k: v for k, v in doc.items() if k in _MANIFEST_FIELDS}, "looks": [look]}
+
+
 def parse_manifest(raw: bytes, default_model: str) -> Manifest:
     """`raw`: the manifest's bytes (more than MAX_MANIFEST_BYTES of them says that it
     is too large, whatever follows)."""
@@ -59,10 +67,7 @@ def parse_manifest(raw: bytes, default_model: str) -> Manifest:
     if not isinstance(doc, dict):
         raise ManifestError("", "a manifest must be a JSON object")
     is_batch = "looks" in doc
-    if not is_batch:  # the inline single-look form: validate it as a batch of one
-        look = {k: v for k, v in doc.items() if k not in _MANIFEST_FIELDS}
-        doc = {k: v for k, v in doc.items() if k in _MANIFEST_FIELDS}
-        doc["looks"] = [look]
+    doc = batch_form(doc)  # the inline single-look form is validated as a batch of one
     try:
         validate(event=doc, schema=manifest_schema())
     except SchemaValidationError as exc:

@@ -19,6 +19,7 @@ from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
 from tryon.image_rules import (
     MAX_BYTES,
+    MAX_INPUT_BYTES,
     MAX_SIDE,
     MIN_BYTES,
     MIN_SIDE,
@@ -33,8 +34,6 @@ __all__ = ["MAX_INPUT_BYTES", "QWEN2_RULES", "QWEN3_RULES", "TRYON_RULES", "Imag
 
 pillow_heif.register_heif_opener()
 
-# The largest upload read at all; the caller compares the S3 object size with it.
-MAX_INPUT_BYTES = 50 * 1000 * 1000
 # The largest image decoded, checked against the header before any pixel is read. It
 # covers the 48-50 MP modes of current phones; the worst case at that size (an RGBA
 # PNG) peaks at about 550 MB, inside a 1 GB Lambda.

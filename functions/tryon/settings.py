@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tryon.models.registry import MODELS, Limits, parse_limits
@@ -59,6 +60,8 @@ class Settings:
     daily_image_budget: int  # images admitted per UTC day, stack-wide (operators may override)
     max_roster_size: int  # a drop on a larger roster fails RosterTooLarge
     input_transport: str  # "presigned-url" | "provider-upload"
+    inbox_bucket: str = ""  # where the API writes its looks' manifests and uploads go
+    integration_daily_quota: int = 100  # an API integration's images per day, unless set
     provider_read_timeout: float = 20.0
     call_timeout_seconds: float = 240.0  # one synchronous generation, answer included
     poll_schedule: str = "planned"  # or a benchmark's comparison schedule
@@ -75,8 +78,10 @@ class Settings:
         return min_gap(in_flight, self.query_rate_limit)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """From the function's environment (or another one: the operator's CLI reads a
+        deployed function's)."""
+        env = os.environ if env is None else env
         return cls(
             jobs_table=env["JOBS_TABLE"],
             results_bucket=env.get("RESULTS_BUCKET", ""),
@@ -103,6 +108,8 @@ class Settings:
             daily_image_budget=int(env.get("DAILY_IMAGE_BUDGET", "500")),
             max_roster_size=int(env.get("MAX_ROSTER_SIZE", "100")),
             input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
+            inbox_bucket=env.get("INBOX_BUCKET", ""),
+            integration_daily_quota=int(env.get("INTEGRATION_DAILY_QUOTA", "100")),
             # Local runs only: a short read timeout for tests, the benchmarks'
             # comparison poll schedules, and a faster clock.
             provider_read_timeout=float(env.get("PROVIDER_READ_TIMEOUT_SECONDS", "20")),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
+import boto3
 import httpx
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
@@ -25,43 +28,63 @@ API_KEY_CACHE_SECONDS = 300
 
 @cache
 def stage_context() -> Context:
-    settings = Settings.from_env()
+    return build_context(Settings.from_env(), boto3.Session(), count=lambda name: (
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)),
+        measure=lambda name, milliseconds: metrics.add_metric(
+            name=name, unit=MetricUnit.Milliseconds, value=milliseconds))
+
+
+def build_context(settings: Settings, session: Any,
+                  count: Callable[[str], None] = lambda name: None,
+                  measure: Callable[[str, float], None] = lambda name, ms: None) -> Context:
+    """The stages' adapters on `session`'s clients (a function's own, or the operator's
+    CLI acting on a stack)."""
     clients: dict[str, ProviderClients] = {}
-    store = JobStore(settings.jobs_table)
+    store = JobStore(settings.jobs_table, session.resource("dynamodb"))
 
     def timeout(read: float) -> httpx.Timeout:
         return httpx.Timeout(connect=DEFAULT_TIMEOUT.connect, read=read,
                              write=DEFAULT_TIMEOUT.write, pool=DEFAULT_TIMEOUT.pool)
 
+    def latency(milliseconds: float) -> None:
+        measure("ProviderLatency", milliseconds)
+
     def provider() -> ProviderClients:
         # Powertools caches the secret, so a rotated key is picked up within minutes;
         # the HTTP clients (and their connections) are reused while the key stays the same.
         api_key = str(parameters.get_secret(settings.api_key_secret_arn,
-                                            max_age=API_KEY_CACHE_SECONDS))
+                                            max_age=API_KEY_CACHE_SECONDS,
+                                            boto3_client=secrets()))
         if api_key not in clients:
             for stale in clients.values():
                 stale.close()
             clients.clear()
             base = settings.provider_base_url
             clients[api_key] = ProviderClients(
-                tasks=TaskClient(base, api_key, timeout=timeout(settings.provider_read_timeout)),
-                # A synchronous generation answers when the image is made: minutes.
+                tasks=TaskClient(base, api_key, timeout=timeout(settings.provider_read_timeout),
+                                 on_answer=latency),
+                # A synchronous generation answers when the image is made: minutes. Its
+                # time is the model's, not the API's, so it stays out of ProviderLatency.
                 generation=GenerationClient(base, api_key,
                                             timeout=timeout(settings.call_timeout_seconds)),
             )
         return clients[api_key]
 
+    # Made on first use: most functions never read the key.
+    secrets = cache(lambda: session.client("secretsmanager"))
+    sqs = session.client("sqs")
     rates = {f"submit:{model}": limits.per_second
              for model, limits in settings.model_limits.items()}
     return Context(
         settings=settings,
         store=store,
-        storage=ObjectStorage(),
-        notifier=Notifier(settings.topic_arn, settings.bus_name),
-        workflow=Workflow(settings.state_machine_arn),
-        admissions=JobQueue(settings.submit_queue_url, "admit"),
-        preparations=JobQueue(settings.intake_queue_url, "prepare"),
+        storage=ObjectStorage(session.client("s3")),
+        notifier=Notifier(settings.topic_arn, settings.bus_name, session.client("sns"),
+                          session.client("events") if settings.bus_name else None),
+        workflow=Workflow(settings.state_machine_arn, session.client("stepfunctions")),
+        admissions=JobQueue(settings.submit_queue_url, "admit", sqs),
+        preparations=JobQueue(settings.intake_queue_url, "prepare", sqs),
         provider=provider,
         pacer=CallPacer(store, {**rates, "query": settings.query_rate_limit}),
-        count=lambda name: metrics.add_metric(name=name, unit=MetricUnit.Count, value=1),
+        count=count,
     )

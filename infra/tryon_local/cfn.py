@@ -81,6 +81,9 @@ class Stack:
     # EventBridge schedules and rules that target functions: the runtime plays them.
     schedules: list[dict[str, Any]] = field(default_factory=list)
     event_rules: list[dict[str, Any]] = field(default_factory=list)
+    # HTTP API routes to functions ({"api", "auth", "method", "path", "function"}): the
+    # runtime's gateway serves them.
+    http_routes: list[dict[str, Any]] = field(default_factory=list)
 
     def pseudo(self) -> dict[str, str]:
         return {
@@ -129,7 +132,8 @@ class Stack:
                 return str(self.get_att(*name.split(".", 1)))
             return str(self.ref(name))
 
-        return re.sub(r"\$\{([^}!]+)\}", replace, text)
+        # `${!Name}` is CloudFormation's escape for a literal `${Name}`.
+        return re.sub(r"\$\{([^}!]+)\}", replace, text).replace("${!", "${")
 
 
 _INTRINSICS: dict[str, Callable[[Stack, Any], Any]] = {
@@ -422,6 +426,14 @@ class Deployer:
         stack.attributes[logical_id] = {
             "Arn": f"arn:aws:cloudwatch:{self._region}:{ACCOUNT_ID}:alarm:{name}"}
 
+    def _AWS_CloudWatch_Dashboard(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        """Stored in moto (which checks that the body is JSON); nothing renders it."""
+        props = stack.resolve(spec)
+        name = props.get("DashboardName", self._name(logical_id))
+        self.client("cloudwatch").put_dashboard(DashboardName=name,
+                                                DashboardBody=props["DashboardBody"])
+        stack.refs[logical_id] = name
+
     def _role(self, logical_id: str, service: str, policies: Any) -> str:
         role = self.client("iam").create_role(
             RoleName=self._name(logical_id) + "-role",
@@ -465,6 +477,14 @@ class Deployer:
             if event["Type"] == "EventBridgeRule":
                 stack.event_rules.append({"function": name, "pattern": source["Pattern"]})
                 continue
+            if event["Type"] == "HttpApi":
+                api = next(api_id for api_id, ref in stack.refs.items()
+                           if ref == source["ApiId"])
+                stack.http_routes.append({"api": api, "function": name,
+                                          "auth": stack.attributes[api]["Authorizer"],
+                                          "method": source["Method"].upper(),
+                                          "path": source["Path"]})
+                continue
             if event["Type"] != "SQS":
                 raise DeployError(f"{logical_id}.{event_name}: event type {event['Type']} "
                                   "is not supported locally")
@@ -481,6 +501,18 @@ class Deployer:
                 "partial_batch": "ReportBatchItemFailures" in source.get(
                     "FunctionResponseTypes", []),
             })
+
+    def _AWS_Serverless_HttpApi(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        """Recorded in moto's API Gateway v2; its routes are served by the runtime's
+        gateway (runtime.ApiGateway), which checks no SigV4: an AWS_IAM API is not
+        served locally."""
+        props = stack.resolve(spec)
+        api = self.client("apigatewayv2").create_api(Name=self._name(logical_id),
+                                                     ProtocolType="HTTP")
+        stack.refs[logical_id] = api["ApiId"]
+        stack.attributes[logical_id] = {
+            "Authorizer": props.get("Auth", {}).get("DefaultAuthorizer"),
+            "ApiEndpoint": api["ApiEndpoint"]}
 
     def _AWS_Serverless_StateMachine(self, stack: Stack, logical_id: str, spec: dict) -> None:
         props = stack.resolve(spec)

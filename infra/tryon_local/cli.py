@@ -67,7 +67,8 @@ def _run(args: argparse.Namespace, send, retired: tuple[str, ...] = ()) -> int:
     else:
         print(format_table(report))
         print(f"\nresults and notifications in {args.out}/ "
-              f"({time.monotonic() - started:.1f} s in all)")
+              f"({time.monotonic() - started:.1f} s in all); "
+              f"to look at them, open {args.out / 'index.html'} in a browser")
     return 0 if all(job["status"] == "SUCCEEDED" for job in report["jobs"]) else 1
 
 

@@ -4,15 +4,20 @@ notifications and the result images, and report."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from botocore.exceptions import ClientError
 from PIL import Image, ImageOps
-from tryon.adapters.store import from_dynamo
+from tryon.adapters.store import JobStore, from_dynamo
+from tryon.jobs import safe_name
+from tryon.review import render_review
 
 from tryon_local.runtime import LocalStack, notifications_from
 
@@ -21,6 +26,9 @@ TIMING_FIELDS = ("received", "submitted", "provider_start", "provider_end", "fin
 # The model `tryon demo` has its embedded emulator answer as retired, so that one
 # look shows the fallback.
 DEMO_RETIRED_MODEL = "aitryon"
+# Formats every browser shows; an input in another (HEIC, or not an image at all)
+# gets a placeholder on the review page instead of a broken image.
+BROWSER_IMAGE_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP"})
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,29 @@ class Driver:
         self.s3.download_file(result["bucket"], result["key"], str(target))
         return target
 
+    def download_input(self, uri: str, inputs_dir: Path) -> Path | None:
+        """Copy an input image (s3://bucket/key) into inputs_dir under a name that is
+        safe and unique per URI; None if it is gone or no browser could show it."""
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        digest = hashlib.sha256(uri.encode()).hexdigest()[:8]
+        target = inputs_dir / f"{digest}-{safe_name(Path(key).name, 'image')}"
+        inputs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.s3.download_file(bucket, key, str(target))
+            with Image.open(target) as image:
+                viewable = image.format in BROWSER_IMAGE_FORMATS
+        except (ClientError, OSError, ValueError, Image.DecompressionBombError):
+            return None
+        return target if viewable else None
+
+    def batch_of(self, jobs: list[dict]) -> dict | None:
+        """The batch record when all these jobs are one batch's."""
+        batch_ids = {job.get("batch_id") for job in jobs}
+        if len(batch_ids) != 1 or None in batch_ids:
+            return None
+        store = JobStore(self.stack.outputs["JobsTableName"], self.stack.resource("dynamodb"))
+        return store.get_batch(batch_ids.pop())
+
 
 def job_label(job: dict) -> str:
     """A short name for a job: its look id, or garment/person for a drop-folder job."""
@@ -192,6 +223,7 @@ def run(stack: LocalStack, send: Callable[[Driver], list[str]], out_dir: Path, *
     progress(f"uploaded {len(keys)} manifest(s)/garment(s); following the jobs")
     jobs, notifications = driver.follow(keys, timeout)
     out_dir.mkdir(parents=True, exist_ok=True)
+    results = {job["job_id"]: driver.download_result(job, out_dir) for job in jobs}
     messages = [note["message"] for note in notifications]
     report = {
         "jobs": [{
@@ -201,7 +233,7 @@ def run(stack: LocalStack, send: Callable[[Driver], list[str]], out_dir: Path, *
             "status": job["status"],
             "model": job.get("model"),
             "requested_model": job.get("requested_model") or job.get("model"),
-            "result": str(path) if (path := driver.download_result(job, out_dir)) else None,
+            "result": str(path) if (path := results[job["job_id"]]) else None,
             "error": ({"code": job["error"]["code"], "message": job["error"]["message"]}
                       if job.get("error") else None),
             "provider_task_id": job.get("provider_task_id"),
@@ -215,7 +247,30 @@ def run(stack: LocalStack, send: Callable[[Driver], list[str]], out_dir: Path, *
         [{"message": n["message"], "message_attributes": n["attributes"]}
          for n in notifications], indent=2))
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    write_review(driver, jobs, results, out_dir,
+                 f"Try-on results: {keys[0]}" if len(keys) == 1 else
+                 f"Try-on results: {len(keys)} uploads")
     return report
+
+
+def write_review(driver: Driver, jobs: list[dict], results: dict[str, Path | None],
+                 out_dir: Path, title: str) -> Path:
+    """out_dir/index.html, the review page, with every image a path relative to it
+    (inputs are copied to out_dir/inputs/), so the folder can be opened or moved as is."""
+    local: dict[str, Path | None] = {
+        job["result"]["uri"]: path for job in jobs if (path := results.get(job["job_id"]))}
+    for job in jobs:
+        for uri in (job.get("inputs") or {}).values():
+            if uri not in local:
+                local[uri] = driver.download_input(uri, out_dir / "inputs")
+
+    def link(uri: str) -> str | None:
+        path = local.get(uri)
+        return quote(path.relative_to(out_dir).as_posix()) if path else None
+
+    page = out_dir / "index.html"
+    page.write_text(render_review(title, jobs, link, batch=driver.batch_of(jobs)))
+    return page
 
 
 def run_looks(stack: LocalStack, looks: list[LookRequest], out_dir: Path, *,

@@ -23,6 +23,7 @@ import httpx
 
 from tryon_local.cfn import Deployer, Stack
 from tryon_local.events import ExecutionStatusRule, ScheduledInvoker
+from tryon_local.gateway import ApiGateway
 from tryon_local.lambdas import FunctionSpec, LambdaRuntime, install_moto_hook
 from tryon_local.sqs_poller import SqsPoller
 
@@ -49,6 +50,7 @@ class LocalOptions:
     # Set last, over the template's variables, e.g. short timeouts for tests.
     function_env: dict[str, str] = field(default_factory=dict)
     warm_workers: int = 1  # workers started per function before the first job
+    api_port: int = 0  # the local HTTP API's port on 127.0.0.1 (0: any free one)
     workdir: Path | None = None  # function logs go to workdir/logs
 
 
@@ -216,6 +218,10 @@ class LocalStack:
             poller.start()
             self.pollers.append(poller)
             self._stoppers.append(poller.stop)
+        self.lambda_client = self.client("lambda")
+        self.gateway = ApiGateway(self.stack.http_routes, self._invoke, self.options.api_port)
+        self.gateway.start()
+        self._stoppers.append(self.gateway.stop)
         self.event_loops = [
             *(ScheduledInvoker(self.clients, s, self.options.speedup)
               for s in self.stack.schedules),
@@ -276,6 +282,24 @@ class LocalStack:
         with ThreadPoolExecutor(max_workers=len(functions) or 1) as pool:
             list(pool.map(lambda spec: self.lambdas.warm(spec, self.options.warm_workers),
                           functions))
+
+    def _invoke(self, function: str, event: dict[str, Any]) -> tuple[Any, bool]:
+        """Invoke a function as API Gateway does (synchronously, through moto's Lambda)."""
+        answer = self.lambda_client.invoke(FunctionName=function,
+                                           Payload=json.dumps(event).encode())
+        return json.loads(answer["Payload"].read() or b"null"), "FunctionError" in answer
+
+    @property
+    def api_url(self) -> str:
+        """The HTTP API's base URL, ending in /v1 (the template's bearer-key API)."""
+        return f"{self.gateway.base_url}/v1"
+
+    def create_api_key(self, name: str, daily_quota: int | None = None) -> str:
+        """A key for integration `name` (created if new), as `tryon keys create` makes it."""
+        from tryon.adapters.integrations import Integrations
+
+        integrations = Integrations(self.outputs["JobsTableName"], self.resource("dynamodb"))
+        return integrations.create_key(name, daily_quota, time.time())[0]
 
     # --- clients ----------------------------------------------------------------
 

@@ -40,15 +40,16 @@ def test_the_functions_are_built_with_the_libraries_the_tests_run_on():
     lean = _pins(FUNCTIONS_DIR / "requirements.txt")
     images = _pins(FUNCTIONS_DIR / "requirements-images.txt")
     sdk = _pins(FUNCTIONS_DIR / "requirements-sdk.txt")
-    assert not set(lean) & RUNTIME_PROVIDED and not set(images) & RUNTIME_PROVIDED
+    api = _pins(FUNCTIONS_DIR / "requirements-api.txt")
+    assert not (set(lean) | set(images) | set(api)) & RUNTIME_PROVIDED
     assert set(sdk) == RUNTIME_PROVIDED
-    for name, version in {**lean, **images, **sdk}.items():
+    for name, version in {**lean, **images, **sdk, **api}.items():
         assert metadata.version(name) == version, f"tests run {name} {metadata.version(name)}"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for requirement in project["dependencies"]:
         if "==" in requirement:  # the project pins what the packages ship
             name, version = requirement.split("==")
-            assert {**lean, **images}[name.split("[")[0].lower()] == version
+            assert {**lean, **images, **api}[name.split("[")[0].lower()] == version
     # Releases with public advisories (pillow-heif < 1.7, Pillow < 12.3) stay out.
     assert tuple(map(int, images["pillow"].split("."))) >= (12, 3)
     assert tuple(map(int, images["pillow-heif"].split("."))) >= (1, 7)
@@ -95,16 +96,24 @@ def test_only_the_functions_that_decode_images_ship_the_image_libraries():
     assert _makefile_list("IMAGE_FUNCTIONS") == decoding | {"FinalizeFunction"}
 
 
-def test_only_the_result_writer_ships_its_own_sdk():
+def test_only_the_conditional_writers_ship_their_own_sdk():
     """S3 conditional writes (If-None-Match) came with botocore 1.35.x; the runtime's
-    boto3 is not guaranteed to be that new. Only finalize's result writes use them."""
-    assert _makefile_list("SDK_FUNCTIONS") == {"FinalizeFunction"}
+    boto3 is not guaranteed to be that new. Only finalize's result writes and the API's
+    manifests use them."""
+    assert _makefile_list("SDK_FUNCTIONS") == {"FinalizeFunction", "ApiFunction"}
     code = {path.relative_to(FUNCTIONS_DIR).as_posix(): path.read_text()
             for path in (FUNCTIONS_DIR / "tryon").rglob("*.py")}
     assert [p for p, text in code.items() if "IfNoneMatch" in text] == [
         "tryon/adapters/storage.py"]
     assert [p for p, text in code.items() if "storage.store_result(" in text] == [
         "tryon/stages/completion.py"]
+    assert [p for p, text in code.items() if "if_absent=True" in text] == [
+        "tryon/stages/requests.py"]
+
+
+def test_only_the_api_ships_pydantic():
+    users = {name for name, spec in FUNCTIONS.items() if "pydantic" in _loaded(spec)}
+    assert users == _makefile_list("API_FUNCTIONS") == {"ApiFunction"}
 
 
 def test_uploads_are_decoded_only_by_a_function_that_cannot_read_the_provider_key():
@@ -112,6 +121,7 @@ def test_uploads_are_decoded_only_by_a_function_that_cannot_read_the_provider_ke
                 if "tryon.preflight" in _loaded(spec)}
     reading_the_key = {name for name, spec in FUNCTIONS.items() if _reads_the_key(spec)}
     assert "IntakeFunction" in decoding
+    # The API cancels a task still queued at the provider; it decodes nothing.
     assert reading_the_key == {"SubmitFunction", "PollFunction", "CallFunction",
-                               "SweepFunction"}
+                               "SweepFunction", "ApiFunction"}
     assert not decoding & reading_the_key

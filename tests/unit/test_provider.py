@@ -2,6 +2,7 @@
 the end-to-end tests drive it against the emulator over real HTTP."""
 
 import json
+import time
 
 import httpx
 import pytest
@@ -113,6 +114,30 @@ def test_a_refused_connection_is_known_not_to_have_submitted():
     with pytest.raises(RetryableProviderError) as err:
         client.submit(TryOnRequest("aitryon", "https://p", top_garment_url="https://t"))
     assert err.value.outcome_known
+
+
+def test_each_answered_request_reports_its_latency():
+    """ProviderLatency: every answer, an error's too; nothing for a request unanswered."""
+    answers = iter([
+        httpx.Response(200, json={"output": {"task_id": "t", "task_status": "RUNNING"}}),
+        httpx.Response(429, json={"code": "Throttling", "message": "busy"}),
+    ])
+
+    def slow(request):
+        if "refuse" in request.url.path:
+            raise httpx.ConnectError("refused", request=request)
+        time.sleep(0.02)
+        return next(answers)
+
+    latencies: list[float] = []
+    client = TaskClient("https://dash.example/api/v1", KEY, transport=httpx.MockTransport(slow),
+                        on_answer=latencies.append)
+    client.query("t")
+    with pytest.raises(RetryableProviderError):
+        client.query("t")
+    with pytest.raises(RetryableProviderError):
+        client.query("refuse")
+    assert len(latencies) == 2 and all(20 <= ms < 2000 for ms in latencies)
 
 
 def test_the_key_never_shows(capsys):

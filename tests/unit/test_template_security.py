@@ -19,6 +19,12 @@ ROLES = {name: spec for name, spec in RESOURCES.items()
 
 TABLE_ARN = {"Fn::GetAtt": ["JobsTable", "Arn"]}
 QUEUE_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/queue"}
+OWNER_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/owner"}
+IDEMPOTENCY_TABLE_ARN = {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
+# What Powertools' idempotency persistence calls on its table (it deletes the record of
+# a request that failed, so that a retry runs).
+IDEMPOTENCY_ACTIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}
+DYNAMODB_ADAPTERS = ("store.py", "integrations.py")
 # The boto3 calls of the DynamoDB adapter, as IAM actions. A transaction needs the
 # actions of its parts (the adapter uses none: moto's would clobber other writes).
 CALL_ACTIONS = {
@@ -47,17 +53,20 @@ def _statements(spec: dict) -> list[dict]:
 
 
 def _dynamodb_actions(spec: dict) -> set[str]:
+    """The actions granted on the jobs table and its indexes."""
     return {action.split(":", 1)[1] for statement in _statements(spec)
+            if IDEMPOTENCY_TABLE_ARN not in _listed(statement["Resource"])
             for action in _listed(statement["Action"]) if action.startswith("dynamodb:")}
 
 
 def _store_actions() -> set[str]:
-    """The DynamoDB actions the code can call: only the store adapter touches DynamoDB."""
-    client = re.compile(r"""["']dynamodb["']|\.Table\(|_item\(|_items\(""")
+    """The DynamoDB actions the code can call: only the adapters touch DynamoDB (the
+    jobs table; wiring hands them the session's resource)."""
+    client = re.compile(r"""\.Table\(|_item\(|_items\(""")
     elsewhere = [path.relative_to(ROOT) for path in CODE.rglob("*.py")
-                 if path.name != "store.py" and client.search(path.read_text())]
-    assert not elsewhere, f"DynamoDB used outside adapters/store.py: {elsewhere}"
-    source = (CODE / "adapters" / "store.py").read_text()
+                 if path.name not in DYNAMODB_ADAPTERS and client.search(path.read_text())]
+    assert not elsewhere, f"DynamoDB used outside the adapters: {elsewhere}"
+    source = "".join((CODE / "adapters" / name).read_text() for name in DYNAMODB_ADAPTERS)
     calls = set(re.findall(r"\.(" + "|".join(CALL_ACTIONS) + r")\b", source))
     return set().union(*(CALL_ACTIONS[call] for call in calls))
 
@@ -83,9 +92,15 @@ def test_dynamodb_is_granted_action_by_action_on_the_table(name):
             continue
         assert statement["Effect"] == "Allow" and "Condition" not in statement
         resources = _listed(statement["Resource"])
-        if "dynamodb:Query" in granted:
-            # The table is only ever queried through the sparse queue index.
-            assert granted == ["dynamodb:Query"] and resources == [QUEUE_INDEX_ARN], name
+        if resources == [IDEMPOTENCY_TABLE_ARN]:
+            assert name == "ApiFunction" and {a.split(":")[1] for a in granted} == (
+                IDEMPOTENCY_ACTIONS), name
+        elif "dynamodb:Query" in granted:
+            # Queried only through the sparse indexes: waiting jobs, and an integration's
+            # jobs (the API alone).
+            allowed = [QUEUE_INDEX_ARN, OWNER_INDEX_ARN] if name == "ApiFunction" else [
+                QUEUE_INDEX_ARN]
+            assert granted == ["dynamodb:Query"] and resources[0] in allowed, name
         else:
             assert resources == [TABLE_ARN], name
 

@@ -57,13 +57,34 @@ class ObjectStorage:
         return found
 
     def write(self, bucket: str, key: str, data: bytes, content_type: str,
-              metadata: dict[str, str] | None = None) -> None:
-        self._s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type,
-                            Metadata=metadata or {})
+              metadata: dict[str, str] | None = None, *, if_absent: bool = False
+              ) -> dict[str, str | None] | None:
+        """Write the object; returns the {"version_id", "etag"} it was written as.
+        With `if_absent`, None (and nothing written) when the key holds an object."""
+        try:
+            answer = self._s3.put_object(Bucket=bucket, Key=key, Body=data,
+                                         ContentType=content_type, Metadata=metadata or {},
+                                         **({"IfNoneMatch": "*"} if if_absent else {}))
+        except ClientError as exc:
+            if if_absent and exc.response["Error"]["Code"] in ("PreconditionFailed", "412"):
+                return None
+            raise
+        return {"version_id": answer.get("VersionId"), "etag": answer["ETag"].strip('"')}
+
+    def presign_post(self, bucket: str, key: str, content_type: str, max_bytes: int,
+                     expires_in: int) -> dict[str, Any]:
+        """An upload form ({"url", "fields"}) for exactly this key: S3 itself refuses
+        another content type, an empty file or one over max_bytes."""
+        return self._s3.generate_presigned_post(
+            Bucket=bucket, Key=key, Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type},
+                        ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires_in)
 
     def presign_get(self, bucket: str, key: str, expires_in: int,
                     version_id: str | None = None) -> str:
-        """A GET URL for the provider, of exactly that version when one is given."""
+        """A GET URL (for the provider, or a caller's browser), of exactly that version
+        when one is given."""
         # A presigned URL dies with the signing credentials: in Lambda that is the
         # role session, so `expires_in` beyond the session's life does not help.
         params = {"Bucket": bucket, "Key": key,

@@ -18,6 +18,7 @@ BATCH_SK = "BATCH"
 RECORD_TTL_SECONDS = 90 * 24 * 3600
 SLOTS_PK, SLOTS_SK = "SLOTS#", "SLOTS"
 QUEUE_PK, QUEUE_INDEX = "QUEUE#", "queue"
+OWNER_INDEX = "owner"  # an integration's jobs and batches (API requests), by time
 DURATIONS_PK, DURATIONS_SK = "DURATIONS#", "DURATIONS"
 DURATION_PLACES = 40
 TASK_PK, TASK_SK = "TASK#", "TASK"
@@ -193,6 +194,30 @@ class JobStore:
                 request = answer.get("UnprocessedKeys") or None
         return [found[j] for j in job_ids if j in found]
 
+    def owned_jobs(self, owner: str, *, status: str | None, limit: int,
+                   after: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """An integration's jobs, newest first, from the sparse `owner` index: up to
+        `limit` of them after the position `after` (an `owner_order`), and the
+        position to go on from (None at the end)."""
+        found: list[dict[str, Any]] = []
+        start = ({"owner": owner, "owner_order": after, "pk": f"JOB#{after.rsplit('#', 1)[-1]}",
+                  "sk": JOB_SK} if after else None)
+        for _ in range(10):  # a status filter may leave pages empty: a bounded look
+            page = self._table.query(
+                IndexName=OWNER_INDEX, ScanIndexForward=False, Limit=limit - len(found),
+                KeyConditionExpression="#owner = :owner",
+                **({"FilterExpression": "#status = :status"} if status else {}),
+                ExpressionAttributeNames={"#owner": "owner",
+                                          **({"#status": "status"} if status else {})},
+                ExpressionAttributeValues={":owner": owner,
+                                           **({":status": status} if status else {})},
+                **({"ExclusiveStartKey": start} if start else {}))
+            found += [from_dynamo(item) for item in page["Items"]]
+            start = page.get("LastEvaluatedKey")
+            if not start or len(found) >= limit:
+                break
+        return found, (start["owner_order"] if start else None)
+
     # --- admission: provider slots per model, and the queue of waiting jobs -------
     #
     # One item per model holds the jobs that have a provider task in flight (or
@@ -247,6 +272,22 @@ class JobStore:
             Limit=limit,
         )
         return [item["job_id"] for item in answer["Items"]]
+
+    def count_queued(self, model: str) -> int:
+        """How many jobs of a model wait in the queue index (eventually consistent,
+        like `queued_jobs`): a COUNT query sends back no items, 1 MB of index a page."""
+        query: dict[str, Any] = {
+            "IndexName": QUEUE_INDEX, "Select": "COUNT",
+            "KeyConditionExpression": "#queue = :queue",
+            "ExpressionAttributeNames": {"#queue": "queue"},
+            "ExpressionAttributeValues": {":queue": f"{QUEUE_PK}{model}"}}
+        count = 0
+        while True:
+            answer = self._table.query(**query)
+            count += answer["Count"]
+            if "LastEvaluatedKey" not in answer:
+                return count
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     # --- measured generation times, for the poll plan -----------------------------
 
@@ -335,6 +376,22 @@ class JobStore:
         self._table.update_item(Key=budget_key, UpdateExpression="ADD spent :minus",
                                 ExpressionAttributeValues={":minus": -1})
         return "budget_day" in (self.get(job_id) or {})
+
+    def refund_budget(self, job_id: str) -> None:
+        """Give back the place a job took in its day's budget (a job canceled before
+        its submit); once per job."""
+        try:
+            old = self._table.update_item(
+                Key={"pk": f"JOB#{job_id}", "sk": JOB_SK}, UpdateExpression="REMOVE budget_day",
+                ConditionExpression="attribute_exists(budget_day)",
+                ReturnValues="ALL_OLD")["Attributes"]
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return
+            raise
+        self._table.update_item(Key={"pk": f"{BUDGET_PK}{old['budget_day']}", "sk": BUDGET_SK},
+                                UpdateExpression="ADD spent :minus",
+                                ExpressionAttributeValues={":minus": -1})
 
     def budget_spent(self, day: str) -> dict[str, Any]:
         """The day's counter: `spent` images, and `reached_at` once the budget ran out."""

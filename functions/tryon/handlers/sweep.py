@@ -1,9 +1,13 @@
 """Safety net, on two triggers: every minute (EventBridge Scheduler) it reclaims
 provider slots whose lease ran out and admits waiting jobs a hand-off missed; on
 a job workflow's FAILED, TIMED_OUT or ABORTED status (EventBridge rule) it makes
-sure the job is ended, notified and its slot given back."""
+sure the job is ended, notified and its slot given back. Each minute it also
+reports the pipeline's levels (slots in use, queued jobs, budget spent) for the
+operations dashboard."""
 
-from aws_lambda_powertools.metrics import MetricUnit
+from dataclasses import asdict
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -29,5 +33,20 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     for outcome, count in outcomes.items():
         metrics.add_metric(name=f"Sweep{outcome.title().replace('-', '')}",
                            unit=MetricUnit.Count, value=count)
-    logger.info("swept", extra={"outcomes": outcomes})
+    gauges = sweep.gauges(stage_context())
+    emit_gauges(gauges)
+    logger.info("swept", extra={"outcomes": outcomes, "gauges": asdict(gauges)})
     return outcomes
+
+
+def emit_gauges(gauges: sweep.Gauges) -> None:
+    # Every model, zeros included: a gauge that stopped reporting at zero would leave
+    # its last busy value on the graph; a dozen metrics cost a few dollars a month.
+    for name, per_model in (("SlotsInUse", gauges.slots_in_use),
+                            ("QueuedJobs", gauges.queued_jobs)):
+        for model, value in per_model.items():
+            # A record of its own: the shared metrics carry only the service dimension.
+            with single_metric(name=name, unit=MetricUnit.Count, value=value) as metric:
+                metric.add_dimension(name="model", value=model)
+    metrics.add_metric(name="BudgetSpent", unit=MetricUnit.Count, value=gauges.budget_spent)
+    metrics.add_metric(name="BudgetLimit", unit=MetricUnit.Count, value=gauges.budget_limit)

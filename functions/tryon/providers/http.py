@@ -5,6 +5,8 @@ The API key is held privately and never rendered into reprs, errors or logs."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -24,7 +26,10 @@ class DashScopeHttp:
         *,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        on_answer: Callable[[float], None] | None = None,
     ) -> None:
+        # Told the milliseconds of each request the provider answered (any status).
+        self._on_answer = on_answer
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}"},
@@ -74,6 +79,7 @@ class DashScopeHttp:
         `sends_work`: the request may create paid work, so an answer lost after
         sending leaves its outcome unknown. `model`: the model it names, so that a
         refusal says which one was refused."""
+        sent = time.monotonic()
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
@@ -93,6 +99,8 @@ class DashScopeHttp:
                 f"{method} {path} failed: {type(exc).__name__}",
                 outcome_known=unsent or not sends_work,
             ) from None
+        if self._on_answer:
+            self._on_answer((time.monotonic() - sent) * 1000)
         try:
             data = response.json()
         except ValueError:

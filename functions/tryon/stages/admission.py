@@ -28,13 +28,18 @@ def acquire_slot(ctx: Context, model: str, job_id: str) -> bool:
                                   ctx.settings.limits(model).in_flight)
 
 
+def todays_budget(ctx: Context, now: float) -> tuple[str, int]:
+    """The UTC day of `now` and its image budget (the operator's override, if set)."""
+    limit = ctx.store.budget_limit()
+    return (time.strftime("%Y-%m-%d", time.gmtime(now)),
+            ctx.settings.daily_image_budget if limit is None else limit)
+
+
 def within_budget(ctx: Context, job_id: str) -> bool:
     """Take the job's place in today's image budget (UTC), once per job. The first
     refusal of a day sends one `budget.reached` notification."""
     now = ctx.clock()
-    day = time.strftime("%Y-%m-%d", time.gmtime(now))
-    limit = ctx.store.budget_limit()
-    limit = ctx.settings.daily_image_budget if limit is None else limit
+    day, limit = todays_budget(ctx, now)
     if ctx.store.charge_budget(job_id, day, limit, now):
         return True
     if ctx.store.claim_budget_notice(day, now):

@@ -71,27 +71,35 @@ def record_failure(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
     else:
         error = state.get("error") or {"code": state.get("status", "Unknown"),
                                        "message": "the provider task did not succeed"}
-        status = (JobStatus.TIMED_OUT if state.get("status") == JobStatus.TIMED_OUT
-                  else JobStatus.FAILED)
+        # A task canceled at the provider was called off by someone (the API's cancel,
+        # which may lose this race to the poll that sees it): not a failure.
+        status = {JobStatus.TIMED_OUT: JobStatus.TIMED_OUT,
+                  JobStatus.CANCELED: JobStatus.CANCELED}.get(state.get("status"),
+                                                              JobStatus.FAILED)
     error = bounded_error(error)
     end_job(ctx, state["job_id"], status, error=error)
     return {"job_id": state["job_id"], "status": status.value, "error": error}
 
 
 def end_job(ctx: Context, job_id: str, status: JobStatus, *, error: dict | None = None,
-            result: dict | None = None) -> None:
-    """Move a job to its terminal status (once), give back its provider slot, and
-    send exactly one notification; the last job of a batch also sends the batch's
-    summary. Safe to repeat."""
+            result: dict | None = None, from_statuses: list[str] = OPEN_STATUSES,
+            remove: tuple[str, ...] = ()) -> bool:
+    """Move a job to its terminal status (once, and only from `from_statuses`), give
+    back its provider slot, and send exactly one notification; the last job of a
+    batch also sends the batch's summary. Safe to repeat. True if this call ended it."""
     now = ctx.clock()
-    if ctx.store.update(job_id, fields={"status": status, "error": bounded_error(error),
-                                        "result": result},
-                        timeline={"finalized": now}, only_if_status=OPEN_STATUSES):
+    ended = ctx.store.update(job_id, fields={"status": status, "error": bounded_error(error),
+                                             "result": result},
+                             timeline={"finalized": now}, remove=remove,
+                             only_if_status=from_statuses)
+    if ended:
         # Counted once per job, for the failure-rate and retired-model alarms.
         ctx.count(f"Jobs{status.value.title().replace('_', '')}")
         if error and error.get("code") == "ModelRetired":
             ctx.count("ModelRetired")
     job = ctx.store.get(job_id)
+    if job["status"] not in TERMINAL_STATUSES:
+        return False  # not in one of `from_statuses` (a cancel that came too late)
     if job.get("model"):
         if job.get("provider_status") in PENDING_STATUSES:
             # Its task may still be running at the provider (e.g. past the deadline):
@@ -109,6 +117,7 @@ def end_job(ctx: Context, job_id: str, status: JobStatus, *, error: dict | None 
             raise
     if job.get("batch_id"):
         _end_batch_job(ctx, job["batch_id"], job_id, now)
+    return ended
 
 
 def execution_ended(ctx: Context, execution: str, status: str) -> None:

@@ -20,6 +20,8 @@ from tryon.jobs import (
     dropped_garment,
     job_id_for,
     manifest_result_stem,
+    owner_fields,
+    owner_of,
     roster_looks,
     unique_looks,
 )
@@ -126,7 +128,8 @@ def reject_upload(ctx: Context, source: Source, received: float, code: str, mess
     job_id = job_id_for(source, "upload")
     ctx.on_job(job_id)
     ctx.store.create({"job_id": job_id, "status": JobStatus.RECEIVED,
-                      "source": source.as_dict(), "timeline": {"received": received}},
+                      "source": source.as_dict(), "timeline": {"received": received},
+                      **owner_fields(source.key, received, job_id)},
                      received)
     end_job(ctx, job_id, JobStatus.FAILED, error={"code": code, "message": message, **details})
     return job_id
@@ -140,7 +143,8 @@ def _take_looks(ctx: Context, source: Source, looks: list[Look],
     batch_id = job_id_for(source, "batch") if batch else None
     if batch_id:
         ctx.store.create_batch({"batch_id": batch_id, "job_ids": job_ids,
-                                "source": source.as_dict(), "attributes": attributes},
+                                "source": source.as_dict(), "attributes": attributes,
+                                "owner": owner_of(source.key)},
                                received)
     checked: Checked = {}  # each image is checked once per set of rules
     for look, job_id in zip(looks, job_ids, strict=True):
@@ -174,6 +178,7 @@ def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: 
             "duplicate_looks": duplicate_looks,  # made once, for these look ids too
             "polls": 0,
             "timeline": {"received": received},
+            **owner_fields(source.key, received, job_id),
         },
         received,
     )

@@ -1,16 +1,17 @@
 """The sweep, the safety net behind every hand-off: slots whose lease ran out
 are checked against the job and the provider, and waiting jobs a hand-off
-missed are admitted."""
+missed are admitted; and the levels (gauges) the operations dashboard charts."""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from tryon.jobs import JobStatus, LookFailed
 from tryon.models.registry import MODEL_IDS, model_spec
 from tryon.providers.errors import ProviderError
-from tryon.stages.admission import SUBMIT_LEASE_SECONDS, admit_queued
+from tryon.stages.admission import SUBMIT_LEASE_SECONDS, admit_queued, todays_budget
 from tryon.stages.completion import DONE_CHECK_SECONDS, end_job
 from tryon.stages.context import Context
 from tryon.stages.submission import find_lost_task, record_submitted
@@ -25,6 +26,28 @@ def sweep(ctx: Context) -> dict[str, int]:
                 outcomes[_check_lease(ctx, model, job_id, now)] += 1
         outcomes["admitted"] += len(admit_queued(ctx, model))
     return dict(outcomes)
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """Levels rather than events, read once a minute: per model, the slots held and
+    the jobs waiting QUEUED; today's images charged to the budget, and its limit."""
+
+    slots_in_use: dict[str, int]
+    queued_jobs: dict[str, int]
+    budget_spent: int
+    budget_limit: int
+
+
+def gauges(ctx: Context) -> Gauges:
+    """The pipeline's levels now (after a sweep, so reclaimed slots are not counted)."""
+    day, limit = todays_budget(ctx, ctx.clock())
+    return Gauges(
+        slots_in_use={model: len(ctx.store.slot_holders(model)) for model in MODEL_IDS},
+        queued_jobs={model: ctx.store.count_queued(model) for model in MODEL_IDS},
+        budget_spent=ctx.store.budget_spent(day)["spent"],
+        budget_limit=limit,
+    )
 
 
 def _check_lease(ctx: Context, model: str, job_id: str, now: float) -> str:

@@ -1,0 +1,205 @@
+"""DynamoDB adapter for the HTTP API's integrations (a retailer's system, each with
+its own credentials and daily image quota): their keys, of which only a SHA-256
+is stored, the AWS principals that may act for them, and the quota counters.
+
+Why a plain SHA-256: a key is 256 random bits, so nothing can be guessed from
+its hash; a slow password hash protects guessable secrets, and would only add
+latency to every request."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from tryon.adapters.store import from_dynamo, to_dynamo
+
+KEY_PREFIX = "tryon_"
+MAX_KEY_CHARS = 100
+INTEGRATIONS_PK = "INTEGRATIONS"  # one item per integration (sk: its name): one Query lists all
+KEY_PK, KEY_SK = "APIKEY#", "APIKEY"
+PRINCIPAL_PK, PRINCIPAL_SK = "PRINCIPAL#", "PRINCIPAL"
+QUOTA_PK, QUOTA_SK = "QUOTA#", "QUOTA"
+QUOTA_TTL_SECONDS = 35 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Integration:
+    name: str
+    daily_quota: int
+    key_id: str | None = None  # the key that authenticated the request (None: IAM)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def role_of(principal_arn: str) -> str:
+    """The IAM role behind an assumed-role session ARN (what API Gateway reports for
+    a role's SigV4 request); any other ARN as it is."""
+    parts = principal_arn.split(":", 5)
+    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
+        role = parts[5].split("/")[1]
+        return f"{parts[0]}:{parts[1]}:iam::{parts[4]}:role/{role}"
+    return principal_arn
+
+
+class Integrations:
+    def __init__(self, table_name: str, dynamodb: Any = None) -> None:
+        self._table = (dynamodb or boto3.resource("dynamodb")).Table(table_name)
+
+    # --- the operator's side (the `tryon keys` commands) ----------------------
+
+    def create_key(self, name: str, daily_quota: int | None, now: float) -> tuple[str, str]:
+        """A new key for `name` (the integration is created on its first key; a quota
+        given replaces its quota). Returns (key, key id); the key is shown only now."""
+        key_id = secrets.token_hex(4)
+        key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        updates = ["keys_by_id.#id = :hash"]
+        values: dict[str, Any] = {":hash": key_hash(key)}
+        if daily_quota is not None:
+            updates.append("daily_quota = :quota")
+            values[":quota"] = daily_quota
+        self._ensure_integration(name, now)
+        self._table.update_item(
+            Key={"pk": INTEGRATIONS_PK, "sk": name},
+            # A new key opens a revoked integration again.
+            UpdateExpression="SET " + ", ".join(updates) + " REMOVE revoked_at",
+            ExpressionAttributeNames={"#id": key_id},
+            ExpressionAttributeValues=values)
+        self._table.put_item(Item=to_dynamo({"pk": KEY_PK + key_hash(key), "sk": KEY_SK,
+                                             "name": name, "key_id": key_id,
+                                             "created_at": now}))
+        return key, key_id
+
+    def allow_principal(self, name: str, principal_arn: str, now: float) -> None:
+        """Let an IAM role or user act as `name` through the SigV4 API."""
+        self._ensure_integration(name, now)
+        self._table.put_item(Item=to_dynamo({"pk": PRINCIPAL_PK + role_of(principal_arn),
+                                             "sk": PRINCIPAL_SK, "name": name,
+                                             "created_at": now}))
+        self._table.update_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
+                                UpdateExpression="ADD principals :arn",
+                                ExpressionAttributeValues={":arn": {role_of(principal_arn)}})
+
+    def revoke(self, name: str, key_id: str | None, now: float) -> list[str]:
+        """Revoke one key of the integration, or (no key id) all of them and its IAM
+        principals. Returns the key ids revoked."""
+        item = self.get(name)
+        if item is None:
+            raise KeyError(f"no integration named {name!r}")
+        keys = item.get("keys_by_id", {})
+        if key_id is not None and key_id not in keys:
+            raise KeyError(f"integration {name!r} has no key {key_id!r}")
+        chosen = [key_id] if key_id else list(keys)
+        for chosen_id in chosen:
+            self._table.update_item(Key={"pk": KEY_PK + keys[chosen_id], "sk": KEY_SK},
+                                    UpdateExpression="SET revoked_at = :now",
+                                    ExpressionAttributeValues={":now": to_dynamo(now)})
+        if key_id is None:
+            for arn in item.get("principals", ()):
+                self._table.update_item(Key={"pk": PRINCIPAL_PK + arn, "sk": PRINCIPAL_SK},
+                                        UpdateExpression="SET revoked_at = :now",
+                                        ExpressionAttributeValues={":now": to_dynamo(now)})
+            self._table.update_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
+                                    UpdateExpression="SET revoked_at = :now",
+                                    ExpressionAttributeValues={":now": to_dynamo(now)})
+        return chosen
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every integration with its keys (id, created, revoked), never their hashes."""
+        items, start = [], None
+        while True:
+            page = self._table.query(KeyConditionExpression=Key("pk").eq(INTEGRATIONS_PK),
+                                     **({"ExclusiveStartKey": start} if start else {}))
+            items += page["Items"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return [self._described(from_dynamo(item)) for item in items]
+
+    def _described(self, item: dict[str, Any]) -> dict[str, Any]:
+        keys = []
+        for key_id, digest in sorted(item.get("keys_by_id", {}).items()):
+            record = from_dynamo(self._table.get_item(
+                Key={"pk": KEY_PK + digest, "sk": KEY_SK}).get("Item") or {})
+            keys.append({"key_id": key_id, "created_at": record.get("created_at"),
+                         "revoked_at": record.get("revoked_at")})
+        return {"name": item["sk"], "daily_quota": item.get("daily_quota"),
+                "created_at": item.get("created_at"), "revoked_at": item.get("revoked_at"),
+                "principals": sorted(item.get("principals", ())), "keys": keys}
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
+                                    ConsistentRead=True).get("Item")
+        return from_dynamo(item) if item else None
+
+    def _ensure_integration(self, name: str, now: float) -> None:
+        try:
+            self._table.put_item(Item=to_dynamo({"pk": INTEGRATIONS_PK, "sk": name,
+                                                 "name": name, "created_at": now,
+                                                 "keys_by_id": {}}),
+                                 ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    # --- the API's side ---------------------------------------------------------
+
+    def authenticate(self, key: str, default_quota: int) -> Integration | None:
+        """The integration a bearer key belongs to; None for an unknown or revoked key."""
+        if not key.startswith(KEY_PREFIX) or len(key) > MAX_KEY_CHARS:
+            return None
+        record = self._table.get_item(Key={"pk": KEY_PK + key_hash(key), "sk": KEY_SK},
+                                      ConsistentRead=True).get("Item")
+        if not record or "revoked_at" in record:
+            return None
+        return self._active(record["name"], default_quota, str(record["key_id"]))
+
+    def for_principal(self, principal_arn: str, default_quota: int) -> Integration | None:
+        """The integration an IAM caller (SigV4) acts for, if the operator allowed it."""
+        record = self._table.get_item(Key={"pk": PRINCIPAL_PK + role_of(principal_arn),
+                                           "sk": PRINCIPAL_SK}, ConsistentRead=True).get("Item")
+        if not record or "revoked_at" in record:
+            return None
+        return self._active(record["name"], default_quota, None)
+
+    def _active(self, name: str, default_quota: int, key_id: str | None) -> Integration | None:
+        item = self.get(name)
+        if item is None or "revoked_at" in item:
+            return None
+        quota = item.get("daily_quota")
+        return Integration(name, default_quota if quota is None else int(quota), key_id)
+
+    def charge_quota(self, name: str, day: str, count: int, quota: int, now: float) -> bool:
+        """Count `count` images against the integration's quota for the day, all or
+        none; False (nothing counted) when they do not fit."""
+        if count > quota:
+            return False
+        try:
+            self._table.update_item(
+                Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": QUOTA_SK},
+                UpdateExpression="ADD used :count SET expires_at = :ttl",
+                ConditionExpression="attribute_not_exists(used) OR used <= :room",
+                ExpressionAttributeValues={":count": count, ":room": quota - count,
+                                           ":ttl": int(now) + QUOTA_TTL_SECONDS})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def refund_quota(self, name: str, day: str, count: int) -> None:
+        self._table.update_item(Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": QUOTA_SK},
+                                UpdateExpression="ADD used :minus",
+                                ExpressionAttributeValues={":minus": -count})
+
+    def quota_used(self, name: str, day: str) -> int:
+        item = self._table.get_item(Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": QUOTA_SK},
+                                    ConsistentRead=True).get("Item") or {}
+        return int(item.get("used", 0))

@@ -1,0 +1,63 @@
+"""Cancellation: a job the provider has not started ends CANCELED, with its
+notification, at no cost (its place in the day's budget given back). A task still
+queued at the provider is canceled there first; one it has started cannot be."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tryon.jobs import TERMINAL_STATUSES, JobStatus
+from tryon.models.registry import model_spec
+from tryon.providers.errors import ProviderError
+from tryon.stages.admission import QUEUE_ATTRIBUTES
+from tryon.stages.completion import end_job
+from tryon.stages.context import Context
+
+
+class CannotCancel(Exception):
+    """The job has ended, or the provider is making its image."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def cancel_job(ctx: Context, job_id: str, by: str) -> dict[str, Any]:
+    """Cancel the job (`by`: who asked, for its error message); returns its record,
+    CANCELED. Canceling a canceled job again is a no-op."""
+    job = ctx.store.get(job_id)
+    if job is None:
+        raise KeyError(job_id)
+    if job["status"] in (JobStatus.RECEIVED, JobStatus.QUEUED):
+        if end_job(ctx, job_id, JobStatus.CANCELED, error=_canceled(by, "before its submit"),
+                   from_statuses=[JobStatus.RECEIVED, JobStatus.QUEUED],
+                   remove=QUEUE_ATTRIBUTES):
+            ctx.store.refund_budget(job_id)
+        job = ctx.store.get(job_id)  # admitted meanwhile: answered below
+    elif (job["status"] == JobStatus.SUBMITTED and job.get("provider_task_id")
+          and job.get("provider_status", "PENDING") == "PENDING"
+          and model_spec(job["model"]).protocol == "task"):
+        try:
+            ctx.pacer.wait_turn("query")
+            ctx.provider().tasks.cancel(job["provider_task_id"])
+        except ProviderError as exc:
+            raise CannotCancel("AlreadyRunning",
+                               f"job {job_id}: the provider has started making the image and "
+                               f"refused the cancel ({exc.code}); it ends on its own") from None
+        # Before it ends: a task no longer pending gives its slot back at once.
+        ctx.store.update(job_id, fields={"provider_status": "CANCELED"})
+        end_job(ctx, job_id, JobStatus.CANCELED, error=_canceled(by, "while queued at the "
+                                                                 "provider"),
+                from_statuses=[JobStatus.SUBMITTED])
+        job = ctx.store.get(job_id)
+    if job["status"] == JobStatus.CANCELED:
+        return job
+    if job["status"] in TERMINAL_STATUSES:
+        raise CannotCancel("AlreadyEnded", f"job {job_id} has already ended {job['status']}")
+    raise CannotCancel("AlreadyRunning",
+                       f"job {job_id} is {job['status']}: the provider is making (or about to "
+                       "make) its image, which can no longer be canceled; it ends on its own")
+
+
+def _canceled(by: str, when: str) -> dict[str, str]:
+    return {"code": "Canceled", "message": f"canceled by {by} {when}; nothing was paid"}

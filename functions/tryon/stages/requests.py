@@ -1,0 +1,198 @@
+"""Requests: what the HTTP API does for an integration. Its looks become a manifest
+in the inbox, so they go through the same intake, checks, budget and workflow as
+an upload's; it sees only its own uploads, jobs and batches; it may cancel a job
+the provider has not started. Nothing here knows HTTP or Lambda: a refusal is a
+`Problem`, which the handler turns into a problem document."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tryon.adapters.integrations import Integration, Integrations
+from tryon.image_rules import MAX_INPUT_BYTES
+from tryon.jobs import (
+    API_MANIFEST_PREFIX,
+    UPLOADS_PREFIX,
+    JobStatus,
+    Source,
+    batch_view,
+    job_id_for,
+    job_view,
+    safe_name,
+    unique_looks,
+)
+from tryon.manifest import MAX_MANIFEST_BYTES, ManifestError, batch_form, parse_manifest
+from tryon.stages.cancellation import CannotCancel, cancel_job
+from tryon.stages.context import Context
+
+# The image types an upload link accepts (what preflight can decode and some model takes).
+UPLOAD_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif",
+                          "image/avif", "image/bmp", "image/tiff", "image/gif"})
+UPLOAD_LINK_SECONDS = 900
+RESULT_LINK_SECONDS = 900
+MAX_PAGE = 100
+
+
+class Problem(Exception):
+    """A request refused: the HTTP status, a stable code, and what to fix."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def upload_links(ctx: Context, who: Integration, files: list[dict[str, str]]
+                 ) -> list[dict[str, Any]]:
+    """One presigned POST form per file, under the integration's own prefix."""
+    links = []
+    for index, file in enumerate(files):
+        if file["content_type"] not in UPLOAD_TYPES:
+            raise Problem(422, "UnsupportedType",
+                          f"files[{index}].content_type {file['content_type']!r} is not an "
+                          f"image type uploads take; use one of {', '.join(sorted(UPLOAD_TYPES))}")
+        key = (f"{UPLOADS_PREFIX}{who.name}/{uuid.uuid4().hex[:16]}/"
+               f"{safe_name(file['name'], 'image')}")
+        form = ctx.storage.presign_post(ctx.settings.inbox_bucket, key, file["content_type"],
+                                        MAX_INPUT_BYTES, UPLOAD_LINK_SECONDS)
+        links.append({"key": key, "url": form["url"], "fields": form["fields"],
+                      "expires": int(time.time()) + UPLOAD_LINK_SECONDS})
+    return links
+
+
+def accept_looks(ctx: Context, integrations: Integrations, who: Integration,
+                 manifest: dict[str, Any], name: str) -> dict[str, Any]:
+    """Check a manifest as intake would, count its looks against the integration's
+    quota, and write it to the inbox as jobs/api/<integration>/<name>.json: nothing is
+    written for a refused one. A name already written (a retry under the same
+    idempotency key) gives the jobs of the first one, counted once."""
+    raw = json.dumps(batch_form(manifest)).encode()
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise Problem(413, "ManifestTooLarge", f"the looks are over {MAX_MANIFEST_BYTES // 1024}"
+                      " KB; send at most 50 looks per request")
+    try:
+        parsed = parse_manifest(raw, ctx.settings.default_model)
+    except ManifestError as exc:
+        raise Problem(422, exc.code, str(exc)) from None
+    bucket = ctx.settings.inbox_bucket
+    own = f"{UPLOADS_PREFIX}{who.name}/"
+    for look in parsed.looks:
+        for role, key in look.inputs().items():
+            where = f"{parsed.pointers[look.look_id]}/{role}"
+            if not key.startswith(own):
+                raise Problem(422, "ForeignInput",
+                              f"{key!r} (at {where}) is not one of your uploads: upload the "
+                              "image with POST /v1/uploads and name the key it answers "
+                              f"(under {own})")
+            if ctx.storage.describe(bucket, key) is None:
+                raise Problem(422, "MissingInput",
+                              f"{key!r} (at {where}) was not uploaded (or its link expired "
+                              "before the upload): upload it with the form POST /v1/uploads "
+                              "answered, then send the looks again")
+    looks = unique_looks(parsed.looks)[0]
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time()))
+    if not integrations.charge_quota(who.name, day, len(looks), who.daily_quota, time.time()):
+        used = integrations.quota_used(who.name, day)
+        raise Problem(429, "QuotaExceeded",
+                      f"{len(looks)} more images would pass this integration's quota of "
+                      f"{who.daily_quota} a day ({used} used on {day}, UTC); send fewer looks, "
+                      "wait for the next UTC day, or ask the operator to raise the quota")
+    key = f"{API_MANIFEST_PREFIX}{who.name}/{name}.json"
+    try:
+        written = ctx.storage.write(bucket, key, raw, "application/json", if_absent=True)
+    except Exception:
+        integrations.refund_quota(who.name, day, len(looks))
+        raise
+    if written is None:  # the first attempt wrote it: its looks, counted then
+        integrations.refund_quota(who.name, day, len(looks))
+        written = ctx.storage.describe(bucket, key)
+    # The ids intake will give them: from the manifest's version (job_id_for).
+    source = Source(bucket, key, written["etag"] or "", written["version_id"])
+    return {"batch_id": job_id_for(source, "batch"),
+            "looks": [{"look_id": look.look_id, "job_id": job_id_for(source, look.look_id)}
+                      for look in looks]}
+
+
+def owned_job(ctx: Context, who: Integration, job_id: str) -> dict[str, Any]:
+    job = ctx.store.get(job_id) if job_id.isalnum() else None
+    if job is None or job.get("owner") != who.name:
+        raise Problem(404, "NoSuchJob",
+                      f"no job {job_id!r} of yours; a look accepted a moment ago is recorded "
+                      "within seconds, so retry shortly if you have just sent it")
+    return job
+
+
+def owned_batch(ctx: Context, who: Integration, batch_id: str
+                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    batch = ctx.store.get_batch(batch_id) if batch_id.isalnum() else None
+    if batch is None or batch.get("owner") != who.name:
+        raise Problem(404, "NoSuchBatch",
+                      f"no batch {batch_id!r} of yours; looks accepted a moment ago are "
+                      "recorded within seconds, so retry shortly if you have just sent them")
+    return batch, ctx.store.get_jobs(list(batch["job_ids"]))
+
+
+def batch_of(ctx: Context, who: Integration, batch_id: str) -> dict[str, Any]:
+    return batch_view(*owned_batch(ctx, who, batch_id))
+
+
+def list_jobs(ctx: Context, who: Integration, *, status: str | None, batch: str | None,
+              limit: int, after: str | None) -> dict[str, Any]:
+    """The integration's jobs, newest first; `next` is where the next page starts."""
+    if batch:
+        jobs = [job for job in owned_batch(ctx, who, batch)[1]
+                if status is None or job["status"] == status]
+        return {"jobs": [job_view(job) for job in jobs], "next": None}
+    jobs, after = ctx.store.owned_jobs(who.name, status=status, limit=min(limit, MAX_PAGE),
+                                       after=after)
+    return {"jobs": [job_view(job) for job in jobs], "next": after}
+
+
+def result_links(ctx: Context, who: Integration, job_id: str) -> dict[str, Any]:
+    """Short-lived links to a succeeded job's image and its sidecar."""
+    job = owned_job(ctx, who, job_id)
+    result = job.get("result") or {}
+    if job["status"] != JobStatus.SUCCEEDED or "key" not in result:
+        raise Problem(409, "NoResult", f"job {job_id} is {job['status']}: only a SUCCEEDED job "
+                      "has a result; its status says when it ends")
+    expires = int(time.time()) + RESULT_LINK_SECONDS
+    bucket = ctx.settings.results_bucket
+    sidecar = result.get("sidecar", "").removeprefix(f"s3://{bucket}/")
+    return {"image": {"url": ctx.storage.presign_get(bucket, result["key"],
+                                                     RESULT_LINK_SECONDS),
+                      "expires": expires, "content_type": result.get("content_type")},
+            "sidecar": {"url": ctx.storage.presign_get(bucket, sidecar, RESULT_LINK_SECONDS),
+                        "expires": expires}}
+
+
+def cancel(ctx: Context, who: Integration, job_id: str) -> dict[str, Any]:
+    owned_job(ctx, who, job_id)
+    try:
+        return job_view(cancel_job(ctx, job_id, f"integration {who.name!r}"))
+    except CannotCancel as exc:
+        raise Problem(409, exc.code, str(exc)) from None
+
+
+def review_page(ctx: Context, who: Integration, batch_id: str) -> str:
+    """The batch's review page, with short-lived links to its images."""
+    from tryon.review import render_review
+
+    batch, jobs = owned_batch(ctx, who, batch_id)
+    return render_review(f"Batch {batch_id}", jobs, _links(ctx, who), batch=batch)
+
+
+def _links(ctx: Context, who: Integration) -> Callable[[str], str | None]:
+    """s3:// URI -> presigned GET, only for the integration's uploads and the results."""
+    inbox, results = ctx.settings.inbox_bucket, ctx.settings.results_bucket
+
+    def link(uri: str) -> str | None:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if (bucket == inbox and key.startswith(f"{UPLOADS_PREFIX}{who.name}/")) or (
+                bucket == results and key):
+            return ctx.storage.presign_get(bucket, key, RESULT_LINK_SECONDS)
+        return None
+
+    return link
