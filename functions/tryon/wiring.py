@@ -52,9 +52,8 @@ def build_context(settings: Settings, session: Any,
     def provider() -> ProviderClients:
         # Powertools caches the secret, so a rotated key is picked up within minutes;
         # the HTTP clients (and their connections) are reused while the key stays the same.
-        api_key = str(parameters.get_secret(settings.api_key_secret_arn,
-                                            max_age=API_KEY_CACHE_SECONDS,
-                                            boto3_client=secrets()))
+        api_key = str(secrets().get(settings.api_key_secret_arn,
+                                     max_age=API_KEY_CACHE_SECONDS))
         if api_key not in clients:
             for stale in clients.values():
                 stale.close()
@@ -71,7 +70,8 @@ def build_context(settings: Settings, session: Any,
         return clients[api_key]
 
     # Made on first use: most functions never read the key.
-    secrets = cache(lambda: session.client("secretsmanager"))
+    secrets = cache(lambda: parameters.SecretsProvider(
+        boto3_client=session.client("secretsmanager")))
     sqs = session.client("sqs")
     rates = {f"submit:{model}": limits.per_second
              for model, limits in settings.model_limits.items()}

@@ -3,6 +3,8 @@
   tryon demo                      the sample looks, a kept-garment batch and a drop
   tryon local run --person P ...  your own images (or --manifest FILE --images DIR)
   tryon emulator --port N         the DashScope emulator as a server
+  tryon local serve [--port N]    the local stack and its HTTP API, until interrupted
+  tryon jobs|keys|budget ...      operate a stack: --stack NAME (deployed) or --local
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
+from tryon.jobs import JobStatus
 from tryon.models.registry import MODEL_IDS
 
+from tryon_local import operator as ops
 from tryon_local.driver import DEMO_RETIRED_MODEL, LookRequest, format_table, run, send_demo
 from tryon_local.runtime import LocalOptions, LocalStack
 
@@ -72,6 +78,191 @@ def _run(args: argparse.Namespace, send, retired: tuple[str, ...] = ()) -> int:
     return 0 if all(job["status"] == "SUCCEEDED" for job in report["jobs"]) else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """The local stack with its API, for integrations and `--local` commands to use."""
+    say = _progress(False)
+    workdir = args.out / "local-stack"
+    state_file = workdir / ops.DEFAULT_STATE_FILE.name
+    options = LocalOptions(speedup=args.speedup, api_port=args.port, workdir=workdir,
+                           parameters=dict(item.split("=", 1) for item in args.parameter))
+    say("starting the local stack (moto + provider emulator) and its API")
+    with LocalStack(options) as stack:
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        key = stack.create_api_key("local")
+        stack.write_state(state_file)
+        try:
+            print(f"API: {stack.api_url}", flush=True)
+            print(f"KEY: {key}", flush=True)
+            local = "" if state_file == ops.DEFAULT_STATE_FILE else f" {state_file}"
+            say(f"inbox: {stack.outputs['InboxBucketName']}; operate it with e.g. "
+                f"`tryon jobs list --local{local}`; Ctrl-C stops it")
+            while not stop.wait(1):
+                pass
+        finally:
+            state_file.unlink(missing_ok=True)
+            say("stopping the local stack")
+    return 0
+
+
+def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
+    target = argparse.ArgumentParser(add_help=False)
+    where = target.add_mutually_exclusive_group(required=True)
+    where.add_argument("--stack", metavar="NAME", help="a deployed stack, by its name")
+    where.add_argument("--local", nargs="?", const=ops.DEFAULT_STATE_FILE, type=Path,
+                       metavar="STATE_FILE", help="the stack `tryon local serve` runs "
+                       f"(default: {ops.DEFAULT_STATE_FILE})")
+    target.add_argument("--region", help="with --stack: its region")
+    target.add_argument("--profile", help="with --stack: the AWS profile to act with")
+    target.add_argument("--json", action="store_true", help="print JSON")
+
+    def command(group: argparse._SubParsersAction, name: str, handler, help: str
+                ) -> argparse.ArgumentParser:
+        parser = group.add_parser(name, parents=[target], help=help)
+        parser.set_defaults(operate=handler)
+        return parser
+
+    jobs = commands.add_parser("jobs", help="list, show, watch, retry or cancel jobs")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
+    listing = command(jobs_commands, "list", _jobs_list, "jobs, newest first")
+    listing.add_argument("--status", choices=[status.value for status in JobStatus])
+    listing.add_argument("--batch", help="the jobs of this batch")
+    listing.add_argument("--owner", metavar="INTEGRATION", help="the jobs of an integration")
+    listing.add_argument("--limit", type=int, default=50)
+    command(jobs_commands, "show", _jobs_show, "one job and its timings").add_argument("job_id")
+    watch = command(jobs_commands, "watch", _jobs_watch,
+                    "a batch's progress until every job has ended (exit 0: all succeeded)")
+    watch.add_argument("batch_id")
+    watch.add_argument("--interval", type=float, default=2.0, help="seconds between looks")
+    watch.add_argument("--timeout", type=float, help="give up (exit 2) after this many seconds")
+    command(jobs_commands, "retry", _jobs_retry, "a FAILED, TIMED_OUT or CANCELED job's look "
+            "again, as a new job (attribute retry_of)").add_argument("job_id")
+    command(jobs_commands, "cancel", _jobs_cancel,
+            "a job the provider has not started").add_argument("job_id")
+
+    keys = commands.add_parser("keys", help="integrations' API keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = command(keys_commands, "create", _keys_create,
+                     "a new key for an integration (created if new); shown once")
+    create.add_argument("name")
+    create.add_argument("--quota", type=int, help="its images per UTC day (default: the "
+                        "stack's IntegrationDailyQuota)")
+    create.add_argument("--iam-principal", metavar="ARN",
+                        help="also let this IAM role or user act for it (SigV4 API)")
+    command(keys_commands, "list", _keys_list, "integrations, keys, quotas (no secrets)")
+    revoke = command(keys_commands, "revoke", _keys_revoke,
+                     "one key, or (no --key-id) every key and IAM principal of it")
+    revoke.add_argument("name")
+    revoke.add_argument("--key-id")
+
+    budget = commands.add_parser("budget", help="the daily image budget")
+    budget_commands = budget.add_subparsers(dest="budget_command", required=True)
+    command(budget_commands, "show", _budget_show, "today's images spent and the limit")
+    setting = command(budget_commands, "set", _budget_set,
+                      "override the stack's DailyImageBudget, without a deployment")
+    setting.add_argument("limit", type=int, nargs="?", help="images per UTC day")
+    setting.add_argument("--default", action="store_true",
+                         help="remove the override: the stack's DailyImageBudget again")
+
+
+def _operate(args: argparse.Namespace) -> int:
+    try:
+        target = (ops.deployed_target(args.stack, args.region, args.profile) if args.stack
+                  else ops.local_target(args.local))
+        return args.operate(target, args)
+    except ops.OperatorError as exc:
+        print(f"tryon: {exc}", file=sys.stderr)
+        return 2
+
+
+def _show(args: argparse.Namespace, document, text: str) -> int:
+    print(json.dumps(document, indent=2, default=str) if args.json else text)
+    return 0
+
+
+def _jobs_list(target: ops.Target, args: argparse.Namespace) -> int:
+    jobs = ops.list_jobs(target, status=args.status, batch=args.batch, owner=args.owner,
+                         limit=args.limit)
+    return _show(args, [ops.job_details(job) for job in jobs], ops.format_jobs(jobs))
+
+
+def _jobs_show(target: ops.Target, args: argparse.Namespace) -> int:
+    details = ops.job_details(ops.get_job(target, args.job_id))
+    return _show(args, details, ops.format_job(details))
+
+
+def _jobs_watch(target: ops.Target, args: argparse.Namespace) -> int:
+    live = sys.stdout.isatty() and not args.json  # a bar redrawn in place; else a line each
+
+    def show(view: dict) -> None:
+        if live:
+            print(f"\r\x1b[2K{ops.progress_line(view)}", end="", flush=True)
+        else:
+            print(ops.progress_line(view), file=sys.stderr if args.json else sys.stdout,
+                  flush=True)
+
+    try:
+        view = ops.watch(target, args.batch_id, interval=args.interval, timeout=args.timeout,
+                         show=show)
+    finally:
+        if live:
+            print()
+    _show(args, view, f"batch {view['batch_id']} {view['status']}")
+    return 0 if view["status"] == "SUCCEEDED" else 1
+
+
+def _jobs_retry(target: ops.Target, args: argparse.Namespace) -> int:
+    new = ops.retry(target, args.job_id)
+    return _show(args, new, f"job {new['job_id']} retries {new['retry_of']} (manifest "
+                 f"{new['manifest']}); follow it with `tryon jobs show {new['job_id']}`")
+
+
+def _jobs_cancel(target: ops.Target, args: argparse.Namespace) -> int:
+    view = ops.cancel(target, args.job_id)
+    return _show(args, view, f"job {view['job_id']} {view['status']}: "
+                 f"{(view['error'] or {}).get('message', '')}")
+
+
+def _keys_create(target: ops.Target, args: argparse.Namespace) -> int:
+    made = ops.create_key(target, args.name, args.quota, args.iam_principal)
+    lines = [f"integration {made['name']}: new key {made['key_id']}, shown only now "
+             "(keep it as a secret):", made["key"],
+             f"send it as `Authorization: Bearer <key>`, e.g. curl -H \"Authorization: Bearer "
+             f"$TRYON_KEY\" {made['api_url'] or '<ApiUrl>'}/jobs",
+             f"daily quota: {made['daily_quota']} images"]
+    if made["principal"]:
+        lines.append(f"{made['principal']} may act for {made['name']} through the IAM API "
+                     "(SigV4, output IamApiUrl)")
+    return _show(args, made, "\n".join(lines))
+
+
+def _keys_list(target: ops.Target, args: argparse.Namespace) -> int:
+    integrations = ops.list_keys(target)
+    return _show(args, integrations, ops.format_keys(integrations))
+
+
+def _keys_revoke(target: ops.Target, args: argparse.Namespace) -> int:
+    revoked = ops.revoke(target, args.name, args.key_id)
+    what = (f"key {args.key_id}" if args.key_id else
+            f"every key ({', '.join(revoked) or 'none'}) and IAM principal")
+    return _show(args, {"name": args.name, "revoked_keys": revoked},
+                 f"revoked {what} of {args.name}")
+
+
+def _budget_show(target: ops.Target, args: argparse.Namespace) -> int:
+    state = ops.budget(target)
+    return _show(args, state, ops.format_budget(state))
+
+
+def _budget_set(target: ops.Target, args: argparse.Namespace) -> int:
+    if (args.limit is None) == (not args.default):
+        raise ops.OperatorError("give a number of images, or --default (not both)")
+    state = ops.set_budget(target, None if args.default else args.limit)
+    return _show(args, state, ops.format_budget(state) + "\nlooks waiting for the budget "
+                 "start within a minute of it being raised (the sweep admits them)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tryon", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,6 +290,16 @@ def main(argv: list[str] | None = None) -> int:
                      help="let the model generate a new face")
     run.add_argument("--look-id", default="my-look")
     _add_common(run)
+    serve = local_commands.add_parser("serve", help="the local stack and its HTTP API, "
+                                      "until interrupted (prints API: and KEY: lines)")
+    serve.add_argument("--port", type=int, default=0, help="the API's port (default: any)")
+    serve.add_argument("--speedup", type=float, default=1.0,
+                       help="run the emulator's clock and the waits this much faster")
+    serve.add_argument("--out", type=Path, default=Path("out"),
+                       help="logs and the state file go to OUT/local-stack (default: out/)")
+    serve.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE",
+                       help="a template parameter for the local stack (repeatable)")
+    _add_operator_commands(commands)
 
     commands.add_parser("emulator", help="serve the provider emulator (see --help)",
                         add_help=False)
@@ -110,8 +311,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return emulator_main(argv[1:])
     args = parser.parse_args(argv)
+    if hasattr(args, "operate"):
+        if args.local and (args.region or args.profile):
+            parser.error("--region and --profile go with --stack")
+        return _operate(args)
     if any("=" not in item for item in args.parameter):
         parser.error("--parameter takes NAME=VALUE")
+    if getattr(args, "local_command", None) == "serve":
+        return _serve(args)
     if args.command == "demo":
         return _run(args, send_demo, retired=() if args.provider_url else (DEMO_RETIRED_MODEL,))
     if args.manifest:

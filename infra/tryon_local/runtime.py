@@ -301,6 +301,22 @@ class LocalStack:
         integrations = Integrations(self.outputs["JobsTableName"], self.resource("dynamodb"))
         return integrations.create_key(name, daily_quota, time.time())[0]
 
+    def write_state(self, path: Path) -> Path:
+        """What `tryon jobs|keys|budget --local` needs to reach this stack from another
+        process: the endpoint, the outputs and the function whose settings it reads."""
+        state = {
+            "endpoint": self.endpoint, "region": REGION, "outputs": self.outputs,
+            "api_url": self.api_url, "api_function": self.stack.refs["ApiFunction"],
+            # Given to every function besides its template variables (_function_env):
+            # the operator's budget day and timestamps must count time as they do.
+            "clock": {"scale": self.options.speedup, "anchor": self.time_anchor},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = path.with_name(f".{path.name}.tmp")
+        written.write_text(json.dumps(state, indent=2))
+        written.replace(path)  # a reader never sees half a file
+        return path
+
     # --- clients ----------------------------------------------------------------
 
     def client(self, service: str) -> Any:

@@ -1,0 +1,420 @@
+"""The operator's side of `tryon` (`jobs`, `keys`, `budget`): find a stack — a
+deployed one by name, through its outputs and the settings of its API function, or
+the local one through the state file `tryon local serve` writes — and act on it
+with the stages' own code (the same Context the functions build)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Attr
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from tryon.adapters.integrations import Integrations
+from tryon.adapters.store import JOB_SK, JobStore, from_dynamo
+from tryon.jobs import (
+    API_MANIFEST_PREFIX,
+    INTEGRATION_NAME,
+    TERMINAL_STATUSES,
+    JobStatus,
+    Source,
+    batch_view,
+    job_id_for,
+    job_view,
+)
+from tryon.manifest import ManifestError, parse_manifest
+from tryon.settings import Settings
+from tryon.stages.admission import todays_budget
+from tryon.stages.cancellation import CannotCancel, cancel_job
+from tryon.stages.context import Context
+from tryon.wiring import build_context
+
+from tryon_local.runtime import FAKE_CREDENTIALS, _EndpointSession
+
+DEFAULT_STATE_FILE = Path("out/local-stack/stack.json")
+API_FUNCTION = "ApiFunction"  # its environment holds every setting the commands need
+OPERATOR = "the operator"
+RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELED)
+RETRY_MANIFEST_PREFIX = "jobs/retries/"
+MAX_ATTRIBUTES = 7  # per look (manifest-v1.schema.json)
+
+
+class OperatorError(Exception):
+    """A command refused or failed; the message says why and what to do."""
+
+
+@dataclass
+class Target:
+    """A stack to operate on."""
+
+    name: str  # for messages: "stack NAME" or "the local stack"
+    session: Any  # .client(svc) / .resource(svc) with the operator's credentials
+    ctx: Context
+    integrations: Integrations
+    outputs: dict[str, str]
+    api_url: str | None  # the bearer-key API's base URL, ending in /v1
+
+    @property
+    def store(self) -> JobStore:
+        return self.ctx.store
+
+
+# --- finding the stack --------------------------------------------------------------
+
+def deployed_target(stack: str, region: str | None = None,
+                    profile: str | None = None) -> Target:
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+        cloudformation = session.client("cloudformation")
+        [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+        function = cloudformation.describe_stack_resource(
+            StackName=stack, LogicalResourceId=API_FUNCTION
+        )["StackResourceDetail"]["PhysicalResourceId"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+        return _target(f"stack {stack}", session, outputs, function, {}, outputs.get("ApiUrl"))
+    except (BotoCoreError, ClientError) as exc:
+        raise OperatorError(f"cannot read stack {stack!r}: {exc}") from None
+
+
+def local_target(state_file: Path = DEFAULT_STATE_FILE) -> Target:
+    try:
+        state = json.loads(state_file.read_text())
+    except FileNotFoundError:
+        raise OperatorError(f"no local stack: {state_file} does not exist; start one with "
+                            "`tryon local serve` (or name its state file: --local FILE)"
+                            ) from None
+    session = _EndpointSession(boto3.Session(region_name=state["region"], **FAKE_CREDENTIALS),
+                               state["endpoint"])
+    clock = {"TIME_SCALE": str(state["clock"]["scale"]),
+             "TIME_ANCHOR": str(state["clock"]["anchor"])}
+    try:
+        return _target("the local stack", session, state["outputs"], state["api_function"],
+                       clock, state["api_url"])
+    except EndpointConnectionError:
+        raise OperatorError(f"the local stack of {state_file} does not answer at "
+                            f"{state['endpoint']}: it has stopped; start it again with "
+                            "`tryon local serve`") from None
+
+
+def _target(name: str, session: Any, outputs: dict[str, str], function: str,
+            extra_env: dict[str, str], api_url: str | None) -> Target:
+    """The stages' Context from the settings the stack gave its API function."""
+    config = session.client("lambda").get_function_configuration(FunctionName=function)
+    settings = Settings.from_env({**config.get("Environment", {}).get("Variables", {}),
+                                  **extra_env})
+    ctx = build_context(settings, session)
+    return Target(name, session, ctx, Integrations(settings.jobs_table,
+                                                   session.resource("dynamodb")),
+                  outputs, api_url)
+
+
+# --- jobs ------------------------------------------------------------------------------
+
+def list_jobs(target: Target, *, status: str | None = None, batch: str | None = None,
+              owner: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Job records, newest first: a batch's, an integration's, or any."""
+    if batch:
+        jobs = [job for job in batch_jobs(target, batch)[1]
+                if status is None or job["status"] == status]
+        return _newest_first(jobs)[:limit]
+    if owner:
+        return target.store.owned_jobs(owner, status=status, limit=limit, after=None)[0]
+    # A Scan reads the whole table at worst: acceptable for an operator's occasional
+    # look, bounded by --limit, on the operator's own credentials. The functions have
+    # no Scan right; the API lists an integration's jobs through the owner index.
+    table = target.session.resource("dynamodb").Table(target.ctx.settings.jobs_table)
+    condition = Attr("sk").eq(JOB_SK)
+    if status:
+        condition &= Attr("status").eq(status)
+    found: list[dict[str, Any]] = []
+    start = None
+    while len(found) < limit:
+        page = table.scan(FilterExpression=condition,
+                          **({"ExclusiveStartKey": start} if start else {}))
+        found += [from_dynamo(item) for item in page["Items"]]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    return _newest_first(found)[:limit]
+
+
+def _newest_first(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(jobs, key=lambda j: -(j.get("timeline") or {}).get("received", 0))
+
+
+def batch_jobs(target: Target, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    batch = target.store.get_batch(batch_id)
+    if batch is None:
+        raise OperatorError(f"no batch {batch_id!r} in {target.name} (a manifest uploaded a "
+                            "moment ago is recorded within seconds; a single look has no batch)")
+    return batch, target.store.get_jobs(list(batch["job_ids"]))
+
+
+def get_job(target: Target, job_id: str) -> dict[str, Any]:
+    job = target.store.get(job_id)
+    if job is None:
+        raise OperatorError(f"no job {job_id!r} in {target.name}")
+    return job
+
+
+def job_details(job: dict[str, Any]) -> dict[str, Any]:
+    """What `jobs show` prints: the job's view, whose it is, and seconds from its
+    receipt to each step."""
+    timeline = job.get("timeline") or {}
+    received = timeline.get("received")
+    steps = sorted(timeline.items(), key=lambda item: item[1])
+    return {**job_view(job), "owner": job.get("owner"),
+            "waiting_for": job.get("waiting_for"),
+            "seconds_since_received": {step: round(at - received, 3) for step, at in steps}
+            if received is not None else {}}
+
+
+def cancel(target: Target, job_id: str) -> dict[str, Any]:
+    try:
+        return job_view(cancel_job(target.ctx, job_id, OPERATOR))
+    except KeyError:
+        raise OperatorError(f"no job {job_id!r} in {target.name}") from None
+    except CannotCancel as exc:
+        raise OperatorError(f"cannot cancel: {exc}") from None
+
+
+def retry_look(job: dict[str, Any], inbox: str) -> dict[str, Any]:
+    """The look of an ended job as a one-look manifest, linked to it by `retry_of`."""
+    job_id, status = job["job_id"], job["status"]
+    if status not in RETRYABLE_STATUSES:
+        raise OperatorError(
+            f"job {job_id} SUCCEEDED: nothing to retry (upload the look again for another "
+            "image)" if status == JobStatus.SUCCEEDED else
+            f"job {job_id} is {status}, not ended: wait for it, or cancel it first "
+            "(`tryon jobs cancel`); only FAILED, TIMED_OUT or CANCELED jobs are retried")
+    inputs = job.get("inputs") or {}
+    if "person" not in inputs:
+        code = (job.get("error") or {}).get("code")
+        raise OperatorError(f"job {job_id} ended {status} ({code}) before its look was read: "
+                            "there is no look to retry; fix the upload and send it again")
+    keys = {}
+    for role, uri in inputs.items():
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if bucket != inbox:
+            raise OperatorError(f"job {job_id}'s {role} {uri} is not in the inbox {inbox}")
+        keys[role] = key
+    look: dict[str, Any] = {"version": 1, "id": job["look_id"], "person": keys["person"]}
+    if "top" in keys:
+        look["dress" if job.get("top_is_dress") else "top"] = keys["top"]
+    if "bottom" in keys:
+        look["bottom"] = keys["bottom"]
+    if job.get("keep"):
+        look["keep"] = job["keep"]
+    look["model"] = job.get("requested_model") or job["model"]
+    parameters = job.get("parameters") or {}
+    look.update({k: parameters[k] for k in ("resolution", "restore_face") if k in parameters})
+    if job.get("instruction"):
+        look["instruction"] = job["instruction"]
+    # A retry of a retry names its own predecessor.
+    attributes = {**(job.get("attributes") or {}), "retry_of": job_id}
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise OperatorError(f"job {job_id} has {MAX_ATTRIBUTES} attributes, the most a look "
+                            "may have: there is no room for retry_of; upload the look yourself")
+    look["attributes"] = attributes
+    return look
+
+
+def retry(target: Target, job_id: str) -> dict[str, Any]:
+    """Write the ended job's look to the inbox as a new manifest; intake makes it a new
+    job (checked, budgeted and notified as any other). An integration's job goes under
+    its API prefix, so that it owns (and can see) the new one; its quota is not charged:
+    the operator asked."""
+    job = get_job(target, job_id)
+    inbox = target.ctx.settings.inbox_bucket or target.outputs["InboxBucketName"]
+    look = retry_look(job, inbox)
+    raw = json.dumps(look).encode()
+    try:
+        parse_manifest(raw, target.ctx.settings.default_model)  # as intake will
+    except ManifestError as exc:
+        raise OperatorError(f"job {job_id}'s look cannot be sent again: {exc}") from None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    owner = job.get("owner")
+    key = (f"{API_MANIFEST_PREFIX}{owner}/retry-{job_id}-{stamp}.json" if owner
+           else f"{RETRY_MANIFEST_PREFIX}{job_id}-{stamp}.json")
+    written = target.ctx.storage.write(inbox, key, raw, "application/json")
+    # The id intake gives it, from the version written (tryon.jobs.job_id_for).
+    new_id = job_id_for(Source(inbox, key, written["etag"] or "", written["version_id"]),
+                        look["id"])
+    return {"job_id": new_id, "retry_of": job_id, "look_id": look["id"], "owner": owner,
+            "manifest": f"s3://{inbox}/{key}"}
+
+
+def watch(target: Target, batch_id: str, *, interval: float, timeout: float | None,
+          show: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Follow a batch until every job has ended; `show` gets its view on each change.
+    Returns the last view."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    shown = None
+    while True:
+        view = batch_view(*batch_jobs(target, batch_id))
+        if view["counts"] != shown:
+            shown = view["counts"]
+            show(view)
+        if view["status"] != "OPEN":
+            return view
+        if deadline is not None and time.monotonic() >= deadline:
+            raise OperatorError(f"batch {batch_id} still open after {timeout:g} s: "
+                                f"{progress_line(view, width=0)}")
+        time.sleep(interval)
+
+
+def progress_line(view: dict[str, Any], width: int = 30) -> str:
+    """[####xx......] 6/12 ended: 5 succeeded, 1 failed, 4 submitted, 2 queued
+    (#: succeeded, x: ended otherwise, .: open)."""
+    counts = view["counts"]
+    total = counts["total"]
+    ended = sum(counts[s.value.lower()] for s in TERMINAL_STATUSES)
+    good = round(width * counts["succeeded"] / total) if total else 0
+    bad = (round(width * ended / total) if total else 0) - good
+    bar = f"[{'#' * good}{'x' * bad}{'.' * (width - good - bad)}] " if width else ""
+    by_status = ", ".join(f"{counts[s.value.lower()]} {s.value.lower()}" for s in JobStatus
+                          if counts[s.value.lower()])
+    return f"{bar}{ended}/{total} ended: {by_status or 'none recorded yet'}"
+
+
+# --- keys --------------------------------------------------------------------------------
+
+def create_key(target: Target, name: str, quota: int | None,
+               principal: str | None) -> dict[str, Any]:
+    if not INTEGRATION_NAME.match(name):
+        raise OperatorError(f"{name!r} is not an integration name: 1-40 lowercase letters, "
+                            "digits or '-', starting with a letter or digit")
+    now = time.time()
+    key, key_id = target.integrations.create_key(name, quota, now)
+    if principal:
+        target.integrations.allow_principal(name, principal, now)
+    item = target.integrations.get(name) or {}
+    return {"name": name, "key_id": key_id, "key": key, "principal": principal,
+            "daily_quota": _quota(target, item), "api_url": target.api_url}
+
+
+def list_keys(target: Target) -> list[dict[str, Any]]:
+    """Every integration, its keys (never their hashes), quota and today's use."""
+    day = _utc_day(time.time())  # the API counts quotas by the wall clock's UTC day
+    return [{**item, "daily_quota": _quota(target, item),
+             "quota_is_default": item.get("daily_quota") is None,
+             "used_today": target.integrations.quota_used(item["name"], day)}
+            for item in target.integrations.list()]
+
+
+def revoke(target: Target, name: str, key_id: str | None) -> list[str]:
+    try:
+        return target.integrations.revoke(name, key_id, time.time())
+    except KeyError as exc:
+        raise OperatorError(f"cannot revoke: {exc.args[0]}") from None
+
+
+def _quota(target: Target, item: dict[str, Any]) -> int:
+    quota = item.get("daily_quota")
+    return target.ctx.settings.integration_daily_quota if quota is None else int(quota)
+
+
+def _utc_day(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
+
+
+# --- budget ------------------------------------------------------------------------------
+
+def budget(target: Target) -> dict[str, Any]:
+    """Today's (UTC, on the pipeline's clock) images spent and the limit in force."""
+    ctx = target.ctx
+    day, limit = todays_budget(ctx, ctx.clock())
+    spent = ctx.store.budget_spent(day)
+    return {"day": day, "spent": spent["spent"], "limit": limit,
+            "source": "DailyImageBudget" if ctx.store.budget_limit() is None else "override",
+            "stack_budget": ctx.settings.daily_image_budget, "reached_at": spent["reached_at"]}
+
+
+def set_budget(target: Target, limit: int | None) -> dict[str, Any]:
+    if limit is not None and limit < 0:
+        raise OperatorError("a budget is a number of images, 0 or more")
+    target.store.set_budget_limit(limit)
+    return budget(target)
+
+
+# --- text for people -------------------------------------------------------------------
+
+def _when(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch)) if epoch else "-"
+
+
+def format_jobs(jobs: list[dict[str, Any]]) -> str:
+    rows = [("JOB", "STATUS", "MODEL", "LOOK", "RECEIVED (UTC)", "OWNER / SOURCE")]
+    for job in jobs:
+        source = job.get("owner") or (job.get("source") or {}).get("key", "-")
+        rows.append((job["job_id"], job["status"], job.get("model") or "-",
+                     job.get("look_id") or "-",
+                     _when((job.get("timeline") or {}).get("received")), source))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(str(cell).ljust(width)
+                               for cell, width in zip(row[:-1], widths, strict=True))
+                     + "  " + str(row[-1]) for row in rows)
+
+
+def format_job(details: dict[str, Any]) -> str:
+    model = details.get("model") or "-"
+    if details.get("requested_model") not in (None, model):
+        model += f" (asked for {details['requested_model']})"
+    source = details.get("source") or {}
+    lines = [
+        f"job        {details['job_id']}  {details['status']}"
+        + (f" (waiting for {details['waiting_for']})" if details.get("waiting_for") else ""),
+        f"look       {details.get('look_id') or '-'}"
+        + (f"  batch {details['batch_id']}" if details.get("batch_id") else ""),
+        f"source     s3://{source.get('bucket', '-')}/{source.get('key', '-')}",
+        f"model      {model}",
+    ]
+    if details.get("owner"):
+        lines.append(f"owner      {details['owner']}")
+    for role, uri in (details.get("inputs") or {}).items():
+        lines.append(f"{role:<10} {uri}")
+    if details.get("attributes"):
+        lines.append("attributes " + ", ".join(f"{k}={v}" for k, v in
+                                               sorted(details["attributes"].items())))
+    if details.get("error"):
+        lines.append(f"error      {details['error'].get('code')}: "
+                     f"{details['error'].get('message')}")
+    if details.get("result"):
+        lines.append(f"result     {details['result'].get('uri')}")
+    timings = details.get("timings") or {}
+    if "received" in timings:
+        lines.append(f"received   {_when(timings['received'])}")
+    for step, seconds in details["seconds_since_received"].items():
+        if step != "received":
+            lines.append(f"  +{seconds:8.1f} s  {step}")
+    return "\n".join(lines)
+
+
+def format_keys(integrations: list[dict[str, Any]]) -> str:
+    if not integrations:
+        return "no integrations yet: `tryon keys create NAME`"
+    lines = []
+    for item in integrations:
+        state = f"revoked {_when(item['revoked_at'])}" if item.get("revoked_at") else "active"
+        quota = f"{item['daily_quota']}{' (default)' if item['quota_is_default'] else ''}"
+        lines.append(f"{item['name']}: {state}; {item['used_today']} of {quota} images "
+                     "used today (UTC)")
+        for key in item["keys"]:
+            revoked = f", revoked {_when(key['revoked_at'])}" if key.get("revoked_at") else ""
+            lines.append(f"  key {key['key_id']}  created {_when(key['created_at'])}{revoked}")
+        for arn in item.get("principals", ()):
+            lines.append(f"  IAM principal {arn}")
+    return "\n".join(lines)
+
+
+def format_budget(state: dict[str, Any]) -> str:
+    source = ("the stack's DailyImageBudget" if state["source"] == "DailyImageBudget" else
+              f"the operator's override (the stack's DailyImageBudget is "
+              f"{state['stack_budget']}; `tryon budget set --default` removes it)")
+    return (f"{state['day']} (UTC): {state['spent']} of {state['limit']} images spent; "
+            f"limit: {source}")
