@@ -86,23 +86,27 @@ def _serve(args: argparse.Namespace) -> int:
     options = LocalOptions(speedup=args.speedup, api_port=args.port, workdir=workdir,
                            parameters=dict(item.split("=", 1) for item in args.parameter))
     say("starting the local stack (moto + provider emulator) and its API")
-    with LocalStack(options) as stack:
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-        key = stack.create_api_key("local")
-        stack.write_state(state_file)
-        try:
-            print(f"API: {stack.api_url}", flush=True)
-            print(f"KEY: {key}", flush=True)
-            local = "" if state_file == ops.DEFAULT_STATE_FILE else f" {state_file}"
-            say(f"inbox: {stack.outputs['InboxBucketName']}; operate it with e.g. "
-                f"`tryon jobs list --local{local}`; Ctrl-C stops it")
-            while not stop.wait(1):
-                pass
-        finally:
-            state_file.unlink(missing_ok=True)
-            say("stopping the local stack")
+    stop = threading.Event()
+    try:
+        with LocalStack(options) as stack:
+            # From here Ctrl-C (or SIGTERM) ends the wait below, and the stack stops.
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            key = stack.create_api_key("local")
+            stack.write_state(state_file)
+            try:
+                print(f"API: {stack.api_url}", flush=True)
+                print(f"KEY: {key}", flush=True)
+                local = "" if state_file == ops.DEFAULT_STATE_FILE else f" {state_file}"
+                say(f"inbox: {stack.outputs['InboxBucketName']}; operate it with e.g. "
+                    f"`tryon jobs list --local{local}`; Ctrl-C stops it")
+                while not stop.wait(1):
+                    pass
+            finally:
+                state_file.unlink(missing_ok=True)
+                say("stopping the local stack")
+    except KeyboardInterrupt:  # while it was starting: it has stopped itself
+        return 130
     return 0
 
 
@@ -161,9 +165,10 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
     command(budget_commands, "show", _budget_show, "today's images spent and the limit")
     setting = command(budget_commands, "set", _budget_set,
                       "override the stack's DailyImageBudget, without a deployment")
-    setting.add_argument("limit", type=int, nargs="?", help="images per UTC day")
-    setting.add_argument("--default", action="store_true",
-                         help="remove the override: the stack's DailyImageBudget again")
+    limit = setting.add_mutually_exclusive_group(required=True)
+    limit.add_argument("limit", type=int, nargs="?", help="images per UTC day")
+    limit.add_argument("--default", action="store_true",
+                       help="remove the override: the stack's DailyImageBudget again")
 
 
 def _operate(args: argparse.Namespace) -> int:
@@ -173,6 +178,9 @@ def _operate(args: argparse.Namespace) -> int:
         return args.operate(target, args)
     except ops.OperatorError as exc:
         print(f"tryon: {exc}", file=sys.stderr)
+        return 2
+    except ops.AWS_ERRORS as exc:
+        print(f"tryon: AWS refused or failed: {exc}", file=sys.stderr)
         return 2
 
 
@@ -205,6 +213,8 @@ def _jobs_watch(target: ops.Target, args: argparse.Namespace) -> int:
     try:
         view = ops.watch(target, args.batch_id, interval=args.interval, timeout=args.timeout,
                          show=show)
+    except KeyboardInterrupt:  # stop watching; the batch goes on
+        return 130
     finally:
         if live:
             print()
@@ -256,8 +266,6 @@ def _budget_show(target: ops.Target, args: argparse.Namespace) -> int:
 
 
 def _budget_set(target: ops.Target, args: argparse.Namespace) -> int:
-    if (args.limit is None) == (not args.default):
-        raise ops.OperatorError("give a number of images, or --default (not both)")
     state = ops.set_budget(target, None if args.default else args.limit)
     return _show(args, state, ops.format_budget(state) + "\nlooks waiting for the budget "
                  "start within a minute of it being raised (the sweep admits them)")

@@ -42,6 +42,7 @@ OPERATOR = "the operator"
 RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELED)
 RETRY_MANIFEST_PREFIX = "jobs/retries/"
 MAX_ATTRIBUTES = 7  # per look (manifest-v1.schema.json)
+AWS_ERRORS = (BotoCoreError, ClientError)  # refused, unreachable, no credentials...
 
 
 class OperatorError(Exception):
@@ -77,7 +78,7 @@ def deployed_target(stack: str, region: str | None = None,
         )["StackResourceDetail"]["PhysicalResourceId"]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
         return _target(f"stack {stack}", session, outputs, function, {}, outputs.get("ApiUrl"))
-    except (BotoCoreError, ClientError) as exc:
+    except AWS_ERRORS as exc:
         raise OperatorError(f"cannot read stack {stack!r}: {exc}") from None
 
 
@@ -349,6 +350,8 @@ def _when(epoch: float | None) -> str:
 
 
 def format_jobs(jobs: list[dict[str, Any]]) -> str:
+    if not jobs:
+        return "no jobs"
     rows = [("JOB", "STATUS", "MODEL", "LOOK", "RECEIVED (UTC)", "OWNER / SOURCE")]
     for job in jobs:
         source = job.get("owner") or (job.get("source") or {}).get("key", "-")

@@ -40,6 +40,14 @@ def test_the_budget_opens_again_when_the_day_turns_or_it_is_raised(budget):
     assert [n["day"] for n in notices()] == ["2026-11-18", "2026-11-19"]
 
 
+def test_a_budget_of_zero_admits_nothing_even_on_a_fresh_day(budget):
+    ctx, notices, _ = budget
+    ctx.store.set_budget_limit(0)  # the operator stops all spending (`tryon budget set 0`)
+    assert not within_budget(ctx, "job-0")
+    assert ctx.store.budget_spent("2026-11-18")["spent"] == 0
+    assert [(n["budget"], n["spent"]) for n in notices()] == [(0, 0)]
+
+
 def test_a_look_asked_twice_in_one_upload_is_made_once():
     a = Look("a", "p.jpg", top="t.jpg", attributes=(("sku", "1"),))
     b = Look("b", "p.jpg", bottom="b.jpg")

@@ -361,6 +361,8 @@ class JobStore:
         already gives the count back. A crash in between over-counts by one, the
         safe side for a spending limit."""
         budget_key = {"pk": f"{BUDGET_PK}{day}", "sk": BUDGET_SK}
+        if limit <= 0:  # the condition below lets a day's first image through
+            return "budget_day" in (self.get(job_id) or {})
         if not _applied(self._table.update_item, Key=budget_key,
                         UpdateExpression="ADD spent :one SET expires_at = :ttl",
                         ConditionExpression="attribute_not_exists(spent) OR spent < :limit",

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from functools import cache
-from typing import Annotated, Any
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -49,10 +51,35 @@ app.enable_swagger(path="/v1/docs", title="Try-on API", version="1",
 
 # --- request and answer bodies ------------------------------------------------------
 
+class ProblemDocument(BaseModel):
+    """Every refusal (RFC 9457): `code` is stable, `detail` says what to fix."""
+
+    type: str
+    status: int
+    title: str
+    code: str
+    detail: str
+    request_id: str
+
+
+def answers(success: Any, *statuses: int, status: int = 200) -> dict[int, Any]:
+    """What a route documents: its answer (a model, or a JSON schema), its own refusals
+    and those of every route."""
+    content = {"model": success} if isinstance(success, type) else {"schema": success}
+    return {status: {"description": HTTPStatus(status).phrase,
+                     "content": {"application/json": content}},
+            **{refusal: {"description": HTTPStatus(refusal).phrase,
+                         "content": {PROBLEM_TYPE: {"model": ProblemDocument}}}
+               for refusal in (401, 422, 500, *statuses)}}
+
+
+OBJECT = {"type": "object"}  # a job or batch: the fields of its notification (README)
+
+
 class UploadFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, description="the file's name")
-    content_type: str = Field(max_length=100, description="image/jpeg, image/png, ...")
+    content_type: Literal[tuple(sorted(requests.UPLOAD_TYPES))]  # type: ignore[valid-type]
 
 
 class UploadsRequest(BaseModel):
@@ -161,7 +188,8 @@ def openapi():
         security=[{"bearer": []}]))
 
 
-@app.post("/v1/uploads", summary="Upload forms for images to name in looks")
+@app.post("/v1/uploads", summary="Upload forms for images to name in looks",
+          responses=answers(Uploads, 415))
 def create_uploads(request: UploadsRequest) -> Uploads:
     links = requests.upload_links(stage_context(), caller(),
                                   [f.model_dump() for f in request.files])
@@ -169,7 +197,7 @@ def create_uploads(request: UploadsRequest) -> Uploads:
 
 
 @app.post("/v1/looks", status_code=202, summary="Make the looks of a manifest",
-          responses={202: {"description": "Accepted: the jobs' ids and status URLs"}})
+          responses=answers(Accepted, 409, 413, 415, 429, status=202))
 def create_looks(manifest: LooksRequest,
                  idempotency_key: Annotated[str | None, Header(
                      alias="Idempotency-Key", max_length=200,
@@ -190,14 +218,15 @@ def create_looks(manifest: LooksRequest,
         batch_url=f"{base}/batches/{accepted['batch_id']}")
 
 
-@app.get("/v1/jobs/<job_id>", summary="A job: the fields of its notification")
+@app.get("/v1/jobs/<job_id>", summary="A job: the fields of its notification",
+         responses=answers(OBJECT, 404))
 def get_job(job_id: str) -> dict[str, Any]:
     from tryon.jobs import job_view
 
     return job_view(requests.owned_job(stage_context(), caller(), job_id))
 
 
-@app.get("/v1/jobs", summary="Your jobs, newest first")
+@app.get("/v1/jobs", summary="Your jobs, newest first", responses=answers(JobList, 404))
 def list_jobs(status: Annotated[JobStatus | None, Query()] = None,
               batch: Annotated[str | None, Query(max_length=64)] = None,
               limit: Annotated[int, Query(ge=1, le=requests.MAX_PAGE)] = 20,
@@ -209,23 +238,27 @@ def list_jobs(status: Annotated[JobStatus | None, Query()] = None,
                                         limit=limit, after=after))
 
 
-@app.get("/v1/jobs/<job_id>/result", summary="Short-lived links to a job's image and sidecar")
+@app.get("/v1/jobs/<job_id>/result", summary="Short-lived links to a job's image and sidecar",
+         responses=answers(OBJECT, 404, 409))
 def get_result(job_id: str) -> dict[str, Any]:
     return requests.result_links(stage_context(), caller(), job_id)
 
 
-@app.post("/v1/jobs/<job_id>/cancel", summary="Cancel a job the provider has not started")
+@app.post("/v1/jobs/<job_id>/cancel", summary="Cancel a job the provider has not started",
+          responses=answers(OBJECT, 404, 409))
 def cancel_job(job_id: str) -> dict[str, Any]:
     return requests.cancel(stage_context(), caller(), job_id)
 
 
-@app.get("/v1/batches/<batch_id>", summary="A batch: counts by status and its jobs")
+@app.get("/v1/batches/<batch_id>", summary="A batch: counts by status and its jobs",
+         responses=answers(OBJECT, 404))
 def get_batch(batch_id: str) -> dict[str, Any]:
     return requests.batch_of(stage_context(), caller(), batch_id)
 
 
 @app.get("/v1/batches/<batch_id>/review", summary="The batch's review page (HTML)",
-         responses={200: {"description": "The page", "content": {"text/html": {}}}})
+         responses={**answers(OBJECT, 404), 200: {"description": "The page", "content": {
+             "text/html": {"schema": {"type": "string"}}}}})
 def review(batch_id: str):
     page = requests.review_page(stage_context(), caller(), batch_id)
     return Response(200, "text/html; charset=utf-8", page,
@@ -265,9 +298,25 @@ def _base_url() -> str:
 
 def _problem(status: int, code: str, message: str) -> Response:
     request_id = app.current_event.request_context.request_id
-    return Response(status, PROBLEM_TYPE, json.dumps({
-        "type": "about:blank", "status": status, "title": code, "code": code,
-        "detail": message, "request_id": request_id}))
+    return Response(status, PROBLEM_TYPE, _problem_body(status, code, message, request_id))
+
+
+def _problem_body(status: int, code: str, message: str, request_id: str) -> str:
+    return json.dumps({"type": "about:blank", "status": status, "title": code, "code": code,
+                       "detail": message, "request_id": request_id})
+
+
+def _not_json(event: dict) -> dict | None:
+    """A body that is not JSON, refused before the resolver parses it (as form data,
+    which it would fail on)."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    media = headers.get("content-type", "").split(";")[0].strip().lower()
+    if not event.get("body") or media in ("", "application/json"):
+        return None
+    request_id = event.get("requestContext", {}).get("requestId", "")
+    return {"statusCode": 415, "headers": {"Content-Type": PROBLEM_TYPE},
+            "body": _problem_body(415, "UnsupportedMediaType", "send the body as JSON, "
+                                  "with Content-Type: application/json", request_id)}
 
 
 @app.exception_handler(Problem)
@@ -295,10 +344,26 @@ def in_progress(error: IdempotencyAlreadyInProgressError) -> Response:
                     "a request with this Idempotency-Key is being answered; retry in a second")
 
 
+@cache
+def _route_methods() -> list[tuple[re.Pattern[str], list[str]]]:
+    """Each documented path (as a pattern) and the methods it answers."""
+    paths = json.loads(app.get_openapi_json_schema())["paths"]
+    return [(re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$"),
+             sorted(method.upper() for method in methods)) for path, methods in paths.items()]
+
+
 @app.not_found
 def not_found(error: Exception) -> Response:
-    return _problem(404, "NoSuchRoute", f"no route {app.current_event.http_method} "
-                    f"{app.current_event.path}; see /v1/docs")
+    event = app.current_event
+    allowed = next((methods for pattern, methods in _route_methods()
+                    if pattern.match(event.path)), None)
+    if allowed:
+        answer = _problem(405, "MethodNotAllowed", f"{event.path} answers "
+                          f"{', '.join(allowed)}, not {event.http_method}; see /v1/docs")
+        answer.headers["Allow"] = ", ".join(allowed)
+        return answer
+    return _problem(404, "NoSuchRoute", f"no route {event.http_method} {event.path}; "
+                    "see /v1/docs")
 
 
 @app.exception_handler(Exception)
@@ -313,4 +378,4 @@ def failed(error: Exception) -> Response:
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     _idempotency()[1].register_lambda_context(context)
-    return app.resolve(event, context)
+    return _not_json(event) or app.resolve(event, context)
