@@ -109,7 +109,8 @@ def test_the_drop_folder_fans_out_over_the_roster_once(stack, driver, emulator, 
                        for n in succeeded}
     assert set(results) == {"Alex_Smith", "sam"}
     [batch] = report["batches"]
-    assert batch["counts"] == {"total": 2, "succeeded": 2, "failed": 0, "timed_out": 0}
+    assert batch["counts"] == {"total": 2, "succeeded": 2, "failed": 0, "timed_out": 0,
+                               "canceled": 0}
     assert batch["attributes"] == {"sku": "JEANS-9"}
 
     # A new roster member, a placeholder, and uploads elsewhere trigger nothing.
