@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tryon demo
 
-# Pure and emulator tests spread over both cores; the end-to-end tests share one
-# local stack per process, so they run in one process with the machine to themselves.
+# Pure and emulator tests spread over both cores. The end-to-end tests mostly wait
+# on the emulated provider: two processes, each with its own local stack, take a
+# test file at a time (a file's tests share their stack's state).
 test: lint check-template check-security check-build
 	$(BIN)/pytest -q -n 2 tests/unit tests/emulator
-	$(BIN)/pytest -q tests/e2e
+	$(BIN)/pytest -q -n 2 --dist loadfile tests/e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

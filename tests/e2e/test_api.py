@@ -186,24 +186,22 @@ def test_an_integration_sees_only_its_own_jobs_and_its_own_quota(stack, acme):
         b={"person": o_person, "bottom": o_bottom})), 429, "QuotaExceeded")
 
 
-def test_a_queued_job_is_canceled_at_no_cost_and_a_running_one_is_not(stack, acme, emulator):
+def test_a_queued_job_is_canceled_at_no_cost_and_a_running_one_is_not(
+        stack, acme, emulator, budget_spent):
     store = JobStore(stack.outputs["JobsTableName"], stack.resource("dynamodb"))
-    day = time.strftime("%Y-%m-%d", time.gmtime())
     queue = stack.subscribe_queue(f"cancel-{uuid.uuid4().hex[:6]}")
     person, top = acme.upload("person.jpg", "top.jpg")
-    store.set_budget_limit(store.budget_spent(day)["spent"])  # the day's budget is spent
-    try:
-        submits = emulator.stats()["submits"]
-        [job_id] = acme.http.post("/looks", json=acme.look(
-            waiting={"person": person, "top": top})).json()["job_ids"]
-        assert acme.wait(job_id, until={"QUEUED"})["status"] == "QUEUED"
-        canceled = acme.http.post(f"/jobs/{job_id}/cancel")
-        assert canceled.status_code == 200, canceled.text
-        assert canceled.json()["status"] == "CANCELED"
-        assert canceled.json()["error"]["code"] == "Canceled"
-        assert acme.http.post(f"/jobs/{job_id}/cancel").json()["status"] == "CANCELED"
-    finally:
-        store.set_budget_limit(None)
+    budget_spent()  # the next look waits QUEUED for the budget
+    submits = emulator.stats()["submits"]
+    [job_id] = acme.http.post("/looks", json=acme.look(
+        waiting={"person": person, "top": top})).json()["job_ids"]
+    assert acme.wait(job_id, until={"QUEUED"})["status"] == "QUEUED"
+    canceled = acme.http.post(f"/jobs/{job_id}/cancel")
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "CANCELED"
+    assert canceled.json()["error"]["code"] == "Canceled"
+    assert acme.http.post(f"/jobs/{job_id}/cancel").json()["status"] == "CANCELED"
+    store.set_budget_limit(None)
     time.sleep(1)
     events = [n["message"] for n in notifications_from(stack.client("sqs"), queue)
               if n["message"].get("job_id") == job_id]

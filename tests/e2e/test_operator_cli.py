@@ -16,7 +16,6 @@ import httpx
 import pytest
 from tryon.adapters.store import JobStore
 from tryon.jobs import JobStatus
-from tryon.settings import Timebase
 from tryon_local.cli import main
 from tryon_local.driver import SAMPLES
 from tryon_local.runtime import notifications_from
@@ -103,25 +102,20 @@ def test_budget_show_and_set_an_override_and_back(tryon):
 
 
 def test_a_look_waiting_for_the_budget_is_canceled_and_never_submitted(
-        stack, driver, emulator, tryon):
-    clock = Timebase(stack.options.speedup, stack.time_anchor)
-    if 86400 - clock.now() % 86400 < 600:  # the pipeline's UTC day turns within 1 min
-        time.sleep(600 / stack.options.speedup)
+        stack, driver, emulator, tryon, budget_spent):
     person, top = (driver.upload_image(SAMPLES / f"{name}.jpg") for name in ("person", "top"))
     submits = emulator.stats()["submit_requests"]
-    spent = as_json(tryon("budget", "show", "--json"))["spent"]
-    as_json(tryon("budget", "set", str(spent), "--json"))  # every new look waits
-    try:
-        key = driver.put_manifest(unique("ops-cancel"), {
-            "version": 1, "id": "waits", "person": person, "top": top})
-        [job] = wait_for(lambda: [j for j in driver.jobs_of({key})
-                                  if j["status"] == JobStatus.QUEUED])
-        assert job["waiting_for"] == "budget"
-        code, out, _ = tryon("jobs", "cancel", job["job_id"])
-        assert code == 0 and "CANCELED" in out and "the operator" in out
-        [ended], notes = driver.follow([key], timeout=30)
-    finally:
-        as_json(tryon("budget", "set", "--default", "--json"))
+    budget_spent()
+    assert "override" in tryon("budget", "show")[1]  # every new look waits
+    key = driver.put_manifest(unique("ops-cancel"), {
+        "version": 1, "id": "waits", "person": person, "top": top})
+    [job] = wait_for(lambda: [j for j in driver.jobs_of({key})
+                              if j["status"] == JobStatus.QUEUED])
+    assert job["waiting_for"] == "budget"
+    code, out, _ = tryon("jobs", "cancel", job["job_id"])
+    assert code == 0 and "CANCELED" in out and "the operator" in out
+    [ended], notes = driver.follow([key], timeout=30)
+    as_json(tryon("budget", "set", "--default", "--json"))
     assert ended["status"] == "CANCELED" and ended["error"]["code"] == "Canceled"
     assert [n["message"]["event"] for n in notes] == ["job.canceled"]
     assert tryon("jobs", "cancel", job["job_id"])[0] == 0  # again: a no-op
