@@ -65,3 +65,5 @@ def test_an_iam_caller_acts_for_the_integration_its_role_was_allowed_for(api):
     assert call(api, iam_arn=SESSION) == {"status": 200, "body": {"jobs": [], "next": None}}
     integrations.revoke("acme", None, DAY_ONE)
     assert call(api, iam_arn=SESSION)["status"] == 401
+    integrations.allow_principal("acme", ROLE, DAY_ONE)  # allowed again: open again
+    assert call(api, iam_arn=SESSION)["status"] == 200

@@ -83,8 +83,9 @@ class Integrations:
         self._table.put_item(Item=to_dynamo({"pk": PRINCIPAL_PK + role_of(principal_arn),
                                              "sk": PRINCIPAL_SK, "name": name,
                                              "created_at": now}))
+        # Like a new key, a principal allowed opens a revoked integration again.
         self._table.update_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
-                                UpdateExpression="ADD principals :arn",
+                                UpdateExpression="ADD principals :arn REMOVE revoked_at",
                                 ExpressionAttributeValues={":arn": {role_of(principal_arn)}})
 
     def revoke(self, name: str, key_id: str | None, now: float) -> list[str]:
