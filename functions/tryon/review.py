@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-# Statuses whose look shows its error; CANCELED is not a status yet, but a look
-# ended that way must not look like one still running.
-FAILED_STATUSES = frozenset({"FAILED", "TIMED_OUT", "CANCELED"})
+from tryon.jobs import TERMINAL_STATUSES, JobStatus
+
+# A look ended otherwise than made shows its error (a canceled one says who canceled).
+FAILED_STATUSES = frozenset(TERMINAL_STATUSES - {JobStatus.SUCCEEDED})
 STATUS_ORDER = ("SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
