@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from tryon.adapters.integrations import Integration, Integrations
 from tryon.handlers.observability import logger, metrics, tracer
-from tryon.jobs import JobStatus
+from tryon.jobs import JobStatus, job_view
 from tryon.manifest import manifest_schema
 from tryon.stages import requests
 from tryon.stages.requests import Problem
@@ -221,8 +221,6 @@ def create_looks(manifest: LooksRequest,
 @app.get("/v1/jobs/<job_id>", summary="A job: the fields of its notification",
          responses=answers(OBJECT, 404))
 def get_job(job_id: str) -> dict[str, Any]:
-    from tryon.jobs import job_view
-
     return job_view(requests.owned_job(stage_context(), caller(), job_id))
 
 
