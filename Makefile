@@ -52,15 +52,15 @@ check-security: $(CHECKOV_STAMP)
 build: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build
 
-# Two functions built the way `sam build` builds them all (one that decodes images,
-# one that does not), and what they ship checked.
+# Three functions built the way `sam build` builds them all (one that decodes images,
+# one that does not, the API with Pydantic), and what they ship checked.
 check-build: $(STAMP)
 	rm -rf .aws-sam/check
-	for function in IntakeFunction SubmitFunction; do \
+	for function in IntakeFunction SubmitFunction ApiFunction; do \
 		PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build $$function \
 			--build-dir .aws-sam/check/$$function-build >/dev/null || exit 1; \
 		mv .aws-sam/check/$$function-build/$$function .aws-sam/check/; done
-	$(BIN)/python infra/check_build.py .aws-sam/check IntakeFunction SubmitFunction
+	$(BIN)/python infra/check_build.py .aws-sam/check IntakeFunction SubmitFunction ApiFunction
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) out .aws-sam .pytest_cache .ruff_cache

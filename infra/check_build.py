@@ -3,7 +3,7 @@ for CPython 3.13 on arm64 Linux, each package holds exactly its pinned libraries
 (the image libraries only where images are decoded, never what the runtime
 provides), and its zipped size.
 
-    python infra/check_build.py BUILD_DIR IMAGE_FUNCTION LEAN_FUNCTION
+    python infra/check_build.py BUILD_DIR IMAGE_FUNCTION LEAN_FUNCTION API_FUNCTION
 """
 
 import io
@@ -30,7 +30,7 @@ def zipped_size(artifact: Path) -> int:
     return len(buffer.getvalue())
 
 
-def check(artifact: Path, expected: dict[str, str]) -> str:
+def check(artifact: Path, expected: dict[str, str], ships_sdk: bool = False) -> str:
     native = list(artifact.rglob("*.so"))
     wrong = [str(p.relative_to(artifact)) for p in native
              if ".cpython-" in p.name and "cpython-313-aarch64-linux-gnu" not in p.name]
@@ -43,7 +43,7 @@ def check(artifact: Path, expected: dict[str, str]) -> str:
     if shipped != wanted:
         sys.exit(f"{artifact.name}: ships {sorted(shipped.items())}, "
                  f"expected {sorted(wanted.items())}")
-    if any((artifact / name).exists() for name in RUNTIME_PROVIDED):
+    if not ships_sdk and any((artifact / name).exists() for name in RUNTIME_PROVIDED):
         sys.exit(f"{artifact.name}: ships what the runtime provides")
     if not (artifact / "tryon" / "handlers").is_dir():
         sys.exit(f"{artifact.name}: the tryon package is missing")
@@ -51,11 +51,14 @@ def check(artifact: Path, expected: dict[str, str]) -> str:
             f"modules for cpython-313 aarch64, {zipped_size(artifact) / 1e6:.1f} MB zipped")
 
 
-def main(build: Path, image_function: str, lean_function: str) -> None:
+def main(build: Path, image_function: str, lean_function: str, api_function: str) -> None:
     lean = pins("requirements.txt")
     print(check(build / image_function, {**lean, **pins("requirements-images.txt")}))
     print(check(build / lean_function, lean))
+    # The API function: Pydantic (a native core) and its own SDK for conditional writes.
+    print(check(build / api_function, {**lean, **pins("requirements-sdk.txt"),
+                                       **pins("requirements-api.txt")}, ships_sdk=True))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2], sys.argv[3])
+    main(Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4])
