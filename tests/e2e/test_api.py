@@ -248,3 +248,43 @@ def test_schemathesis_finds_no_answer_the_openapi_document_does_not_promise(stac
     summary = run.stdout[run.stdout.rfind("SUMMARY"):]
     assert run.returncode == 0, run.stdout[-4000:]
     assert "Tested: 8" in summary and " passed" in summary, summary
+
+
+def test_a_task_still_queued_at_the_provider_is_canceled_there(stack, acme, emulator):
+    """The provider runs five try-on tasks at once, shared by both try-on models: five
+    held aitryon-plus tasks leave an aitryon task PENDING there, which a cancel ends
+    at the provider (not billed) and in the pipeline, with one notification."""
+    store = JobStore(stack.outputs["JobsTableName"], stack.resource("dynamodb"))
+    queue = stack.subscribe_queue(f"pending-{uuid.uuid4().hex[:6]}")
+    person, top, bottom, dress = acme.upload("person.jpg", "top.jpg", "bottom.jpg",
+                                             "dress.jpg")
+    emulator.fault(target="hold", count=5)
+    garments = [{"top": top}, {"bottom": bottom}, {"dress": dress},
+                {"top": top, "bottom": bottom}, {"top": top, "keep": "bottom"}]
+    held = acme.http.post("/looks", json=acme.look(**{
+        f"held-{i}": {"person": person, **garment} for i, garment in enumerate(garments)}
+    )).json()["job_ids"]
+    try:
+        for job_id in held:
+            acme.wait(job_id, until={"SUBMITTED"})
+        [pending] = acme.http.post("/looks", json=acme.look(
+            waits={"person": person, "top": top, "model": "aitryon"})).json()["job_ids"]
+        acme.wait(pending, until={"SUBMITTED"})
+        task_id = store.get(pending)["provider_task_id"]
+        [task] = [t for t in emulator.tasks() if t["task_id"] == task_id]
+        assert task["status"] == "PENDING"
+        canceled = acme.http.post(f"/jobs/{pending}/cancel")
+        assert canceled.status_code == 200, canceled.text
+        assert canceled.json()["status"] == "CANCELED"
+        assert "queued at the provider" in canceled.json()["error"]["message"]
+        [task] = [t for t in emulator.tasks() if t["task_id"] == task_id]
+        assert task["status"] == "CANCELED"
+        time.sleep(2)  # the workflow's next poll sees the task CANCELED
+        assert acme.http.get(f"/jobs/{pending}").json()["status"] == "CANCELED"
+    finally:
+        for job_id in held:
+            emulator.hold(store.get(job_id)["provider_task_id"], False)
+    assert {acme.wait(job_id)["status"] for job_id in held} == {"SUCCEEDED"}
+    events = [n["message"]["event"] for n in notifications_from(stack.client("sqs"), queue)
+              if n["message"].get("job_id") == pending]
+    assert events == ["job.canceled"]
