@@ -9,6 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+from tryon.adapters.integrations import Integrations
 from tryon.adapters.messaging import Notifier
 from tryon.adapters.storage import ObjectStorage
 from tryon.adapters.store import JobStore
@@ -61,6 +62,7 @@ def moto_stages(monkeypatch):
         monkeypatch.setenv("DAILY_IMAGE_BUDGET", "2")
         counted: list[str] = []
         ctx = Context(settings=at(Settings.from_env(), DAY_ONE), store=JobStore("jobs"),
+                      integrations=Integrations("jobs"),
                       storage=ObjectStorage(s3), notifier=Notifier(topic), workflow=None,
                       admissions=None, preparations=None, provider=None, pacer=None,
                       count=counted.append)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -97,6 +98,11 @@ def owner_fields(key: str, received: float, record_id: str) -> dict[str, str]:
     """The attributes that put a job or batch in its owner's `owner` index, newest last."""
     owner = owner_of(key)
     return {"owner": owner, "owner_order": f"{received:017.3f}#{record_id}"} if owner else {}
+
+
+def utc_day(epoch: float) -> str:
+    """The UTC day budgets and quotas count by."""
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
 
 
 def job_id_for(source: Source, look_id: str) -> str:

@@ -11,6 +11,7 @@ import httpx
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 
+from tryon.adapters.integrations import Integrations
 from tryon.adapters.messaging import JobQueue, Notifier, Workflow
 from tryon.adapters.storage import ObjectStorage
 from tryon.adapters.store import JobStore
@@ -40,7 +41,8 @@ def build_context(settings: Settings, session: Any,
     """The stages' adapters on `session`'s clients (a function's own, or the operator's
     CLI acting on a stack)."""
     clients: dict[str, ProviderClients] = {}
-    store = JobStore(settings.jobs_table, session.resource("dynamodb"))
+    dynamodb = session.resource("dynamodb")
+    store = JobStore(settings.jobs_table, dynamodb)
 
     def timeout(read: float) -> httpx.Timeout:
         return httpx.Timeout(connect=DEFAULT_TIMEOUT.connect, read=read,
@@ -86,5 +88,6 @@ def build_context(settings: Settings, session: Any,
         preparations=JobQueue(settings.intake_queue_url, "prepare", sqs),
         provider=provider,
         pacer=CallPacer(store, {**rates, "query": settings.query_rate_limit}),
+        integrations=Integrations(settings.jobs_table, dynamodb),
         count=count,
     )

@@ -26,6 +26,7 @@ from tryon.jobs import (
     batch_view,
     job_id_for,
     job_view,
+    utc_day,
 )
 from tryon.manifest import ManifestError, parse_manifest
 from tryon.settings import Settings
@@ -56,13 +57,16 @@ class Target:
     name: str  # for messages: "stack NAME" or "the local stack"
     session: Any  # .client(svc) / .resource(svc) with the operator's credentials
     ctx: Context
-    integrations: Integrations
     outputs: dict[str, str]
     api_url: str | None  # the bearer-key API's base URL, ending in /v1
 
     @property
     def store(self) -> JobStore:
         return self.ctx.store
+
+    @property
+    def integrations(self) -> Integrations:
+        return self.ctx.integrations
 
 
 # --- finding the stack --------------------------------------------------------------
@@ -108,10 +112,7 @@ def _target(name: str, session: Any, outputs: dict[str, str], function: str,
     config = session.client("lambda").get_function_configuration(FunctionName=function)
     settings = Settings.from_env({**config.get("Environment", {}).get("Variables", {}),
                                   **extra_env})
-    ctx = build_context(settings, session)
-    return Target(name, session, ctx, Integrations(settings.jobs_table,
-                                                   session.resource("dynamodb")),
-                  outputs, api_url)
+    return Target(name, session, build_context(settings, session), outputs, api_url)
 
 
 # --- jobs ------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ def create_key(target: Target, name: str, quota: int | None,
 
 def list_keys(target: Target) -> list[dict[str, Any]]:
     """Every integration, its keys (never their hashes), quota and today's use."""
-    day = _utc_day(time.time())  # the API counts quotas by the wall clock's UTC day
+    day = utc_day(time.time())  # the API counts quotas by the wall clock's UTC day
     return [{**item, "daily_quota": _quota(target, item),
              "quota_is_default": item.get("daily_quota") is None,
              "used_today": target.integrations.quota_used(item["name"], day)}
@@ -318,10 +319,6 @@ def revoke(target: Target, name: str, key_id: str | None) -> list[str]:
 def _quota(target: Target, item: dict[str, Any]) -> int:
     quota = item.get("daily_quota")
     return target.ctx.settings.integration_daily_quota if quota is None else int(quota)
-
-
-def _utc_day(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
 
 
 # --- budget ------------------------------------------------------------------------------

@@ -22,10 +22,8 @@ def api(moto_stages, monkeypatch):
     from tryon.handlers import api as module
 
     wiring.stage_context.cache_clear()
-    module.integrations.cache_clear()
     yield module
     wiring.stage_context.cache_clear()
-    module.integrations.cache_clear()
 
 
 def call(api, *, headers=None, iam_arn=None, path="/v1/jobs") -> dict:

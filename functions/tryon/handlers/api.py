@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from tryon.adapters.integrations import Integration, Integrations
+from tryon.adapters.integrations import Integration
 from tryon.handlers.observability import logger, metrics, tracer
 from tryon.jobs import JobStatus, job_view
 from tryon.manifest import manifest_schema
@@ -43,10 +43,12 @@ PUBLIC_PATHS = ("/v1/openapi.json", "/v1/docs")
 PROBLEM_TYPE = "application/problem+json"
 IDEMPOTENCY_SECONDS = 24 * 3600
 
+# What the OpenAPI document says of the API as a whole (/v1/openapi.json, /v1/docs).
+OPENAPI = {"title": "Try-on API", "version": "1", "security": [{"bearer": []}],
+           "security_schemes": {"bearer": HTTPBearer(description="the integration's key")}}
+
 app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/v1/docs", title="Try-on API", version="1",
-                   security_schemes={"bearer": HTTPBearer(description="the integration's key")},
-                   security=[{"bearer": []}])
+app.enable_swagger(path="/v1/docs", **OPENAPI)
 
 
 # --- request and answer bodies ------------------------------------------------------
@@ -143,11 +145,6 @@ class JobList(BaseModel):
 
 # --- authentication ---------------------------------------------------------------------
 
-@cache
-def integrations() -> Integrations:
-    return Integrations(stage_context().settings.jobs_table)
-
-
 def caller() -> Integration:
     return app.context["integration"]
 
@@ -157,14 +154,15 @@ def authenticate(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -
     integration), or a bearer key (checked against its stored hash)."""
     if app.current_event.path in PUBLIC_PATHS:
         return next_middleware(app)
-    quota = stage_context().settings.integration_daily_quota
+    ctx = stage_context()
+    quota = ctx.settings.integration_daily_quota
     authorizer = app.current_event.request_context.authorizer
     iam = authorizer.iam if authorizer else None
     if iam and iam.user_arn:
-        who = integrations().for_principal(iam.user_arn, quota)
+        who = ctx.integrations.for_principal(iam.user_arn, quota)
     else:
         scheme, _, key = (app.current_event.headers.get("authorization") or "").partition(" ")
-        who = (integrations().authenticate(key.strip(), quota)
+        who = (ctx.integrations.authenticate(key.strip(), quota)
                if scheme.lower() == "bearer" else None)
     if who is None:
         return _problem(401, "Unauthorized",
@@ -182,10 +180,7 @@ app.use(middlewares=[authenticate])
 
 @app.get("/v1/openapi.json", include_in_schema=False)
 def openapi():
-    return Response(200, "application/json", app.get_openapi_json_schema(
-        title="Try-on API", version="1",
-        security_schemes={"bearer": HTTPBearer(description="the integration's key")},
-        security=[{"bearer": []}]))
+    return Response(200, "application/json", app.get_openapi_json_schema(**OPENAPI))
 
 
 @app.post("/v1/uploads", summary="Upload forms for images to name in looks",
@@ -267,8 +262,7 @@ def review(batch_id: str):
 
 def _accept(request: dict[str, Any]) -> dict[str, Any]:
     who = Integration(request["integration"], request["quota"])
-    return requests.accept_looks(stage_context(), integrations(), who, request["manifest"],
-                                 request["name"])
+    return requests.accept_looks(stage_context(), who, request["manifest"], request["name"])
 
 
 @cache

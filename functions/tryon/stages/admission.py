@@ -9,10 +9,9 @@ budget is raised (the sweep admits them within a minute)."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-from tryon.jobs import TERMINAL_STATUSES, JobStatus, budget_notification
+from tryon.jobs import TERMINAL_STATUSES, JobStatus, budget_notification, utc_day
 from tryon.stages.context import Context
 
 log = logging.getLogger(__name__)
@@ -31,8 +30,7 @@ def acquire_slot(ctx: Context, model: str, job_id: str) -> bool:
 def todays_budget(ctx: Context, now: float) -> tuple[str, int]:
     """The UTC day of `now` and its image budget (the operator's override, if set)."""
     limit = ctx.store.budget_limit()
-    return (time.strftime("%Y-%m-%d", time.gmtime(now)),
-            ctx.settings.daily_image_budget if limit is None else limit)
+    return utc_day(now), ctx.settings.daily_image_budget if limit is None else limit
 
 
 def within_budget(ctx: Context, job_id: str) -> bool:

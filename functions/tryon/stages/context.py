@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tryon.adapters.integrations import Integrations
 from tryon.adapters.messaging import JobQueue, Notifier, Workflow
 from tryon.adapters.storage import ObjectStorage
 from tryon.adapters.store import JobStore
@@ -27,6 +28,7 @@ class Context:
     preparations: JobQueue  # jobs to prepare again (another model) -> the intake function
     provider: Callable[[], ProviderClients]
     pacer: CallPacer
+    integrations: Integrations  # the HTTP API's callers, keys and quotas
     sleep: Callable[[float], None] = time.sleep
     on_job: Callable[[str], None] = field(default=lambda job_id: None)
     # A metric the alarms watch (JobsFailed, ModelRetired, BudgetReached, ...).
