@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tryon.adapters.store import JobStore
+from tryon.adapters.dynamo import Table
+from tryon.adapters.jobs import JobRepository
 from tryon.jobs import Source, job_id_for
 from tryon_local.driver import SAMPLES
 from tryon_local.runtime import LocalOptions, LocalStack
@@ -110,10 +111,10 @@ def drop_garments(stack: LocalStack, prefix: str, count: int,
 def wait_for_jobs(stack: LocalStack, job_ids: list[str], timeout: float,
                   progress: bool = True) -> list[dict[str, Any]]:
     """Until every job has ended and been notified (or the timeout)."""
-    store = JobStore(stack.outputs["JobsTableName"], stack.resource("dynamodb"))
+    jobs_table = JobRepository(Table(stack.outputs["JobsTableName"], stack.resource("dynamodb")))
     deadline, shown = time.monotonic() + timeout, None
     while True:
-        jobs = store.get_jobs(job_ids)
+        jobs = [job.to_item() for job in jobs_table.get_many(job_ids)]
         statuses = Counter(j["status"] for j in jobs)
         if progress and statuses != shown:
             print(f"  {dict(sorted(statuses.items()))}", flush=True)

@@ -11,8 +11,8 @@ import pytest
 from moto import mock_aws
 from tryon.adapters.integrations import Integrations
 from tryon.adapters.messaging import Notifier
+from tryon.adapters.repositories import repositories
 from tryon.adapters.storage import ObjectStorage
-from tryon.adapters.store import JobStore
 from tryon.settings import Settings, Timebase
 from tryon.stages.context import Context
 from tryon_local.cfn import load_template
@@ -61,7 +61,9 @@ def moto_stages(monkeypatch):
         monkeypatch.setenv("JOBS_TABLE", "jobs")
         monkeypatch.setenv("DAILY_IMAGE_BUDGET", "2")
         counted: list[str] = []
-        ctx = Context(settings=at(Settings.from_env(), DAY_ONE), store=JobStore("jobs"),
+        stores = repositories("jobs", boto3.resource("dynamodb"))
+        stores.pop("pacing")
+        ctx = Context(settings=at(Settings.from_env(), DAY_ONE), **stores,
                       integrations=Integrations("jobs"),
                       storage=ObjectStorage(s3), notifier=Notifier(topic), workflow=None,
                       admissions=None, preparations=None, provider=None, pacer=None,

@@ -8,27 +8,10 @@ import hashlib
 import re
 import time
 from dataclasses import asdict, dataclass, replace
-from enum import StrEnum
 from typing import Any
 
+from tryon.job_record import TERMINAL_STATUSES, JobRecord, JobStatus
 from tryon.models.registry import MODELS
-
-
-class JobStatus(StrEnum):
-    RECEIVED = "RECEIVED"  # recorded, inputs being checked
-    QUEUED = "QUEUED"  # inputs fine, waiting for a free provider slot
-    ADMITTED = "ADMITTED"  # holds a provider slot, submit on its way
-    SUBMITTING = "SUBMITTING"  # provider call in progress (a crash here is detectable)
-    SUBMITTED = "SUBMITTED"  # provider task exists, execution polls it
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    TIMED_OUT = "TIMED_OUT"
-    CANCELED = "CANCELED"  # called off before the provider made anything: not paid
-
-
-TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.TIMED_OUT,
-                               JobStatus.CANCELED})
-
 
 # Provider messages are the provider's text: kept, but bounded, in records and
 # notifications (an SNS message and a DynamoDB item have size limits).
@@ -193,42 +176,40 @@ NOTIFICATION_EVENTS = {
 }
 
 
-def notification_for(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def notification_for(job: JobRecord) -> tuple[dict[str, Any], dict[str, str]]:
     """The SNS message body and the attributes subscribers filter on."""
-    status = JobStatus(job["status"])
-    event = NOTIFICATION_EVENTS[status]
+    event = NOTIFICATION_EVENTS[job.status]
     body = {"schema": "tryon.notification/1", "event": event, **job_view(job)}
-    attributes = {"event": event, "status": status.value}
-    if job.get("model"):
-        attributes["model"] = job["model"]
-    return body, {**(job.get("attributes") or {}), **attributes}
+    attributes = {"event": event, "status": job.status.value}
+    if job.model:
+        attributes["model"] = job.model
+    return body, {**job.attributes, **attributes}
 
 
-def job_view(job: dict[str, Any]) -> dict[str, Any]:
+def job_view(job: JobRecord) -> dict[str, Any]:
     """What a job's owner sees of it, in any status: the notification's fields (the
     API answers with these too)."""
-    status = JobStatus(job["status"])
     return {
-        "job_id": job["job_id"],
-        "status": status.value,
-        "model": job.get("model"),
-        "requested_model": job.get("requested_model") or job.get("model"),
-        "look_id": job.get("look_id"),
-        "source": job.get("source"),
-        "inputs": job.get("inputs"),
-        "parameters": job.get("parameters"),
-        "provider_task_id": job.get("provider_task_id"),
-        "result": job.get("result"),
-        "usage": job.get("usage"),
-        "price": price_of(job),
-        "error": job.get("error"),
-        "normalized": job.get("normalized"),
-        "kept_garment": job.get("kept_garment"),
-        "batch_id": job.get("batch_id"),
-        "duplicate_looks": job.get("duplicate_looks"),
-        "attributes": job.get("attributes") or {},
-        "polls": job.get("polls", 0),
-        "timings": job.get("timeline", {}),
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "model": job.model,
+        "requested_model": job.requested_model or job.model,
+        "look_id": job.look_id,
+        "source": job.source,
+        "inputs": job.inputs,
+        "parameters": job.parameters,
+        "provider_task_id": job.provider_task_id,
+        "result": job.result,
+        "usage": job.usage,
+        "price": price_of(job.model),
+        "error": job.error,
+        "normalized": job.normalized,
+        "kept_garment": job.kept_garment,
+        "batch_id": job.batch_id,
+        "duplicate_looks": job.duplicate_looks,
+        "attributes": job.attributes,
+        "polls": job.polls,
+        "timings": job.timeline,
     }
 
 
@@ -264,18 +245,18 @@ def unique_looks(looks: list[Look]) -> tuple[list[Look], dict[str, list[str]]]:
     return list(first.values()), repeats
 
 
-def price_of(job: dict[str, Any]) -> dict[str, Any] | None:
+def price_of(model: str | None) -> dict[str, Any] | None:
     """The registry's price per image of the model that made (or would make) the
     image; only successful images are billed."""
-    spec = MODELS.get(job.get("model") or "")
+    spec = MODELS.get(model or "")
     return spec.price.as_dict() if spec else None
 
 
-def batch_view(batch: dict[str, Any], jobs: list[dict[str, Any]]) -> dict[str, Any]:
+def batch_view(batch: dict[str, Any], jobs: list[JobRecord]) -> dict[str, Any]:
     """A batch as its owner sees it at any time: counts by status, and its jobs."""
     counts = {"total": len(batch["job_ids"]), "recorded": len(jobs)}
     for status in JobStatus:
-        counts[status.value.lower()] = sum(1 for j in jobs if j["status"] == status)
+        counts[status.value.lower()] = sum(1 for j in jobs if j.status == status)
     ended = sum(counts[s.value.lower()] for s in TERMINAL_STATUSES)
     return {"batch_id": batch["batch_id"],
             "status": "OPEN" if ended < counts["total"] else batch_outcome(counts),
@@ -288,12 +269,12 @@ def batch_outcome(counts: dict[str, int]) -> str:
             else "FAILED" if counts["succeeded"] == 0 else "PARTIAL")
 
 
-def batch_summary(batch: dict[str, Any], jobs: list[dict[str, Any]]
+def batch_summary(batch: dict[str, Any], jobs: list[JobRecord]
                   ) -> tuple[dict[str, Any], dict[str, str]]:
     """The batch.completed message: counts and every look's outcome."""
     counts = {"total": len(batch["job_ids"])}
     for status in TERMINAL_STATUSES:
-        counts[status.value.lower()] = sum(1 for j in jobs if j["status"] == status)
+        counts[status.value.lower()] = sum(1 for j in jobs if j.status == status)
     outcome = batch_outcome(counts)
     body = {
         "schema": "tryon.notification/1",
@@ -304,12 +285,12 @@ def batch_summary(batch: dict[str, Any], jobs: list[dict[str, Any]]
         "attributes": batch.get("attributes") or {},
         "counts": counts,
         "looks": [{
-            "look_id": job.get("look_id"),
-            "job_id": job["job_id"],
-            "status": job["status"],
-            "model": job.get("model"),
-            "result": (job.get("result") or {}).get("uri"),
-            "error": job.get("error"),
+            "look_id": job.look_id,
+            "job_id": job.job_id,
+            "status": job.status.value,
+            "model": job.model,
+            "result": (job.result or {}).get("uri"),
+            "error": job.error,
         } for job in jobs],
     }
     attributes = {**(batch.get("attributes") or {}), "event": "batch.completed",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 MAX_WAIT_SECONDS = 20.0
@@ -29,7 +29,6 @@ class CallPacer:
     limits: dict[str, int]  # calls per second, by operation
     clock: Callable[[], float] = time.time  # real time: the limits are per real second
     sleep: Callable[[float], None] = time.sleep
-    waited: float = field(default=0.0, init=False)  # seconds spent waiting, for metrics
 
     def wait_turn(self, operation: str) -> None:
         width = 1.0 / max(1, self.limits[operation] - 1)
@@ -39,7 +38,6 @@ class CallPacer:
             if self.ledger.claim_call_slot(operation, slot, now):
                 delay = slot * width - self.clock()
                 if delay > 0:
-                    self.waited += delay
                     self.sleep(delay)
                 return
         raise PacingTimeout(f"no {operation} slot free within {MAX_WAIT_SECONDS:.0f} s")

@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from tryon.jobs import TERMINAL_STATUSES, JobStatus
+from tryon.job_record import UNSUCCESSFUL_STATUSES
 
 # A look ended otherwise than made shows its error (a canceled one says who canceled).
-FAILED_STATUSES = frozenset(TERMINAL_STATUSES - {JobStatus.SUCCEEDED})
 STATUS_ORDER = ("SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED")
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
@@ -187,7 +186,7 @@ def _look(job: dict, link: Callable[[str], str | None], index: int) -> str:
     css = re.sub(r"[^a-z_]", "", status.lower())
     figures = [_figure(role, uri, link) for role, uri in _inputs(job)]
     result = job.get("result") if isinstance(job.get("result"), dict) else {}
-    missing = "no result" if status in FAILED_STATUSES else "no result yet"
+    missing = "no result" if status in UNSUCCESSFUL_STATUSES else "no result yet"
     figures.append('<span class="arrow" aria-hidden="true">→</span>')
     figures.append(_figure("result", result.get("uri"), link, missing, css_class="result"))
     return f"""<article class="look status-{css}" id="look-{index + 1}" data-status="{_e(status)}">
@@ -257,7 +256,7 @@ def _seconds(value: float | None) -> str:
 
 def _error(job: dict, status: str) -> str:
     error = job.get("error") if isinstance(job.get("error"), dict) else None
-    if not error and status not in FAILED_STATUSES:
+    if not error and status not in UNSUCCESSFUL_STATUSES:
         return ""
     code = (error or {}).get("code") or status
     message = (error or {}).get("message") or "no error was recorded"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from tryon.models.registry import MODELS, Limits, parse_limits
@@ -23,9 +23,10 @@ class Timebase:
 
     scale: float = 1.0
     anchor: float = 0.0
+    wall: Callable[[], float] = field(default=time.time, compare=False)  # real epoch seconds
 
     def now(self) -> float:
-        return self.from_wall(time.time())
+        return self.from_wall(self.wall())
 
     def from_wall(self, epoch: float) -> float:
         return self.anchor + (epoch - self.anchor) * self.scale

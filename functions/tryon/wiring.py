@@ -13,8 +13,8 @@ from aws_lambda_powertools.utilities import parameters
 
 from tryon.adapters.integrations import Integrations
 from tryon.adapters.messaging import JobQueue, Notifier, Workflow
+from tryon.adapters.repositories import repositories
 from tryon.adapters.storage import ObjectStorage
-from tryon.adapters.store import JobStore
 from tryon.handlers.observability import metrics
 from tryon.pacing import CallPacer
 from tryon.providers import ProviderClients
@@ -42,7 +42,8 @@ def build_context(settings: Settings, session: Any,
     CLI acting on a stack)."""
     clients: dict[str, ProviderClients] = {}
     dynamodb = session.resource("dynamodb")
-    store = JobStore(settings.jobs_table, dynamodb)
+    stores = repositories(settings.jobs_table, dynamodb)
+    ledger = stores.pop("pacing")
 
     def timeout(read: float) -> httpx.Timeout:
         return httpx.Timeout(connect=DEFAULT_TIMEOUT.connect, read=read,
@@ -79,7 +80,7 @@ def build_context(settings: Settings, session: Any,
              for model, limits in settings.model_limits.items()}
     return Context(
         settings=settings,
-        store=store,
+        **stores,
         storage=ObjectStorage(session.client("s3")),
         notifier=Notifier(settings.topic_arn, settings.bus_name, session.client("sns"),
                           session.client("events") if settings.bus_name else None),
@@ -87,7 +88,7 @@ def build_context(settings: Settings, session: Any,
         admissions=JobQueue(settings.submit_queue_url, "admit", sqs),
         preparations=JobQueue(settings.intake_queue_url, "prepare", sqs),
         provider=provider,
-        pacer=CallPacer(store, {**rates, "query": settings.query_rate_limit}),
+        pacer=CallPacer(ledger, {**rates, "query": settings.query_rate_limit}),
         integrations=Integrations(settings.jobs_table, dynamodb),
         count=count,
     )

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from tryon.jobs import JobStatus
+from tryon.job_record import JobStatus
 from tryon.models.registry import MODEL_IDS
 
 from tryon_local import operator as ops

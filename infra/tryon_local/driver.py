@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 from PIL import Image, ImageOps
-from tryon.adapters.store import JobStore, from_dynamo
+from tryon.adapters.batches import BatchRepository
+from tryon.adapters.dynamo import Table, from_dynamo
 from tryon.jobs import safe_name
 from tryon.review import render_review
 
@@ -202,8 +203,8 @@ class Driver:
         batch_ids = {job.get("batch_id") for job in jobs}
         if len(batch_ids) != 1 or None in batch_ids:
             return None
-        store = JobStore(self.stack.outputs["JobsTableName"], self.stack.resource("dynamodb"))
-        return store.get_batch(batch_ids.pop())
+        table = Table(self.stack.outputs["JobsTableName"], self.stack.resource("dynamodb"))
+        return BatchRepository(table).get(batch_ids.pop())
 
 
 def job_label(job: dict) -> str:

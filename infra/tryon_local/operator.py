@@ -15,13 +15,13 @@ from typing import Any
 import boto3
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from tryon.adapters.dynamo import from_dynamo
 from tryon.adapters.integrations import Integrations
-from tryon.adapters.store import JOB_SK, JobStore, from_dynamo
+from tryon.adapters.jobs import JOB_SK
+from tryon.job_record import TERMINAL_STATUSES, JobRecord, JobStatus
 from tryon.jobs import (
     API_MANIFEST_PREFIX,
     INTEGRATION_NAME,
-    TERMINAL_STATUSES,
-    JobStatus,
     Source,
     batch_view,
     job_id_for,
@@ -59,10 +59,6 @@ class Target:
     ctx: Context
     outputs: dict[str, str]
     api_url: str | None  # the bearer-key API's base URL, ending in /v1
-
-    @property
-    def store(self) -> JobStore:
-        return self.ctx.store
 
     @property
     def integrations(self) -> Integrations:
@@ -118,14 +114,14 @@ def _target(name: str, session: Any, outputs: dict[str, str], function: str,
 # --- jobs ------------------------------------------------------------------------------
 
 def list_jobs(target: Target, *, status: str | None = None, batch: str | None = None,
-              owner: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+              owner: str | None = None, limit: int = 50) -> list[JobRecord]:
     """Job records, newest first: a batch's, an integration's, or any."""
     if batch:
         jobs = [job for job in batch_jobs(target, batch)[1]
-                if status is None or job["status"] == status]
+                if status is None or job.status == status]
         return _newest_first(jobs)[:limit]
     if owner:
-        return target.store.owned_jobs(owner, status=status, limit=limit, after=None)[0]
+        return target.ctx.jobs.owned(owner, status=status, limit=limit, after=None)[0]
     # A Scan reads the whole table at worst: acceptable for an operator's occasional
     # look, bounded by --limit, on the operator's own credentials. The functions have
     # no Scan right; the API lists an integration's jobs through the owner index.
@@ -133,45 +129,43 @@ def list_jobs(target: Target, *, status: str | None = None, batch: str | None = 
     condition = Attr("sk").eq(JOB_SK)
     if status:
         condition &= Attr("status").eq(status)
-    found: list[dict[str, Any]] = []
+    found: list[JobRecord] = []
     start = None
     while len(found) < limit:
         page = table.scan(FilterExpression=condition,
                           **({"ExclusiveStartKey": start} if start else {}))
-        found += [from_dynamo(item) for item in page["Items"]]
+        found += [JobRecord.from_item(from_dynamo(item)) for item in page["Items"]]
         start = page.get("LastEvaluatedKey")
         if not start:
             break
     return _newest_first(found)[:limit]
 
 
-def _newest_first(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(jobs, key=lambda j: -(j.get("timeline") or {}).get("received", 0))
+def _newest_first(jobs: list[JobRecord]) -> list[JobRecord]:
+    return sorted(jobs, key=lambda job: -job.timeline.get("received", 0))
 
 
-def batch_jobs(target: Target, batch_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    batch = target.store.get_batch(batch_id)
+def batch_jobs(target: Target, batch_id: str) -> tuple[dict[str, Any], list[JobRecord]]:
+    batch = target.ctx.batches.get(batch_id)
     if batch is None:
         raise OperatorError(f"no batch {batch_id!r} in {target.name} (a manifest uploaded a "
                             "moment ago is recorded within seconds; a single look has no batch)")
-    return batch, target.store.get_jobs(list(batch["job_ids"]))
+    return batch, target.ctx.jobs.get_many(list(batch["job_ids"]))
 
 
-def get_job(target: Target, job_id: str) -> dict[str, Any]:
-    job = target.store.get(job_id)
+def get_job(target: Target, job_id: str) -> JobRecord:
+    job = target.ctx.jobs.get(job_id)
     if job is None:
         raise OperatorError(f"no job {job_id!r} in {target.name}")
     return job
 
 
-def job_details(job: dict[str, Any]) -> dict[str, Any]:
+def job_details(job: JobRecord) -> dict[str, Any]:
     """What `jobs show` prints: the job's view, whose it is, and seconds from its
     receipt to each step."""
-    timeline = job.get("timeline") or {}
-    received = timeline.get("received")
-    steps = sorted(timeline.items(), key=lambda item: item[1])
-    return {**job_view(job), "owner": job.get("owner"),
-            "waiting_for": job.get("waiting_for"),
+    received = job.timeline.get("received")
+    steps = sorted(job.timeline.items(), key=lambda item: item[1])
+    return {**job_view(job), "owner": job.owner, "waiting_for": job.waiting_for,
             "seconds_since_received": {step: round(at - received, 3) for step, at in steps}
             if received is not None else {}}
 
@@ -185,18 +179,18 @@ def cancel(target: Target, job_id: str) -> dict[str, Any]:
         raise OperatorError(f"cannot cancel: {exc}") from None
 
 
-def retry_look(job: dict[str, Any], inbox: str) -> dict[str, Any]:
+def retry_look(job: JobRecord, inbox: str) -> dict[str, Any]:
     """The look of an ended job as a one-look manifest, linked to it by `retry_of`."""
-    job_id, status = job["job_id"], job["status"]
+    job_id, status = job.job_id, job.status
     if status not in RETRYABLE_STATUSES:
         raise OperatorError(
             f"job {job_id} SUCCEEDED: nothing to retry (upload the look again for another "
             "image)" if status == JobStatus.SUCCEEDED else
             f"job {job_id} is {status}, not ended: wait for it, or cancel it first "
             "(`tryon jobs cancel`); only FAILED, TIMED_OUT or CANCELED jobs are retried")
-    inputs = job.get("inputs") or {}
+    inputs = job.inputs or {}
     if "person" not in inputs:
-        code = (job.get("error") or {}).get("code")
+        code = (job.error or {}).get("code")
         raise OperatorError(f"job {job_id} ended {status} ({code}) before its look was read: "
                             "there is no look to retry; fix the upload and send it again")
     keys = {}
@@ -205,20 +199,20 @@ def retry_look(job: dict[str, Any], inbox: str) -> dict[str, Any]:
         if bucket != inbox:
             raise OperatorError(f"job {job_id}'s {role} {uri} is not in the inbox {inbox}")
         keys[role] = key
-    look: dict[str, Any] = {"version": 1, "id": job["look_id"], "person": keys["person"]}
+    look: dict[str, Any] = {"version": 1, "id": job.look_id, "person": keys["person"]}
     if "top" in keys:
-        look["dress" if job.get("top_is_dress") else "top"] = keys["top"]
+        look["dress" if job.top_is_dress else "top"] = keys["top"]
     if "bottom" in keys:
         look["bottom"] = keys["bottom"]
-    if job.get("keep"):
-        look["keep"] = job["keep"]
-    look["model"] = job.get("requested_model") or job["model"]
-    parameters = job.get("parameters") or {}
+    if job.keep:
+        look["keep"] = job.keep
+    look["model"] = job.requested_model or job.model
+    parameters = job.parameters or {}
     look.update({k: parameters[k] for k in ("resolution", "restore_face") if k in parameters})
-    if job.get("instruction"):
-        look["instruction"] = job["instruction"]
+    if job.instruction:
+        look["instruction"] = job.instruction
     # A retry of a retry names its own predecessor.
-    attributes = {**(job.get("attributes") or {}), "retry_of": job_id}
+    attributes = {**job.attributes, "retry_of": job_id}
     if len(attributes) > MAX_ATTRIBUTES:
         raise OperatorError(f"job {job_id} has {MAX_ATTRIBUTES} attributes, the most a look "
                             "may have: there is no room for retry_of; upload the look yourself")
@@ -240,7 +234,7 @@ def retry(target: Target, job_id: str) -> dict[str, Any]:
     except ManifestError as exc:
         raise OperatorError(f"job {job_id}'s look cannot be sent again: {exc}") from None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    owner = job.get("owner")
+    owner = job.owner
     key = (f"{API_MANIFEST_PREFIX}{owner}/retry-{job_id}-{stamp}.json" if owner
            else f"{RETRY_MANIFEST_PREFIX}{job_id}-{stamp}.json")
     written = target.ctx.storage.write(inbox, key, raw, "application/json")
@@ -327,16 +321,16 @@ def budget(target: Target) -> dict[str, Any]:
     """Today's (UTC, on the pipeline's clock) images spent and the limit in force."""
     ctx = target.ctx
     day, limit = todays_budget(ctx, ctx.clock())
-    spent = ctx.store.budget_spent(day)
+    spent = ctx.budget.spent(day)
     return {"day": day, "spent": spent["spent"], "limit": limit,
-            "source": "DailyImageBudget" if ctx.store.budget_limit() is None else "override",
+            "source": "DailyImageBudget" if ctx.budget.override() is None else "override",
             "stack_budget": ctx.settings.daily_image_budget, "reached_at": spent["reached_at"]}
 
 
 def set_budget(target: Target, limit: int | None) -> dict[str, Any]:
     if limit is not None and limit < 0:
         raise OperatorError("a budget is a number of images, 0 or more")
-    target.store.set_budget_limit(limit)
+    target.ctx.budget.set_override(limit)
     return budget(target)
 
 
@@ -346,15 +340,14 @@ def _when(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(epoch)) if epoch else "-"
 
 
-def format_jobs(jobs: list[dict[str, Any]]) -> str:
+def format_jobs(jobs: list[JobRecord]) -> str:
     if not jobs:
         return "no jobs"
     rows = [("JOB", "STATUS", "MODEL", "LOOK", "RECEIVED (UTC)", "OWNER / SOURCE")]
     for job in jobs:
-        source = job.get("owner") or (job.get("source") or {}).get("key", "-")
-        rows.append((job["job_id"], job["status"], job.get("model") or "-",
-                     job.get("look_id") or "-",
-                     _when((job.get("timeline") or {}).get("received")), source))
+        source = job.owner or (job.source or {}).get("key", "-")
+        rows.append((job.job_id, job.status.value, job.model or "-", job.look_id or "-",
+                     _when(job.timeline.get("received")), source))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(str(cell).ljust(width)
                                for cell, width in zip(row[:-1], widths, strict=True))

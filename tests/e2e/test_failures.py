@@ -5,9 +5,9 @@ import json
 import time
 
 from tryon.adapters.store import JobStore
-from tryon.jobs import JobStatus
+from tryon.job_record import JobStatus
 from tryon.providers.dashscope_tasks import TaskClient
-from tryon.providers.requests import TryOnRequest
+from tryon.providers.request_bodies import TryOnRequest
 from tryon_local.driver import SAMPLES, LookRequest, run_looks
 from tryon_local.runtime import EMULATOR_API_KEY
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tryon.adapters.store import JobStore
-from tryon.jobs import JobStatus
+from tryon.job_record import JobStatus
 from tryon_local.cli import main
 from tryon_local.driver import SAMPLES
 from tryon_local.runtime import notifications_from

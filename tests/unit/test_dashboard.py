@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from tryon.jobs import TERMINAL_STATUSES
+from tryon.job_record import TERMINAL_STATUSES
 from tryon_local.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,14 +1,15 @@
-"""The sweep's gauges against moto's DynamoDB (in process): slots held and jobs
+"""The sweep's gauges (on the fakes): slots held and jobs
 QUEUED per model, and today's budget, read as the dashboard charts them; and the
 EMF records the sweep function prints for them (Powertools, as in Lambda)."""
 
 import json
 
 import pytest
-from moto_stages import DAY_ONE
-from tryon.adapters.store import JobStore
+from fakes import DAY_ONE
+from tryon.adapters.slots import queue_entry
 from tryon.handlers import observability
 from tryon.handlers.sweep import emit_gauges
+from tryon.job_record import JobStatus
 from tryon.models.registry import MODEL_IDS
 from tryon.stages.sweep import gauges
 
@@ -16,20 +17,20 @@ MODEL, OTHER = "aitryon-plus", "qwen-image-3.0"
 
 
 @pytest.fixture
-def busy(moto_stages):
+def busy(fake):
     """Two jobs holding MODEL's slots, three waiting for it and one for OTHER, and
     four images charged to today's budget, which the operator set to 5."""
-    ctx = moto_stages.ctx
-    store = ctx.store
+    fake.configure(daily_image_budget=2)
+    ctx = fake.ctx
     for i in range(2):
-        assert store.acquire_slot(MODEL, f"running-{i}", DAY_ONE + 300, limit=5)
+        assert ctx.slots.acquire(MODEL, f"running-{i}", DAY_ONE + 300, limit=5)
     for i, model in enumerate([MODEL, MODEL, MODEL, OTHER]):
-        store.create({"job_id": f"waiting-{i}", "status": "QUEUED", "model": model,
-                      **JobStore.queue_entry(model, DAY_ONE + i, f"waiting-{i}")}, DAY_ONE)
-    store.set_budget_limit(5)
+        fake.look(f"waiting-{i}", model, status=JobStatus.QUEUED,
+                  **queue_entry(model, DAY_ONE + i, f"waiting-{i}"))
+    ctx.budget.set_override(5)
     for i in range(4):
-        store.create({"job_id": f"charged-{i}", "status": "RECEIVED"}, DAY_ONE)
-        assert store.charge_budget(f"charged-{i}", "2026-11-18", 5, DAY_ONE)
+        fake.look(f"charged-{i}")
+        assert ctx.budget.charge(f"charged-{i}", "2026-11-18", 5, DAY_ONE)
     return ctx
 
 
@@ -40,7 +41,7 @@ def test_the_gauges_count_slots_and_queued_jobs_per_model_and_the_days_budget(bu
                                   for model in MODEL_IDS}
     assert (levels.budget_spent, levels.budget_limit) == (4, 5)
 
-    busy.store.set_budget_limit(None)  # back to the stack's DailyImageBudget (2 here)
+    busy.budget.set_override(None)  # back to the stack's DailyImageBudget (2 here)
     assert gauges(busy).budget_limit == 2
 
 

@@ -1,7 +1,6 @@
-
+from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import (
     MAX_ERROR_MESSAGE_CHARS,
-    JobStatus,
     Source,
     bounded_error,
     drop_result_stem,
@@ -44,12 +43,12 @@ def test_result_keys_never_collide_between_jobs():
 
 
 def test_notifications_carry_filterable_attributes():
-    body, attributes = notification_for({
+    body, attributes = notification_for(JobRecord.from_item({
         "job_id": "j", "status": "FAILED", "model": "aitryon", "look_id": "a",
-        "error": {"code": "InvalidPerson", "message": "m"}, "timeline": {"received": 1.0}})
+        "error": {"code": "InvalidPerson", "message": "m"}, "timeline": {"received": 1.0}}))
     assert body["event"] == "job.failed" and body["error"]["code"] == "InvalidPerson"
     assert attributes == {"event": "job.failed", "status": "FAILED", "model": "aitryon"}
-    body, attributes = notification_for({"job_id": "j", "status": JobStatus.TIMED_OUT})
+    body, attributes = notification_for(JobRecord(job_id="j", status=JobStatus.TIMED_OUT))
     assert attributes == {"event": "job.timed_out", "status": "TIMED_OUT"}
 
 

@@ -1,8 +1,10 @@
 """Models as data: the registry, the Qwen instruction builder and the size mapping."""
 
 import json
+from dataclasses import replace
 
 import pytest
+from tryon.job_record import JobRecord, JobStatus
 from tryon.manifest import manifest_schema
 from tryon.models.instructions import (
     MAX_INSTRUCTION_CHARS,
@@ -20,7 +22,7 @@ from tryon.models.registry import (
     retired_message,
 )
 from tryon.models.request_builder import build_request, output_size
-from tryon.providers.requests import QWEN_CALL_PATH, QWEN_TASK_PATH, TryOnRequest
+from tryon.providers.request_bodies import QWEN_CALL_PATH, QWEN_TASK_PATH, TryOnRequest
 
 
 def test_the_registry_has_one_entry_per_model_with_its_protocol():
@@ -123,8 +125,9 @@ def test_sizes_always_keep_the_providers_bounds(person):
         assert abs(width / height - person[0] / person[1]) < 0.05 * person[0] / person[1]
 
 
-JOB = {"parameters": {"resolution": -1, "restore_face": True},
-       "submit_inputs": {"person": {"width": 768, "height": 1152}}}
+JOB = JobRecord(job_id="j", status=JobStatus.ADMITTED,
+                parameters={"resolution": -1, "restore_face": True},
+                submit_inputs={"person": {"width": 768, "height": 1152}})
 
 
 def test_a_qwen_look_becomes_references_in_order_plus_one_instruction():
@@ -137,15 +140,15 @@ def test_a_qwen_look_becomes_references_in_order_plus_one_instruction():
     assert [list(item) for item in content] == [["image"], ["image"], ["image"], ["text"]]
     assert body["parameters"] == {"n": 1, "size": "768*1152", "prompt_extend": False,
                                   "watermark": False}
-    task = build_request(model_spec("qwen-image-3.0"), {**JOB, "top_is_dress": True},
+    task = build_request(model_spec("qwen-image-3.0"), replace(JOB, top_is_dress=True),
                          {"person": "https://p", "top": "https://d"})
     assert task.path == QWEN_TASK_PATH and "the dress from image 2" in task.instruction
     json.dumps(body)  # plain JSON
 
 
 def test_a_try_on_look_keeps_the_seeds_fields():
-    request = build_request(model_spec("aitryon-plus"), {"parameters": {"resolution": 1280,
-                                                                       "restore_face": False}},
+    job = replace(JOB, parameters={"resolution": 1280, "restore_face": False})
+    request = build_request(model_spec("aitryon-plus"), job,
                             {"person": "https://p", "bottom": "https://b"})
     assert request == TryOnRequest("aitryon-plus", "https://p", bottom_garment_url="https://b",
                                    resolution=1280, restore_face=False)

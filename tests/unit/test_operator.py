@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from botocore.stub import Stubber
+from tryon.job_record import JobRecord
 from tryon.manifest import parse_manifest
 from tryon_local import operator
 from tryon_local.operator import OperatorError, progress_line, retry_look
@@ -16,14 +17,14 @@ from tryon_local.runtime import FAKE_CREDENTIALS
 INBOX = "inbox"
 
 
-def ended(**fields) -> dict:
-    return {"job_id": "old1", "status": "FAILED", "look_id": "anna-dress",
+def ended(**fields) -> JobRecord:
+    return JobRecord.from_item({"job_id": "old1", "status": "FAILED", "look_id": "anna-dress",
             "model": "qwen-image-3.0", "requested_model": "aitryon-plus",
             "inputs": {"person": f"s3://{INBOX}/models/anna.jpg",
                        "top": f"s3://{INBOX}/catalog/dress.jpg"},
             "top_is_dress": True, "parameters": {"resolution": 1280, "restore_face": False},
             "instruction": "Keep the belt.", "attributes": {"retailer": "acme"},
-            "error": {"code": "InvalidPerson", "message": "no person"}, **fields}
+            "error": {"code": "InvalidPerson", "message": "no person"}, **fields})
 
 
 def test_the_look_comes_back_as_it_was_asked_with_a_link_to_the_old_job():

@@ -24,7 +24,9 @@ IDEMPOTENCY_TABLE_ARN = {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
 # What Powertools' idempotency persistence calls on its table (it deletes the record of
 # a request that failed, so that a retry runs).
 IDEMPOTENCY_ACTIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}
-DYNAMODB_ADAPTERS = ("store.py", "integrations.py")
+# The repositories of the jobs table (and the API's integrations on it).
+DYNAMODB_ADAPTERS = ("dynamo.py", "jobs.py", "batches.py", "slots.py", "budget.py",
+                     "provider_memory.py", "message_errors.py", "integrations.py")
 # The boto3 calls of the DynamoDB adapter, as IAM actions. A transaction needs the
 # actions of its parts (the adapter uses none: moto's would clobber other writes).
 CALL_ACTIONS = {
@@ -62,7 +64,7 @@ def _dynamodb_actions(spec: dict) -> set[str]:
 def _store_actions() -> set[str]:
     """The DynamoDB actions the code can call: only the adapters touch DynamoDB (the
     jobs table; wiring hands them the session's resource)."""
-    client = re.compile(r"""\.Table\(|_item\(|_items\(""")
+    client = re.compile(r"\.Table\(|\.(" + "|".join(CALL_ACTIONS) + r")\(")
     elsewhere = [path.relative_to(ROOT) for path in CODE.rglob("*.py")
                  if path.name not in DYNAMODB_ADAPTERS and client.search(path.read_text())]
     assert not elsewhere, f"DynamoDB used outside the adapters: {elsewhere}"

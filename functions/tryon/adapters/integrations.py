@@ -17,7 +17,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from tryon.adapters.store import from_dynamo, to_dynamo
+from tryon.adapters.dynamo import from_dynamo, to_dynamo
 
 KEY_PREFIX = "tryon_"
 MAX_KEY_CHARS = 100

@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from tryon.adapters.integrations import Integration
 from tryon.handlers.observability import logger, metrics, tracer
-from tryon.jobs import JobStatus, job_view
+from tryon.job_record import JobStatus
+from tryon.jobs import job_view
 from tryon.manifest import manifest_schema
 from tryon.stages import requests
 from tryon.stages.requests import Problem

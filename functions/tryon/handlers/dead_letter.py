@@ -17,7 +17,7 @@ def take_message(record: SQSRecord) -> None:
     body = record.json_body
     if body.get("Event") == "s3:TestEvent":
         return
-    last_error = ctx.store.message_error(record.message_id)
+    last_error = ctx.message_errors.last(record.message_id)
     logger.warning("dead letter", extra={"message_id": record.message_id,
                                          "last_error": last_error})
     metrics.add_metric(name="DeadLetters", unit=MetricUnit.Count, value=1)

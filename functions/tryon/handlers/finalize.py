@@ -3,6 +3,7 @@
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tryon.handlers.observability import logger, metrics, tracer
+from tryon.job_record import WorkflowState
 from tryon.stages import completion
 from tryon.wiring import stage_context
 
@@ -11,6 +12,6 @@ from tryon.wiring import stage_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    outcome = completion.finalize(stage_context(), event)
+    outcome = completion.finalize(stage_context(), WorkflowState.from_event(event))
     logger.info("job succeeded", extra={"result": outcome["result"]["uri"]})
     return outcome

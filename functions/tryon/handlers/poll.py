@@ -4,6 +4,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tryon.handlers.observability import logger, metrics, tracer
+from tryon.job_record import WorkflowState
 from tryon.stages import polling
 from tryon.wiring import stage_context
 
@@ -13,7 +14,7 @@ from tryon.wiring import stage_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    state = polling.poll(stage_context(), event)
+    state = polling.poll(stage_context(), WorkflowState.from_event(event))
     metrics.add_metric(name="ProviderPolls", unit=MetricUnit.Count, value=1)
-    logger.info("polled", extra={"provider_status": state["status"], "polls": state["polls"]})
-    return state
+    logger.info("polled", extra={"provider_status": state.status, "polls": state.polls})
+    return state.to_event()

@@ -48,7 +48,7 @@ def remembering_failures(take: RecordHandler) -> RecordHandler:
             ctx = stage_context()
             # The exception's type and bounded message; never a traceback.
             error = bounded_error({"code": type(exc).__name__, "message": str(exc)})
-            ctx.store.remember_message_error(record.message_id, error, ctx.clock())
+            ctx.message_errors.remember(record.message_id, error, ctx.clock())
             raise  # the batch reports it failed: SQS delivers it again
 
     return take_message

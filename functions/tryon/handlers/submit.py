@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from tryon.handlers.observability import logger, metrics, tracer
 from tryon.handlers.sqs_batch import batch_handler, remembering_failures
-from tryon.stages import submission
+from tryon.stages import submit
 from tryon.wiring import stage_context
 
 
@@ -16,7 +16,7 @@ from tryon.wiring import stage_context
 def take_message(record: SQSRecord) -> None:
     job_id = record.json_body["admit"]
     logger.set_correlation_id(job_id)
-    submission.submit_admitted(stage_context(), job_id)
+    submit.submit_admitted(stage_context(), job_id)
     metrics.add_metric(name="JobsAdmitted", unit=MetricUnit.Count, value=1)
 
 

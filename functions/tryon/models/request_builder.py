@@ -1,14 +1,19 @@
 """How a look becomes the request its model speaks (the wire formats themselves
-live in `tryon.providers.requests`)."""
+live in `tryon.providers.request_bodies`)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
+from tryon.job_record import JobRecord
 from tryon.models.instructions import Outfit, instruction_for, reference_roles
 from tryon.models.registry import ModelSpec, OutputSizes
-from tryon.providers.requests import QWEN_CALL_PATH, QWEN_TASK_PATH, QwenImageRequest, TryOnRequest
+from tryon.providers.request_bodies import (
+    QWEN_CALL_PATH,
+    QWEN_TASK_PATH,
+    QwenImageRequest,
+    TryOnRequest,
+)
 
 # The try-on resolutions, as Qwen sizes (CONTRACT: 1024 -> 576*1024, 1280 -> 720*1280).
 FIXED_SIZES = {1024: (576, 1024), 1280: (720, 1280)}
@@ -39,10 +44,10 @@ def output_size(sizes: OutputSizes, resolution: int, person: tuple[int, int]) ->
     return f"{w}*{h}"
 
 
-def build_request(spec: ModelSpec, job: dict[str, Any], urls: dict[str, str]
+def build_request(spec: ModelSpec, job: JobRecord, urls: dict[str, str]
                   ) -> TryOnRequest | QwenImageRequest:
     """`urls`: where the provider reads each input (by role: person, top, bottom)."""
-    parameters = job.get("parameters") or {}
+    parameters = job.parameters or {}
     if spec.family == "tryon":
         return TryOnRequest(
             model=spec.model_id,
@@ -52,11 +57,11 @@ def build_request(spec: ModelSpec, job: dict[str, Any], urls: dict[str, str]
             resolution=parameters.get("resolution", -1),
             restore_face=parameters.get("restore_face", True),
         )
-    outfit = Outfit(top="top" in urls and not job.get("top_is_dress"),
-                    bottom="bottom" in urls, dress=bool(job.get("top_is_dress")),
-                    keep=job.get("keep"), restore_face=parameters.get("restore_face", True),
-                    extra=job.get("instruction"))
-    person = job["submit_inputs"]["person"]
+    outfit = Outfit(top="top" in urls and not job.top_is_dress,
+                    bottom="bottom" in urls, dress=bool(job.top_is_dress),
+                    keep=job.keep, restore_face=parameters.get("restore_face", True),
+                    extra=job.instruction)
+    person = job.submit_inputs["person"]
     assert spec.sizes is not None, spec.model_id
     return QwenImageRequest(
         model=spec.model_id,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from tryon.providers.dashscope_tasks import result_image, result_usage
 from tryon.providers.http import OSS_RESOLVE_HEADER, DashScopeHttp
-from tryon.providers.requests import QWEN_CALL_PATH, QwenImageRequest
+from tryon.providers.request_bodies import QWEN_CALL_PATH, QwenImageRequest
 
 
 @dataclass(frozen=True)

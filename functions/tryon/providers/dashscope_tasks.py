@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+from tryon.job_record import PROVIDER_PENDING, ProviderStatus
 from tryon.providers.http import OSS_RESOLVE_HEADER, DashScopeHttp
 
 PARSING_PATH = "/services/vision/image-process/process"
 PARSING_MODEL = "aitryon-parsing-v1"
 
-# Task statuses, as the provider spells them.
-PENDING_STATUSES = frozenset({"PENDING", "PRE-PROCESSING", "RUNNING", "POST-PROCESSING"})
-FAILED_STATUSES = frozenset({"FAILED", "CANCELED", "UNKNOWN"})
-TASK_STATUSES = PENDING_STATUSES | FAILED_STATUSES | {"SUCCEEDED"}
+TASK_STATUSES = frozenset(ProviderStatus)
 
 # The provider runs in China (Beijing) and reports wall-clock times without a
 # zone; we read them as China Standard Time (not confirmed by the provider).
@@ -38,14 +36,12 @@ class ParsedGarment:
     """One garment found on a person image by the parsing model (URLs live 24 h)."""
 
     crop_url: str
-    parsing_url: str | None
     bbox: list[int] | None
 
 
 @dataclass(frozen=True)
 class SubmittedTask:
     task_id: str
-    status: str
     request_id: str
 
 
@@ -66,7 +62,7 @@ class TaskState:
 
     @property
     def is_pending(self) -> bool:
-        return self.status in PENDING_STATUSES
+        return self.status in PROVIDER_PENDING
 
 
 def parse_provider_time(value: str | None) -> float | None:
@@ -129,7 +125,6 @@ class TaskClient(DashScopeHttp):
             raise self._malformed(data, "submit answer carries no output.task_id")
         return SubmittedTask(
             task_id=output["task_id"],
-            status=output.get("task_status", "PENDING"),
             request_id=data.get("request_id", ""),
         )
 
@@ -197,7 +192,6 @@ class TaskClient(DashScopeHttp):
             return None
         return ParsedGarment(
             crop_url=crops[0],
-            parsing_url=(output.get("parsing_img_url") or [None])[0],
             bbox=(output.get("bbox") or [None])[0],
         )
 

@@ -2,16 +2,19 @@
 and at most the day's image budget. A job takes its place in the budget and a
 slot, or waits QUEUED; a slot given back is handed at once to the oldest waiting
 jobs of that model (work-conserving): submitted at once by the function that
-gave it back when it holds the provider key (submission.hand_on), through the
+gave it back when it holds the provider key (stages.hand_on), through the
 submit queue otherwise. Jobs waiting for the budget start when the day turns or the
 budget is raised (the sweep admits them within a minute)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from tryon.jobs import TERMINAL_STATUSES, JobStatus, budget_notification, utc_day
+from tryon.adapters.slots import QUEUE_ATTRIBUTES, queue_entry
+from tryon.job_record import JobStatus
+from tryon.jobs import budget_notification, utc_day
 from tryon.stages.context import Context
 
 log = logging.getLogger(__name__)
@@ -19,17 +22,16 @@ log = logging.getLogger(__name__)
 # A slot taken for a submit is checked by the sweep after this long (longer
 # than the submit function's timeout, so a live submit is never disturbed).
 SUBMIT_LEASE_SECONDS = 300
-QUEUE_ATTRIBUTES = ("queue", "queued_order", "waiting_for")
 
 
 def acquire_slot(ctx: Context, model: str, job_id: str) -> bool:
-    return ctx.store.acquire_slot(model, job_id, ctx.clock() + SUBMIT_LEASE_SECONDS,
-                                  ctx.settings.limits(model).in_flight)
+    return ctx.slots.acquire(model, job_id, ctx.clock() + SUBMIT_LEASE_SECONDS,
+                             ctx.settings.limits(model).in_flight)
 
 
 def todays_budget(ctx: Context, now: float) -> tuple[str, int]:
     """The UTC day of `now` and its image budget (the operator's override, if set)."""
-    limit = ctx.store.budget_limit()
+    limit = ctx.budget.override()
     return utc_day(now), ctx.settings.daily_image_budget if limit is None else limit
 
 
@@ -38,16 +40,15 @@ def within_budget(ctx: Context, job_id: str) -> bool:
     refusal of a day sends one `budget.reached` notification."""
     now = ctx.clock()
     day, limit = todays_budget(ctx, now)
-    if ctx.store.charge_budget(job_id, day, limit, now):
+    if ctx.budget.charge(job_id, day, limit, now):
         return True
-    if ctx.store.claim_budget_notice(day, now):
+    if ctx.budget.claim_notice(day, now):
         log.warning("daily image budget reached", extra={"day": day, "budget": limit})
         ctx.count("BudgetReached")
         try:
-            ctx.notifier.publish(*budget_notification(day, limit,
-                                                      ctx.store.budget_spent(day)["spent"]))
+            ctx.notifier.publish(*budget_notification(day, limit, ctx.budget.spent(day)["spent"]))
         except Exception:
-            ctx.store.release_budget_notice(day)  # the next refusal sends it instead
+            ctx.budget.release_notice(day)  # the next refusal sends it instead
             raise
     return False
 
@@ -56,25 +57,25 @@ def release_slot(ctx: Context, model: str, job_id: str, *, send: bool = True) ->
     """Give the job's slot back and admit the oldest waiting job into it at once (a
     second release is a no-op). Returns the jobs admitted; `send=False` leaves their
     submission to the caller."""
-    if ctx.store.release_slot(model, job_id):
+    if ctx.slots.release(model, job_id):
         return admit_queued(ctx, model, send=send)
     return []
 
 
-def admit_or_queue(ctx: Context, job_id: str, model: str, *, fields: dict[str, Any],
-                   from_statuses: list[str]) -> bool:
-    """Move a job on from one of `from_statuses` (only one caller can): ADMITTED with
-    its place in the budget and a slot of `model` (True: the caller submits it), or
+def admit_or_queue(ctx: Context, job_id: str, model: str, *, expect: Iterable[JobStatus],
+                   **fields: Any) -> bool:
+    """Move a job on from one of `expect` (only one caller can): ADMITTED with its
+    place in the budget and a slot of `model` (True: the caller submits it), or
     QUEUED for them."""
     budgeted = within_budget(ctx, job_id)
     if budgeted and acquire_slot(ctx, model, job_id):
-        return ctx.store.update(job_id, fields={"status": JobStatus.ADMITTED, **fields},
-                                timeline={"admitted": ctx.clock()}, only_if_status=from_statuses)
+        return ctx.jobs.transition(job_id, expect=expect, to=JobStatus.ADMITTED,
+                                   timeline={"admitted": ctx.clock()}, **fields)
     now = ctx.clock()
-    waiting = {"waiting_for": "slot" if budgeted else "budget"}
-    if ctx.store.update(job_id, fields={"status": JobStatus.QUEUED, **fields, **waiting,
-                                        **ctx.store.queue_entry(model, now, job_id)},
-                        timeline={"queued": now}, only_if_status=from_statuses):
+    if ctx.jobs.transition(job_id, expect=expect, to=JobStatus.QUEUED,
+                           timeline={"queued": now}, **fields,
+                           waiting_for="slot" if budgeted else "budget",
+                           **queue_entry(model, now, job_id)):
         admit_queued(ctx, model)  # a slot may have come free since we asked
     return False
 
@@ -83,24 +84,23 @@ def admit_queued(ctx: Context, model: str, *, send: bool = True) -> list[str]:
     """Work-conserving hand-off: fill the model's free slots with its oldest
     waiting jobs, and pass them to the submit function (unless `send` is False)."""
     admitted = []
-    for job_id in ctx.store.queued_jobs(model, 2 * ctx.settings.limits(model).in_flight):
+    for job_id in ctx.queue.oldest(model, 2 * ctx.settings.limits(model).in_flight):
         # The slot first: a hand-off mostly finds one slot, and the budget is charged
         # only for a job that gets it.
         if not acquire_slot(ctx, model, job_id):
             break  # no slot is free
         if not within_budget(ctx, job_id):
-            ctx.store.release_slot(model, job_id)
+            ctx.slots.release(model, job_id)
             break  # the day's budget is spent
-        if ctx.store.update(job_id, fields={"status": JobStatus.ADMITTED},
-                            remove=QUEUE_ATTRIBUTES, timeline={"admitted": ctx.clock()},
-                            only_if_status=[JobStatus.QUEUED]):
+        if ctx.jobs.transition(job_id, expect=[JobStatus.QUEUED], to=JobStatus.ADMITTED,
+                               remove=QUEUE_ATTRIBUTES, timeline={"admitted": ctx.clock()}):
             admitted.append(job_id)
             continue
         # Already admitted by another hand-off (the index lags): that one holds the
         # slot under the same job id. Only a job that went away must give it back.
-        job = ctx.store.get(job_id)
-        if job is None or job["status"] in TERMINAL_STATUSES:
-            ctx.store.release_slot(model, job_id)
+        job = ctx.jobs.get(job_id)
+        if job is None or job.ended:
+            ctx.slots.release(model, job_id)
     if admitted and send:
         ctx.admissions.send(admitted)
     return admitted

@@ -9,40 +9,39 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tryon.jobs import TERMINAL_STATUSES, JobStatus, LookFailed
+from tryon.job_record import JobStatus, ProviderStatus, StepStatus, WorkflowState
+from tryon.jobs import LookFailed
 from tryon.models.registry import model_spec
 from tryon.models.request_builder import build_request, request_summary
 from tryon.providers.errors import ModelMissingError
 from tryon.stages.context import Context
-from tryon.stages.submission import (
-    LEASE_MARGIN_SECONDS,
-    SubmitLost,
-    call_provider,
-    hand_on,
-    input_urls,
-    model_missing,
-)
+from tryon.stages.fallback import model_missing
+from tryon.stages.hand_on import hand_on
+from tryon.stages.input_transport import input_urls, uploads_to_provider
+from tryon.stages.provider_calls import SubmitLost, call_provider
+from tryon.stages.submit import LEASE_MARGIN_SECONDS
 
 log = logging.getLogger(__name__)
 
 CALL_ATTEMPTS = 3  # each may last call_timeout_seconds: the function's timeout allows 3
+LOST_CALL = ("the image may have been made and billed, so it is not repeated. "
+             "Upload the look again to make it anew.")
 
 
-def call_model(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
+def call_model(ctx: Context, state: WorkflowState) -> WorkflowState:
     """Make the job's image with one synchronous call; the answer's `status` drives
     the state machine (SUCCEEDED, FAILED, or FALLBACK when the look moved on)."""
-    job_id = state["job_id"]
-    if not ctx.store.update(job_id, fields={"status": JobStatus.SUBMITTING},
-                            increment={"submit_attempts": 1},
-                            timeline={"submitting": ctx.clock()},
-                            only_if_status=[JobStatus.ADMITTED]):
+    job_id = state.job_id
+    if not ctx.jobs.transition(job_id, expect=[JobStatus.ADMITTED], to=JobStatus.SUBMITTING,
+                               increment={"submit_attempts": 1},
+                               timeline={"submitting": ctx.clock()}):
         return _not_callable(ctx, state)
-    job = ctx.store.get(job_id)
-    spec = model_spec(job["model"])
-    ctx.store.renew_slot(spec.model_id, job_id, ctx.clock() + LEASE_MARGIN_SECONDS
-                         + CALL_ATTEMPTS * ctx.settings.call_timeout_seconds)
+    job = ctx.jobs.get(job_id)
+    spec = model_spec(job.model)
+    ctx.slots.renew(spec.model_id, job_id, ctx.clock() + LEASE_MARGIN_SECONDS
+                    + CALL_ATTEMPTS * ctx.settings.call_timeout_seconds)
     clients = ctx.provider()
-    oss = ctx.settings.input_transport == "provider-upload"
+    oss = uploads_to_provider(ctx)
     sent_at: list[float] = []
 
     def generate() -> Any:
@@ -52,49 +51,47 @@ def call_model(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
 
     try:
         request = build_request(spec, job, input_urls(ctx, clients.generation, job))
-        ctx.store.update(job_id, fields={"provider_request": request_summary(request)})
+        ctx.jobs.update(job_id, provider_request=request_summary(request))
         image = call_provider(ctx, job_id, "call", generate, attempts=CALL_ATTEMPTS)
     except SubmitLost as exc:
         return _failed(state, "CallOutcomeUnknown",
                        f"the call to {spec.model_id} got no answer after it was sent ({exc}); "
-                       "the image may have been made and billed, so it is not repeated. "
-                       "Upload the look again to make it anew.")
+                       + LOST_CALL)
     except ModelMissingError as exc:
         if model_missing(ctx, job, exc):
-            return {**state, "status": "FALLBACK"}
-        return {**state, "status": JobStatus.FAILED.value, "error": ctx.store.get(job_id)["error"]}
+            return state.but(status=StepStatus.FALLBACK)
+        return state.but(status=StepStatus.FAILED, error=ctx.jobs.get(job_id).error)
     except LookFailed as exc:
-        return {**state, "status": JobStatus.FAILED.value, "error": exc.error}
+        return state.but(status=StepStatus.FAILED, error=exc.error)
     usage = {k: v for k, v in (("width", image.width), ("height", image.height)) if v}
-    answered = ctx.clock()
-    ctx.store.update(job_id, fields={"status": JobStatus.SUBMITTED, "provider_status": "SUCCEEDED",
-                                     "provider_request_id": image.request_id, "usage": usage},
-                     # The call is the provider's work: from the answered attempt to its answer.
-                     timeline={"submitted": sent_at[-1], "provider_start": sent_at[-1],
-                               "provider_end": answered},
-                     remove=["error"], only_if_status=[JobStatus.SUBMITTING])
+    ctx.jobs.transition(job_id, expect=[JobStatus.SUBMITTING], to=JobStatus.SUBMITTED,
+                        provider_status=ProviderStatus.SUCCEEDED,
+                        provider_request_id=image.request_id, usage=usage,
+                        # The call is the provider's work: from the answered attempt to
+                        # its answer.
+                        timeline={"submitted": sent_at[-1], "provider_start": sent_at[-1],
+                                  "provider_end": ctx.clock()},
+                        remove=["error"])
     # The call is over: the next queued job goes into its slot before the image is stored.
     hand_on(ctx, spec.model_id, job_id)
-    return {**state, "status": "SUCCEEDED", "image_url": image.image_url,
-            "request_id": image.request_id, "usage": usage}
+    return state.but(status=StepStatus.SUCCEEDED, image_url=image.image_url,
+                     request_id=image.request_id, usage=usage)
 
 
-def _not_callable(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
+def _not_callable(ctx: Context, state: WorkflowState) -> WorkflowState:
     """The job is not ADMITTED: an earlier attempt sent the call and its answer
     never came back (this step was retried after the function died), or the job
     already ended."""
-    job = ctx.store.get(state["job_id"]) or {}
-    if job.get("status") in TERMINAL_STATUSES:
-        return {**state, "status": JobStatus.FAILED.value,
-                "error": job.get("error") or {"code": "JobEnded",
-                                              "message": "the job had already ended"}}
+    job = ctx.jobs.get(state.job_id)
+    if job is not None and job.ended:
+        return state.but(status=StepStatus.FAILED,
+                         error=job.error or {"code": "JobEnded",
+                                             "message": "the job had already ended"})
     return _failed(state, "CallOutcomeUnknown",
                    "an earlier attempt of this call was sent and never answered (its function "
-                   "stopped); the image may have been made and billed, so it is not repeated. "
-                   "Upload the look again to make it anew.")
+                   "stopped); " + LOST_CALL)
 
 
-def _failed(state: dict[str, Any], code: str, message: str) -> dict[str, Any]:
+def _failed(state: WorkflowState, code: str, message: str) -> WorkflowState:
     log.warning("call failed", extra={"code": code})
-    return {**state, "status": JobStatus.FAILED.value, "error": {"code": code,
-                                                                  "message": message}}
+    return state.but(status=StepStatus.FAILED, error={"code": code, "message": message})

@@ -4,12 +4,10 @@ queued at the provider is canceled there first; one it has started cannot be."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from tryon.jobs import TERMINAL_STATUSES, JobStatus
+from tryon.adapters.slots import QUEUE_ATTRIBUTES
+from tryon.job_record import JobRecord, JobStatus, ProviderStatus
 from tryon.models.registry import model_spec
 from tryon.providers.errors import ProviderError
-from tryon.stages.admission import QUEUE_ATTRIBUTES
 from tryon.stages.completion import end_job
 from tryon.stages.context import Context
 
@@ -22,40 +20,40 @@ class CannotCancel(Exception):
         self.code = code
 
 
-def cancel_job(ctx: Context, job_id: str, by: str) -> dict[str, Any]:
+def cancel_job(ctx: Context, job_id: str, by: str) -> JobRecord:
     """Cancel the job (`by`: who asked, for its error message); returns its record,
     CANCELED. Canceling a canceled job again is a no-op."""
-    job = ctx.store.get(job_id)
+    job = ctx.jobs.get(job_id)
     if job is None:
         raise KeyError(job_id)
-    if job["status"] in (JobStatus.RECEIVED, JobStatus.QUEUED):
+    if job.status in (JobStatus.RECEIVED, JobStatus.QUEUED):
         if end_job(ctx, job_id, JobStatus.CANCELED, error=_canceled(by, "before its submit"),
-                   from_statuses=[JobStatus.RECEIVED, JobStatus.QUEUED],
+                   expect=frozenset({JobStatus.RECEIVED, JobStatus.QUEUED}),
                    remove=QUEUE_ATTRIBUTES):
-            ctx.store.refund_budget(job_id)
-        job = ctx.store.get(job_id)  # admitted meanwhile: answered below
-    elif (job["status"] == JobStatus.SUBMITTED and job.get("provider_task_id")
-          and job.get("provider_status", "PENDING") == "PENDING"
-          and model_spec(job["model"]).protocol == "task"):
+            ctx.budget.refund(job_id)
+        job = ctx.jobs.get(job_id)  # admitted meanwhile: answered below
+    elif (job.status == JobStatus.SUBMITTED and job.provider_task_id
+          and job.provider_status in (None, ProviderStatus.PENDING)
+          and model_spec(job.model).protocol == "task"):
         try:
             ctx.pacer.wait_turn("query")
-            ctx.provider().tasks.cancel(job["provider_task_id"])
+            ctx.provider().tasks.cancel(job.provider_task_id)
         except ProviderError as exc:
             raise CannotCancel("AlreadyRunning",
                                f"job {job_id}: the provider has started making the image and "
                                f"refused the cancel ({exc.code}); it ends on its own") from None
         # Before it ends: a task no longer pending gives its slot back at once.
-        ctx.store.update(job_id, fields={"provider_status": "CANCELED"})
-        end_job(ctx, job_id, JobStatus.CANCELED, error=_canceled(by, "while queued at the "
-                                                                 "provider"),
-                from_statuses=[JobStatus.SUBMITTED])
-        job = ctx.store.get(job_id)
-    if job["status"] == JobStatus.CANCELED:
+        ctx.jobs.update(job_id, provider_status=ProviderStatus.CANCELED)
+        end_job(ctx, job_id, JobStatus.CANCELED,
+                error=_canceled(by, "while queued at the provider"),
+                expect=frozenset({JobStatus.SUBMITTED}))
+        job = ctx.jobs.get(job_id)
+    if job.status == JobStatus.CANCELED:
         return job
-    if job["status"] in TERMINAL_STATUSES:
-        raise CannotCancel("AlreadyEnded", f"job {job_id} has already ended {job['status']}")
+    if job.ended:
+        raise CannotCancel("AlreadyEnded", f"job {job_id} has already ended {job.status}")
     raise CannotCancel("AlreadyRunning",
-                       f"job {job_id} is {job['status']}: the provider is making (or about to "
+                       f"job {job_id} is {job.status}: the provider is making (or about to "
                        "make) its image, which can no longer be canceled; it ends on its own")
 
 

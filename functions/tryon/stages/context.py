@@ -1,38 +1,44 @@
-"""What every stage works with: the settings and the adapters, passed in so
-that no stage knows about Lambda and tests can run them against moto and the
-provider emulator."""
+"""What every stage works with: the settings and the ports (tryon.ports), passed in
+so that no stage knows about Lambda, and tests can run them on in-memory fakes
+(tests/fakes) or on moto and the provider emulator."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from tryon.adapters.integrations import Integrations
-from tryon.adapters.messaging import JobQueue, Notifier, Workflow
-from tryon.adapters.storage import ObjectStorage
-from tryon.adapters.store import JobStore
-from tryon.pacing import CallPacer
-from tryon.providers import ProviderClients
+from tryon import ports
 from tryon.settings import Settings
 
 
 @dataclass
 class Context:
     settings: Settings
-    store: JobStore
-    storage: ObjectStorage
-    notifier: Notifier
-    workflow: Workflow
-    admissions: JobQueue  # admitted jobs -> the submit function
-    preparations: JobQueue  # jobs to prepare again (another model) -> the intake function
-    provider: Callable[[], ProviderClients]
-    pacer: CallPacer
-    integrations: Integrations  # the HTTP API's callers, keys and quotas
+    jobs: ports.Jobs
+    batches: ports.Batches
+    slots: ports.Slots
+    queue: ports.Queue
+    budget: ports.Budget
+    task_owners: ports.TaskOwners
+    durations: ports.Durations
+    retired: ports.RetiredModels
+    message_errors: ports.MessageErrors
+    storage: ports.Storage
+    notifier: ports.Notifications
+    workflow: ports.Workflows
+    admissions: ports.Messages  # admitted jobs -> the submit function
+    preparations: ports.Messages  # jobs to prepare again (another model) -> intake
+    provider: Callable[[], Any]  # -> ProviderClients (.tasks, .generation) of the key
+    pacer: Any  # tryon.pacing.CallPacer: wait_turn(operation)
+    integrations: Any  # tryon.adapters.integrations.Integrations: the API's callers
     sleep: Callable[[float], None] = time.sleep
     on_job: Callable[[str], None] = field(default=lambda job_id: None)
     # A metric the alarms watch (JobsFailed, ModelRetired, BudgetReached, ...).
     count: Callable[[str], None] = field(default=lambda name: None)
 
     def clock(self) -> float:
+        """The pipeline's clock (tryon.settings.Timebase): every day boundary and
+        timeline entry counts by it."""
         return self.settings.timebase.now()

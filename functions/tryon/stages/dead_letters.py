@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tryon.jobs import TERMINAL_STATUSES, JobStatus, Source, bounded_error, job_id_for
+from tryon.job_record import JobRecord, JobStatus
+from tryon.jobs import Source, bounded_error, job_id_for
 from tryon.stages.completion import end_job
 from tryon.stages.context import Context
 from tryon.stages.intake import reject_upload, upload_job_ids
@@ -16,8 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def end_dead_job(ctx: Context, job_id: str, stage: str, last_error: dict | None) -> None:
-    job = ctx.store.get(job_id)
-    if job is None or job["status"] in TERMINAL_STATUSES:
+    job = ctx.jobs.get(job_id)
+    if job is None or job.ended:
         return
     end_job(ctx, job_id, JobStatus.FAILED, error=_dead_error(stage, last_error))
 
@@ -33,11 +34,11 @@ def end_dead_upload(ctx: Context, source: Source, last_error: dict | None) -> No
                       f"s3://{source.bucket}/{source.key}: {error['message']}")
         return
     batch_id = job_id_for(source, "batch")
-    batched = ctx.store.get_batch(batch_id) is not None
+    batched = ctx.batches.get(batch_id) is not None
     for job_id in job_ids:
-        ctx.store.create({"job_id": job_id, "status": JobStatus.RECEIVED,
-                          "source": source.as_dict(), "batch_id": batch_id if batched else None,
-                          "timeline": {"received": ctx.clock()}}, ctx.clock())
+        ctx.jobs.create(JobRecord(job_id=job_id, status=JobStatus.RECEIVED,
+                                  source=source.as_dict(), batch_id=batch_id if batched else None,
+                                  timeline={"received": ctx.clock()}), ctx.clock())
         end_dead_job(ctx, job_id, "intake", last_error)
 
 

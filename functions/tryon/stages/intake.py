@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import (
     MANIFEST_PREFIX,
     ROSTER_PREFIX,
     DroppedGarment,
-    JobStatus,
     Look,
     Source,
     drop_result_stem,
@@ -31,8 +31,9 @@ from tryon.preflight import InputRejected
 from tryon.stages.admission import admit_or_queue
 from tryon.stages.completion import end_job
 from tryon.stages.context import Context
+from tryon.stages.fallback import model_for_look
 from tryon.stages.preparation import Checked, prepare_inputs
-from tryon.stages.submission import model_for_look
+from tryon.stages.submit import resume
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def _check_inputs_exist(ctx: Context, bucket: str, manifest: Manifest) -> None:
 def upload_job_ids(ctx: Context, source: Source) -> list[str]:
     """The ids of the jobs an upload makes (or made), worked out again without
     side effects; [] when the upload cannot be read or expanded (any more)."""
-    batch = ctx.store.get_batch(job_id_for(source, "batch"))
+    batch = ctx.batches.get(job_id_for(source, "batch"))
     if batch:
         return list(batch["job_ids"])
     if not source.key.startswith(MANIFEST_PREFIX):
@@ -127,10 +128,9 @@ def reject_upload(ctx: Context, source: Source, received: float, code: str, mess
     """An upload that yields no look at all still gets a record and a notification."""
     job_id = job_id_for(source, "upload")
     ctx.on_job(job_id)
-    ctx.store.create({"job_id": job_id, "status": JobStatus.RECEIVED,
-                      "source": source.as_dict(), "timeline": {"received": received},
-                      **owner_fields(source.key, received, job_id)},
-                     received)
+    ctx.jobs.create(JobRecord(job_id=job_id, status=JobStatus.RECEIVED,
+                              source=source.as_dict(), timeline={"received": received},
+                              **owner_fields(source.key, received, job_id)), received)
     end_job(ctx, job_id, JobStatus.FAILED, error={"code": code, "message": message, **details})
     return job_id
 
@@ -142,7 +142,7 @@ def _take_looks(ctx: Context, source: Source, looks: list[Look],
     job_ids = [job_id_for(source, look.look_id) for look in looks]
     batch_id = job_id_for(source, "batch") if batch else None
     if batch_id:
-        ctx.store.create_batch({"batch_id": batch_id, "job_ids": job_ids,
+        ctx.batches.create({"batch_id": batch_id, "job_ids": job_ids,
                                 "source": source.as_dict(), "attributes": attributes,
                                 "owner": owner_of(source.key)},
                                received)
@@ -158,39 +158,32 @@ def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: 
                duplicate_looks: list[str] | None) -> None:
     ctx.on_job(job_id)
     model, requested_model = model_for_look(ctx, look.model)
-    created = ctx.store.create(
-        {
-            "job_id": job_id,
-            "status": JobStatus.RECEIVED,
-            "look_id": look.look_id,
-            "batch_id": batch_id,
-            "model": model,
-            "requested_model": requested_model,
-            "source": source.as_dict(),
-            "inputs": {role: f"s3://{source.bucket}/{key}"
-                       for role, key in look.inputs().items()},
-            "top_is_dress": look.top_is_dress or None,
-            "parameters": look.parameters(),
-            "keep": look.keep,
-            "instruction": look.instruction,
-            "attributes": dict(look.attributes),
-            "result_stem": result_stem,
-            "duplicate_looks": duplicate_looks,  # made once, for these look ids too
-            "polls": 0,
-            "timeline": {"received": received},
-            **owner_fields(source.key, received, job_id),
-        },
-        received,
-    )
+    created = ctx.jobs.create(JobRecord(
+        job_id=job_id,
+        status=JobStatus.RECEIVED,
+        look_id=look.look_id,
+        batch_id=batch_id,
+        model=model,
+        requested_model=requested_model,
+        source=source.as_dict(),
+        inputs={role: f"s3://{source.bucket}/{key}" for role, key in look.inputs().items()},
+        top_is_dress=look.top_is_dress or None,
+        parameters=look.parameters(),
+        keep=look.keep,
+        instruction=look.instruction,
+        attributes=dict(look.attributes),
+        result_stem=result_stem,
+        duplicate_looks=duplicate_looks,  # made once, for these look ids too
+        timeline={"received": received},
+        **owner_fields(source.key, received, job_id),
+    ), received)
     if not created:
-        existing = ctx.store.get(job_id) or {}
-        status = existing.get("status")
-        if status == JobStatus.ADMITTED or (status == JobStatus.SUBMITTED
-                                            and not existing.get("execution_arn")):
-            # An earlier delivery died before its hand-off reached the submit function.
-            ctx.admissions.send([job_id])
-        if status != JobStatus.RECEIVED:
-            log.info("duplicate delivery ignored", extra={"job_status": status})
+        existing = ctx.jobs.get(job_id)
+        if existing is None or existing.status != JobStatus.RECEIVED:
+            if existing:  # an earlier delivery may have died before its hand-off
+                resume(ctx, existing)
+            log.info("duplicate delivery ignored",
+                     extra={"job_status": existing and existing.status})
             return
     try:
         # The upload that triggered this (a dropped garment) is read at the version
@@ -202,5 +195,5 @@ def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: 
         end_job(ctx, job_id, JobStatus.FAILED, error=exc.as_error())
         return
     # Only one delivery moves the job on from RECEIVED: it alone submits or queues.
-    if admit_or_queue(ctx, job_id, model, fields=fields, from_statuses=[JobStatus.RECEIVED]):
+    if admit_or_queue(ctx, job_id, model, expect=[JobStatus.RECEIVED], **fields):
         ctx.admissions.send([job_id])

@@ -6,28 +6,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from tryon.jobs import JobStatus
-from tryon.providers.dashscope_tasks import TaskClient, TaskState
+from tryon.job_record import ProviderStatus, StepStatus, WorkflowState
+from tryon.providers.dashscope_tasks import TaskState
 from tryon.providers.errors import ProviderError
 from tryon.stages.context import Context
-from tryon.stages.submission import hand_on
+from tryon.stages.hand_on import hand_on
 from tryon.stages.waiting import next_wait, poll_plan, wait_until
 
 
-def poll(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
+def poll(ctx: Context, state: WorkflowState) -> WorkflowState:
     """Query the task once; the answer's `status` drives the state machine."""
-    job_id, model = state["job_id"], state["model"]
-    wait_until(ctx, state.get("poll_at"))
+    job_id, model = state.job_id, state.model
+    wait_until(ctx, state.poll_at)
     client = ctx.provider().tasks
     try:
         ctx.pacer.wait_turn("query")
-        task = client.query(state["task_id"])
+        task = client.query(state.task_id)
     except ProviderError as exc:
-        if exc.request_id:
-            ctx.store.update(job_id, fields={"last_query_request_id": exc.request_id})
+        ctx.jobs.record_request_id(job_id, "query", exc.request_id)
         if exc.retryable:
             raise  # the state machine retries with backoff
-        return {**state, "status": JobStatus.FAILED.value, "error": exc.as_error()}
+        return state.but(status=StepStatus.FAILED, error=exc.as_error())
     now = ctx.clock()
     timeline = provider_timeline(ctx, task)
     if not task.is_pending:
@@ -35,29 +34,24 @@ def poll(ctx: Context, state: dict[str, Any]) -> dict[str, Any]:
         # anything else, this job's result included.
         hand_on(ctx, model, job_id)
         timeline["end_seen"] = now  # the poll lag: provider_end to here
-    polls = state.get("polls", 0) + 1
-    ctx.store.update(
-        job_id,
-        fields={"provider_status": task.status, "polls": polls,
-                "last_query_request_id": task.request_id},
-        timeline=timeline,
-    )
-    out = {**state, "polls": polls, "status": task.status}
+    polls = state.polls + 1
+    ctx.jobs.update(job_id, provider_status=ProviderStatus(task.status), polls=polls,
+                    last_query_request_id=task.request_id, timeline=timeline)
+    out = state.but(polls=polls, status=StepStatus(task.status))
     if not task.is_pending:
         if task.status == "SUCCEEDED" and {"provider_start", "provider_end"} <= set(timeline):
-            ctx.store.record_duration(model, task.task_id, timeline["provider_end"]
-                                      - timeline["provider_start"])
+            ctx.durations.record(model, task.task_id, timeline["provider_end"]
+                                 - timeline["provider_start"])
         if task.status == "SUCCEEDED":
-            return {**out, "image_url": task.image_url, "usage": _usage(task)}
-        return {**out, "error": _task_error(task)}
-    if now >= state["deadline"]:
-        return {**out, "status": JobStatus.TIMED_OUT.value,
-                "error": _give_up(ctx, client, job_id, task)}
+            return out.but(image_url=task.image_url, usage=_usage(task))
+        return out.but(error=_task_error(task))
+    if now >= state.deadline:
+        return out.but(status=StepStatus.TIMED_OUT, error=_give_up(ctx, client, job_id, task))
     running_for = (now - timeline["provider_start"]
                    if task.status != "PENDING" and "provider_start" in timeline else None)
-    plan = state.get("plan") or poll_plan(ctx, model)
-    return {**out, **next_wait(ctx, plan, running_for, polls, now=now,
-                               deadline=state["deadline"])}
+    plan = state.plan or poll_plan(ctx, model)
+    return out.but(**next_wait(ctx, plan, running_for, polls, now=now,
+                               deadline=state.deadline))
 
 
 def provider_timeline(ctx: Context, task: TaskState) -> dict[str, float]:
@@ -73,14 +67,14 @@ def _usage(task: TaskState) -> dict[str, int] | None:
     return {k: v for k, v in usage.items() if v is not None} or None
 
 
-def _give_up(ctx: Context, client: TaskClient, job_id: str, task: TaskState) -> dict[str, str]:
+def _give_up(ctx: Context, client: Any, job_id: str, task: TaskState) -> dict[str, str]:
     message = (f"no result before the job's deadline "
                f"({ctx.settings.poll_deadline_seconds} s); provider status {task.status}")
     if task.status == "PENDING":
         try:
             client.cancel(task.task_id)
             message += "; the queued provider task was canceled (not billed)"
-            ctx.store.update(job_id, fields={"provider_status": "CANCELED"})
+            ctx.jobs.update(job_id, provider_status=ProviderStatus.CANCELED)
         except ProviderError as exc:
             message += f"; cancel failed: {exc.code}"
     return {"code": "DeadlineExceeded", "message": message}

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tryon.image_rules import ImageRules
-from tryon.jobs import NORMALIZED_PREFIX, JobStatus
+from tryon.job_record import JobStatus
+from tryon.jobs import NORMALIZED_PREFIX
 from tryon.models.registry import model_spec
 from tryon.preflight import MAX_INPUT_BYTES, InputRejected, Prepared, prepare_image
 from tryon.stages.completion import end_job
@@ -59,24 +60,20 @@ def prepare_inputs(ctx: Context, bucket: str, inputs: dict[str, str], rules: Ima
 def prepare_again(ctx: Context, job_id: str) -> None:
     """An admitted job moved to another model (the fallback): its inputs are checked
     again against that model's rules, then it goes back to the submit function."""
-    job = ctx.store.get(job_id)
-    if job is None or job["status"] != JobStatus.ADMITTED:
+    job = ctx.jobs.get(job_id)
+    if job is None or job.status != JobStatus.ADMITTED:
         return  # a duplicate message, or the job has moved on
-    rules = model_spec(job["model"]).input_rules
-    if job.get("prepared_for") != rules.label:
+    rules = model_spec(job.model).input_rules
+    if job.prepared_for != rules.label:
         try:
-            fields = prepare_inputs(ctx, job["source"]["bucket"], input_keys(job), rules, {},
-                                    job.get("input_versions"))
+            fields = prepare_inputs(ctx, job.source["bucket"], job.input_keys(), rules, {},
+                                    job.input_versions)
         except InputRejected as exc:
             end_job(ctx, job_id, JobStatus.FAILED, error=exc.as_error())
             return
-        ctx.store.update(job_id, fields=fields, only_if_status=[JobStatus.ADMITTED])
+        ctx.jobs.transition(job_id, expect=[JobStatus.ADMITTED], to=JobStatus.ADMITTED,
+                            **fields)
     ctx.admissions.send([job_id])
-
-
-def input_keys(job: dict[str, Any]) -> dict[str, str]:
-    """The original inputs' keys by role (`inputs` holds s3:// URIs of the source bucket)."""
-    return {role: uri.split("/", 3)[3] for role, uri in job["inputs"].items()}
 
 
 def _prepare(ctx: Context, bucket: str, key: str, rules: ImageRules, checked: Checked,

@@ -14,10 +14,10 @@ from typing import Any
 
 from tryon.adapters.integrations import Integration
 from tryon.image_rules import MAX_INPUT_BYTES
+from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import (
     API_MANIFEST_PREFIX,
     UPLOADS_PREFIX,
-    JobStatus,
     Source,
     batch_view,
     job_id_for,
@@ -114,9 +114,9 @@ def accept_looks(ctx: Context, who: Integration, manifest: dict[str, Any],
                       for look in looks]}
 
 
-def owned_job(ctx: Context, who: Integration, job_id: str) -> dict[str, Any]:
-    job = ctx.store.get(job_id) if job_id.isalnum() else None
-    if job is None or job.get("owner") != who.name:
+def owned_job(ctx: Context, who: Integration, job_id: str) -> JobRecord:
+    job = ctx.jobs.get(job_id) if job_id.isalnum() else None
+    if job is None or job.owner != who.name:
         raise Problem(404, "NoSuchJob",
                       f"no job {job_id!r} of yours; a look accepted a moment ago is recorded "
                       "within seconds, so retry shortly if you have just sent it")
@@ -124,13 +124,13 @@ def owned_job(ctx: Context, who: Integration, job_id: str) -> dict[str, Any]:
 
 
 def owned_batch(ctx: Context, who: Integration, batch_id: str
-                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    batch = ctx.store.get_batch(batch_id) if batch_id.isalnum() else None
+                ) -> tuple[dict[str, Any], list[JobRecord]]:
+    batch = ctx.batches.get(batch_id) if batch_id.isalnum() else None
     if batch is None or batch.get("owner") != who.name:
         raise Problem(404, "NoSuchBatch",
                       f"no batch {batch_id!r} of yours; looks accepted a moment ago are "
                       "recorded within seconds, so retry shortly if you have just sent them")
-    return batch, ctx.store.get_jobs(list(batch["job_ids"]))
+    return batch, ctx.jobs.get_many(list(batch["job_ids"]))
 
 
 def batch_of(ctx: Context, who: Integration, batch_id: str) -> dict[str, Any]:
@@ -142,9 +142,9 @@ def list_jobs(ctx: Context, who: Integration, *, status: str | None, batch: str 
     """The integration's jobs, newest first; `next` is where the next page starts."""
     if batch:
         jobs = [job for job in owned_batch(ctx, who, batch)[1]
-                if status is None or job["status"] == status]
+                if status is None or job.status == status]
         return {"jobs": [job_view(job) for job in jobs], "next": None}
-    jobs, after = ctx.store.owned_jobs(who.name, status=status, limit=min(limit, MAX_PAGE),
+    jobs, after = ctx.jobs.owned(who.name, status=status, limit=min(limit, MAX_PAGE),
                                        after=after)
     return {"jobs": [job_view(job) for job in jobs], "next": after}
 
@@ -152,9 +152,9 @@ def list_jobs(ctx: Context, who: Integration, *, status: str | None, batch: str 
 def result_links(ctx: Context, who: Integration, job_id: str) -> dict[str, Any]:
     """Short-lived links to a succeeded job's image and its sidecar."""
     job = owned_job(ctx, who, job_id)
-    result = job.get("result") or {}
-    if job["status"] != JobStatus.SUCCEEDED or "key" not in result:
-        raise Problem(409, "NoResult", f"job {job_id} is {job['status']}: only a SUCCEEDED job "
+    result = job.result or {}
+    if job.status != JobStatus.SUCCEEDED or "key" not in result:
+        raise Problem(409, "NoResult", f"job {job_id} is {job.status}: only a SUCCEEDED job "
                       "has a result; its status says when it ends")
     expires = int(time.time()) + RESULT_LINK_SECONDS
     bucket = ctx.settings.results_bucket
@@ -177,7 +177,8 @@ def cancel(ctx: Context, who: Integration, job_id: str) -> dict[str, Any]:
 def review_page(ctx: Context, who: Integration, batch_id: str) -> str:
     """The batch's review page, with short-lived links to its images."""
     batch, jobs = owned_batch(ctx, who, batch_id)
-    return render_review(f"Batch {batch_id}", jobs, _links(ctx, who), batch=batch)
+    return render_review(f"Batch {batch_id}", [job.to_item() for job in jobs],
+                         _links(ctx, who), batch=batch)
 
 
 def _links(ctx: Context, who: Integration) -> Callable[[str], str | None]:

@@ -17,7 +17,7 @@ MAX_TOP_UP_SECONDS = 1.5
 
 def poll_plan(ctx: Context, model: str) -> list[float]:
     """When to query a task of `model`, in seconds after it starts running."""
-    return list(plan_polls(ctx.store.recent_durations(model),
+    return list(plan_polls(ctx.durations.recent(model),
                            model_spec(model).generation_seconds,
                            gap=ctx.settings.query_gap()))
 

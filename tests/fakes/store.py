@@ -1,0 +1,246 @@
+"""In-memory repositories of the jobs table (tryon.ports), with the conditional
+writes of the DynamoDB ones: a write whose condition does not hold answers False
+and changes nothing; a status change the transition table refuses raises."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from tryon.adapters.jobs import check_fields, check_transition
+from tryon.adapters.provider_memory import DURATION_PLACES
+from tryon.adapters.slots import QUEUE_PK
+from tryon.job_record import JobRecord, JobStatus
+
+
+class FakeJobs:
+    def __init__(self) -> None:
+        self.records: dict[str, JobRecord] = {}
+        self.writes = 0  # conditional writes applied, as DynamoDB would bill them
+
+    def create(self, job: JobRecord, now: float) -> bool:
+        if job.job_id in self.records:
+            return False
+        self.records[job.job_id] = copy.deepcopy(job)
+        self.writes += 1
+        return True
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return copy.deepcopy(self.records.get(job_id))
+
+    def get_many(self, job_ids: list[str]) -> list[JobRecord]:
+        return [copy.deepcopy(self.records[j]) for j in job_ids if j in self.records]
+
+    def transition(self, job_id: str, *, expect: Iterable[JobStatus], to: JobStatus,
+                   timeline: dict[str, float] | None = None,
+                   increment: dict[str, int] | None = None, remove: Iterable[str] = (),
+                   **fields: Any) -> bool:
+        expected = check_transition(expect, to)
+        check_fields({*fields, *(increment or {}), *remove})
+        job = self.records.get(job_id)
+        if job is None or job.status not in expected:
+            return False
+        self._apply(job, {**fields, "status": to}, timeline, increment, remove)
+        return True
+
+    def update(self, job_id: str, *, timeline: dict[str, float] | None = None,
+               increment: dict[str, int] | None = None, remove: Iterable[str] = (),
+               only_if_absent: str | None = None, **fields: Any) -> bool:
+        check_fields({*fields, *(increment or {}), *remove})
+        job = self.records.get(job_id)
+        if job is None or (only_if_absent and getattr(job, only_if_absent) is not None):
+            return False
+        self._apply(job, fields, timeline, increment, remove)
+        return True
+
+    def record_request_id(self, job_id: str, call: str, request_id: str | None) -> None:
+        if request_id:
+            self.update(job_id, **{f"last_{call}_request_id": request_id})
+
+    def owned(self, owner: str, *, status: str | None, limit: int,
+              after: str | None) -> tuple[list[JobRecord], str | None]:
+        mine = sorted((j for j in self.records.values() if j.owner == owner and j.owner_order),
+                      key=lambda j: j.owner_order, reverse=True)
+        if after:
+            mine = [j for j in mine if j.owner_order < after]
+        page = [j for j in mine if status is None or j.status == status][:limit]
+        more = page and any(j.owner_order < page[-1].owner_order for j in mine)
+        return copy.deepcopy(page), (page[-1].owner_order if more else None)
+
+    def _apply(self, job: JobRecord, fields: dict[str, Any], timeline: dict | None,
+               increment: dict | None, remove: Iterable[str]) -> None:
+        changes = {k: copy.deepcopy(v) for k, v in fields.items() if v is not None}
+        for attr, by in (increment or {}).items():
+            changes[attr] = (getattr(job, attr) or 0) + by
+        if timeline:
+            changes["timeline"] = {**job.timeline, **timeline}
+        defaults = {f.name: f for f in dataclasses.fields(JobRecord)}
+        for attr in remove:  # back to its default, as an attribute DynamoDB removed
+            spec = defaults[attr]
+            changes[attr] = (spec.default_factory() if spec.default is dataclasses.MISSING
+                             else spec.default)
+        self.records[job.job_id] = dataclasses.replace(job, **changes)
+        self.writes += 1
+
+
+class FakeBatches:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def create(self, batch: dict[str, Any], now: float) -> bool:
+        if batch["batch_id"] in self.items:
+            return False
+        self.items[batch["batch_id"]] = {k: v for k, v in copy.deepcopy(batch).items()
+                                         if v is not None}
+        return True
+
+    def get(self, batch_id: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.items.get(batch_id))
+
+    def record_end(self, batch_id: str, job_id: str) -> dict[str, Any]:
+        batch = self.items[batch_id]  # KeyError: as the real one's failed condition
+        batch.setdefault("ended_jobs", set()).add(job_id)
+        return copy.deepcopy(batch)
+
+    def claim_notification(self, batch_id: str, now: float) -> bool:
+        batch = self.items.get(batch_id)
+        if batch is None or "notified_at" in batch:
+            return False
+        batch["notified_at"] = now
+        return True
+
+    def release_notification(self, batch_id: str) -> None:
+        self.items[batch_id].pop("notified_at", None)
+
+
+class FakeSlots:
+    def __init__(self) -> None:
+        self.held: dict[str, dict[str, float]] = {}
+
+    def acquire(self, model: str, job_id: str, lease_until: float, limit: int) -> bool:
+        holders = self.held.setdefault(model, {})
+        if job_id not in holders and len(holders) >= limit:
+            return False
+        holders[job_id] = lease_until
+        return True
+
+    def renew(self, model: str, job_id: str, lease_until: float) -> bool:
+        if job_id not in self.held.get(model, {}):
+            return False
+        self.held[model][job_id] = lease_until
+        return True
+
+    def release(self, model: str, job_id: str) -> bool:
+        return self.held.get(model, {}).pop(job_id, None) is not None
+
+    def holders(self, model: str) -> dict[str, float]:
+        return dict(self.held.get(model, {}))
+
+
+class FakeQueue:
+    """The `queue` index over the fake jobs (consistent: the real one may lag)."""
+
+    def __init__(self, jobs: FakeJobs) -> None:
+        self._jobs = jobs
+
+    def oldest(self, model: str, limit: int) -> list[str]:
+        waiting = sorted((j for j in self._jobs.records.values()
+                          if j.queue == f"{QUEUE_PK}{model}" and j.queued_order),
+                         key=lambda j: j.queued_order)
+        return [j.job_id for j in waiting[:limit]]
+
+    def count(self, model: str) -> int:
+        return len(self.oldest(model, 10**9))
+
+
+class FakeBudget:
+    def __init__(self, jobs: FakeJobs) -> None:
+        self._jobs = jobs
+        self.days: dict[str, dict[str, Any]] = {}
+        self.limit: int | None = None
+
+    def charge(self, job_id: str, day: str, limit: int, now: float) -> bool:
+        job = self._jobs.records.get(job_id)
+        if job is not None and job.budget_day:
+            return True
+        counter = self.days.setdefault(day, {"spent": 0})
+        if limit <= 0 or counter["spent"] >= limit or job is None:
+            return False
+        counter["spent"] += 1
+        self._jobs.records[job_id] = dataclasses.replace(job, budget_day=day)
+        return True
+
+    def refund(self, job_id: str) -> None:
+        job = self._jobs.records.get(job_id)
+        if job is None or not job.budget_day:
+            return
+        self._jobs.records[job_id] = dataclasses.replace(job, budget_day=None)
+        self.days[job.budget_day]["spent"] -= 1
+
+    def spent(self, day: str) -> dict[str, Any]:
+        counter = self.days.get(day, {})
+        return {"spent": counter.get("spent", 0), "reached_at": counter.get("reached_at")}
+
+    def claim_notice(self, day: str, now: float) -> bool:
+        counter = self.days.setdefault(day, {"spent": 0})
+        if "reached_at" in counter:
+            return False
+        counter["reached_at"] = now
+        return True
+
+    def release_notice(self, day: str) -> None:
+        self.days.get(day, {}).pop("reached_at", None)
+
+    def override(self) -> int | None:
+        return self.limit
+
+    def set_override(self, limit: int | None) -> None:
+        self.limit = limit
+
+
+class FakeTaskOwners:
+    def __init__(self) -> None:
+        self.owners: dict[str, str] = {}
+
+    def claim(self, task_id: str, job_id: str, now: float) -> bool:
+        return self.owners.setdefault(task_id, job_id) == job_id
+
+    def owner(self, task_id: str) -> str | None:
+        return self.owners.get(task_id)
+
+
+class FakeDurations:
+    def __init__(self) -> None:
+        self.samples: dict[str, dict[int, float]] = {}
+
+    def record(self, model: str, task_id: str, seconds: float) -> None:
+        place = int(hashlib.sha256(task_id.encode()).hexdigest(), 16) % DURATION_PLACES
+        self.samples.setdefault(model, {})[place] = seconds
+
+    def recent(self, model: str) -> list[float]:
+        return list(self.samples.get(model, {}).values())
+
+
+class FakeRetired:
+    def __init__(self) -> None:
+        self.refused: dict[str, tuple[float, dict[str, str]]] = {}
+
+    def remember(self, model: str, until: float, answer: dict[str, str]) -> None:
+        self.refused[model] = (until, answer)
+
+    def until(self, model: str) -> float:
+        return self.refused.get(model, (0.0, {}))[0]
+
+
+class FakeMessageErrors:
+    def __init__(self) -> None:
+        self.errors: dict[str, dict[str, str]] = {}
+
+    def remember(self, message_id: str, error: dict[str, str], now: float) -> None:
+        self.errors[message_id] = error
+
+    def last(self, message_id: str) -> dict[str, str] | None:
+        return self.errors.get(message_id)
