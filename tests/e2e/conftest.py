@@ -3,9 +3,11 @@ ASL, Lambda running the real handlers) + the provider emulator over HTTP."""
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
+from tryon.adapters.repositories import repositories
 from tryon_local.driver import Driver
 from tryon_local.runtime import LocalOptions, LocalStack
 
@@ -90,24 +92,34 @@ def out_dir(tmp_path) -> Path:
     return tmp_path / "out"
 
 
+def stores_of(stack: LocalStack) -> SimpleNamespace:
+    """The stack's repositories of the jobs table, on the test's credentials."""
+    return SimpleNamespace(**repositories(stack.outputs["JobsTableName"],
+                                          stack.resource("dynamodb")))
+
+
+@pytest.fixture
+def stores(stack) -> SimpleNamespace:
+    return stores_of(stack)
+
+
 @pytest.fixture
 def budget_spent(stack):
     """While the test runs, today's image budget stays spent (the limit is set to what
     was spent each time it is called): new looks wait QUEUED for it. Afterwards the
     stack's budget is back, and today's once-a-day `budget.reached` notice is open
     again for the next test that needs it."""
-    from tryon.adapters.store import JobStore
     from tryon.settings import Timebase
 
-    store = JobStore(stack.outputs["JobsTableName"], stack.resource("dynamodb"))
+    budget = stores_of(stack).budget
     clock = Timebase(stack.options.speedup, stack.time_anchor)
     if 86400 - clock.now() % 86400 < 1200:  # the pipeline's UTC day turns within 2 min
         time.sleep(1200 / stack.options.speedup)
     day = time.strftime("%Y-%m-%d", time.gmtime(clock.now()))
 
     def spend() -> None:
-        store.set_budget_limit(store.budget_spent(day)["spent"])
+        budget.set_override(budget.spent(day)["spent"])
 
     yield spend
-    store.set_budget_limit(None)
-    store.release_budget_notice(day)
+    budget.set_override(None)
+    budget.release_notice(day)

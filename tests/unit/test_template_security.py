@@ -64,7 +64,8 @@ def _dynamodb_actions(spec: dict) -> set[str]:
 def _store_actions() -> set[str]:
     """The DynamoDB actions the code can call: only the adapters touch DynamoDB (the
     jobs table; wiring hands them the session's resource)."""
-    client = re.compile(r"\.Table\(|\.(" + "|".join(CALL_ACTIONS) + r")\(")
+    client = re.compile(r"\.Table\(|\.(?:get|put|update|delete|batch_get|batch_write)_item\("
+                        r"|\.transact_\w+_items\(")
     elsewhere = [path.relative_to(ROOT) for path in CODE.rglob("*.py")
                  if path.name not in DYNAMODB_ADAPTERS and client.search(path.read_text())]
     assert not elsewhere, f"DynamoDB used outside the adapters: {elsewhere}"

@@ -62,21 +62,21 @@ def release_slot(ctx: Context, model: str, job_id: str, *, send: bool = True) ->
     return []
 
 
-def admit_or_queue(ctx: Context, job_id: str, model: str, *, expect: Iterable[JobStatus],
+def admit_or_queue(ctx: Context, job_id: str, slot_of: str, *, expect: Iterable[JobStatus],
                    **fields: Any) -> bool:
     """Move a job on from one of `expect` (only one caller can): ADMITTED with its
-    place in the budget and a slot of `model` (True: the caller submits it), or
-    QUEUED for them."""
+    place in the budget and a slot of model `slot_of` (True: the caller submits it),
+    or QUEUED for them."""
     budgeted = within_budget(ctx, job_id)
-    if budgeted and acquire_slot(ctx, model, job_id):
+    if budgeted and acquire_slot(ctx, slot_of, job_id):
         return ctx.jobs.transition(job_id, expect=expect, to=JobStatus.ADMITTED,
                                    timeline={"admitted": ctx.clock()}, **fields)
     now = ctx.clock()
     if ctx.jobs.transition(job_id, expect=expect, to=JobStatus.QUEUED,
                            timeline={"queued": now}, **fields,
                            waiting_for="slot" if budgeted else "budget",
-                           **queue_entry(model, now, job_id)):
-        admit_queued(ctx, model)  # a slot may have come free since we asked
+                           **queue_entry(slot_of, now, job_id)):
+        admit_queued(ctx, slot_of)  # a slot may have come free since we asked
     return False
 
 
