@@ -1,0 +1,153 @@
+"""The repositories of the jobs table and their fakes, held to one behaviour: each
+check runs on the DynamoDB repositories (moto, in process) and on tests/fakes,
+so a stage test on the fakes means what it would on DynamoDB."""
+
+from types import SimpleNamespace
+
+import pytest
+from fakes import FakeStack
+from tryon.adapters.jobs import TransitionRefused
+from tryon.adapters.slots import QUEUE_ATTRIBUTES, queue_entry
+from tryon.job_record import JobRecord, JobStatus, ProviderStatus
+
+NOW = 1_795_000_000.0
+
+
+@pytest.fixture(params=["dynamodb", "fake"])
+def repos(request):
+    if request.param == "fake":
+        return FakeStack()
+    ctx = request.getfixturevalue("moto_stages").ctx
+    return SimpleNamespace(jobs=ctx.jobs, batches=ctx.batches, slots=ctx.slots,
+                           queue=ctx.queue, budget=ctx.budget, task_owners=ctx.task_owners,
+                           durations=ctx.durations, retired=ctx.retired,
+                           message_errors=ctx.message_errors)
+
+
+def job(job_id="j", **fields) -> JobRecord:
+    return JobRecord(job_id=job_id, status=fields.pop("status", JobStatus.RECEIVED),
+                     model="aitryon-plus", timeline={"received": NOW}, **fields)
+
+
+def test_a_job_is_created_once_and_read_back_whole(repos):
+    record = job(inputs={"person": "s3://inbox/p.jpg"}, attributes={"sku": "1"},
+                 parameters={"resolution": -1, "restore_face": True}, polls=0)
+    assert repos.jobs.create(record, NOW)
+    assert not repos.jobs.create(job(look_id="other"), NOW)  # a redelivery
+    assert repos.jobs.get("j") == record and repos.jobs.get("nobody") is None
+    assert repos.jobs.get_many(["nobody", "j"]) == [record]
+
+
+def test_a_transition_applies_only_from_the_statuses_it_expects(repos):
+    repos.jobs.create(job(), NOW)
+    assert repos.jobs.transition("j", expect=[JobStatus.RECEIVED], to=JobStatus.QUEUED,
+                                 timeline={"queued": NOW + 1}, waiting_for="slot",
+                                 **queue_entry("aitryon-plus", NOW + 1, "j"))
+    assert not repos.jobs.transition("j", expect=[JobStatus.RECEIVED], to=JobStatus.FAILED)
+    assert repos.queue.oldest("aitryon-plus", 10) == ["j"]
+    assert repos.jobs.transition("j", expect=[JobStatus.QUEUED], to=JobStatus.ADMITTED,
+                                 remove=QUEUE_ATTRIBUTES, increment={"submit_attempts": 1})
+    got = repos.jobs.get("j")
+    assert (got.status, got.queue, got.waiting_for, got.submit_attempts) == (
+        JobStatus.ADMITTED, None, None, 1)
+    assert got.timeline == {"received": NOW, "queued": NOW + 1}
+    assert repos.queue.oldest("aitryon-plus", 10) == [] and repos.queue.count("aitryon-plus") == 0
+    assert not repos.jobs.transition("nobody", expect=[JobStatus.RECEIVED], to=JobStatus.QUEUED)
+
+
+def test_a_transition_the_table_refuses_or_an_unknown_field_raises(repos):
+    repos.jobs.create(job(), NOW)
+    with pytest.raises(TransitionRefused):
+        repos.jobs.transition("j", expect=[JobStatus.RECEIVED], to=JobStatus.SUCCEEDED)
+    with pytest.raises(ValueError, match="not job fields"):
+        repos.jobs.update("j", colour="red")
+    with pytest.raises(ValueError, match="status"):
+        repos.jobs.update("j", status=JobStatus.FAILED)
+    assert repos.jobs.get("j").status == JobStatus.RECEIVED
+
+
+def test_update_sets_fields_and_claims_once(repos):
+    repos.jobs.create(job(), NOW)
+    assert repos.jobs.update("j", provider_status=ProviderStatus.RUNNING, polls=2,
+                             timeline={"provider_start": NOW + 3}, error=None)
+    assert repos.jobs.update("j", notified_at=NOW, only_if_absent="notified_at")
+    assert not repos.jobs.update("j", notified_at=NOW + 1, only_if_absent="notified_at")
+    repos.jobs.record_request_id("j", "query", "req-1")
+    repos.jobs.record_request_id("j", "query", None)
+    got = repos.jobs.get("j")
+    assert (got.provider_status, got.polls, got.notified_at, got.last_query_request_id) == (
+        ProviderStatus.RUNNING, 2, NOW, "req-1")
+    assert got.timeline["provider_start"] == NOW + 3
+    assert repos.jobs.update("j", remove=["notified_at"]) and repos.jobs.get(
+        "j").notified_at is None
+
+
+def test_an_owners_jobs_are_listed_newest_first_a_page_at_a_time(repos):
+    for i in range(5):
+        repos.jobs.create(job(f"j{i}", owner="acme", owner_order=f"{NOW + i:017.3f}#j{i}",
+                              status=JobStatus.QUEUED if i % 2 else JobStatus.RECEIVED), NOW)
+    repos.jobs.create(job("other", owner="globex", owner_order=f"{NOW:017.3f}#other"), NOW)
+    page, after = repos.jobs.owned("acme", status=None, limit=2, after=None)
+    assert [j.job_id for j in page] == ["j4", "j3"] and after
+    page, after = repos.jobs.owned("acme", status=None, limit=10, after=after)
+    assert [j.job_id for j in page] == ["j2", "j1", "j0"] and after is None
+    queued, _ = repos.jobs.owned("acme", status="QUEUED", limit=10, after=None)
+    assert [j.job_id for j in queued] == ["j3", "j1"]
+
+
+def test_slots_are_taken_up_to_the_limit_once_per_job(repos):
+    assert repos.slots.acquire("m", "a", NOW + 5, 2) and repos.slots.acquire("m", "a", NOW + 6, 2)
+    assert repos.slots.acquire("m", "b", NOW + 5, 2) and not repos.slots.acquire("m", "c", NOW, 2)
+    assert repos.slots.renew("m", "a", NOW + 9) and not repos.slots.renew("m", "c", NOW)
+    assert repos.slots.holders("m") == {"a": NOW + 9, "b": NOW + 5}
+    assert repos.slots.release("m", "a") and not repos.slots.release("m", "a")
+    assert repos.slots.holders("m") == {"b": NOW + 5} and repos.slots.holders("x") == {}
+
+
+def test_the_budget_counts_each_job_once_and_gives_a_place_back(repos):
+    for name in ("a", "b", "c"):
+        repos.jobs.create(job(name), NOW)
+    assert repos.budget.charge("a", "d1", 2, NOW) and repos.budget.charge("a", "d1", 2, NOW)
+    assert repos.budget.charge("b", "d1", 2, NOW) and not repos.budget.charge("c", "d1", 2, NOW)
+    assert not repos.budget.charge("nobody", "d1", 5, NOW)
+    assert not repos.budget.charge("c", "d2", 0, NOW)
+    assert repos.budget.spent("d1") == {"spent": 2, "reached_at": None}
+    assert repos.budget.claim_notice("d1", NOW) and not repos.budget.claim_notice("d1", NOW)
+    repos.budget.refund("a")
+    repos.budget.refund("a")
+    assert repos.budget.spent("d1") == {"spent": 1, "reached_at": NOW}
+    assert repos.jobs.get("a").budget_day is None and repos.jobs.get("b").budget_day == "d1"
+    repos.budget.release_notice("d1")
+    assert repos.budget.claim_notice("d1", NOW)
+    assert repos.budget.override() is None
+    repos.budget.set_override(7)
+    assert repos.budget.override() == 7
+    repos.budget.set_override(None)
+    assert repos.budget.override() is None
+
+
+def test_batches_complete_once(repos):
+    assert repos.batches.create({"batch_id": "b", "job_ids": ["x", "y"], "owner": None}, NOW)
+    assert not repos.batches.create({"batch_id": "b", "job_ids": []}, NOW)
+    repos.batches.record_end("b", "x")
+    assert repos.batches.record_end("b", "x")["ended_jobs"] == {"x"}
+    assert repos.batches.record_end("b", "y")["ended_jobs"] == {"x", "y"}
+    assert repos.batches.claim_notification("b", NOW)
+    assert not repos.batches.claim_notification("b", NOW)
+    repos.batches.release_notification("b")
+    assert repos.batches.claim_notification("b", NOW) and repos.batches.get("nobody") is None
+
+
+def test_what_the_pipeline_remembers_of_the_provider(repos):
+    assert repos.task_owners.claim("t1", "a", NOW) and repos.task_owners.claim("t1", "a", NOW)
+    assert not repos.task_owners.claim("t1", "b", NOW) and repos.task_owners.owner("t1") == "a"
+    assert repos.task_owners.owner("t2") is None
+    repos.durations.record("m", "t1", 12.5)
+    repos.durations.record("m", "t1", 13.0)  # a task has one place
+    assert repos.durations.recent("m") == [13.0] and repos.durations.recent("x") == []
+    assert repos.retired.until("m") == 0
+    repos.retired.remember("m", NOW + 60, {"code": "ModelNotFound", "message": "gone"})
+    assert repos.retired.until("m") == NOW + 60
+    assert repos.message_errors.last("msg") is None
+    repos.message_errors.remember("msg", {"code": "E", "message": "m"}, NOW)
+    assert repos.message_errors.last("msg") == {"code": "E", "message": "m"}
