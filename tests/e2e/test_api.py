@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from tryon.adapters.store import JobStore
 from tryon_local.driver import SAMPLES
 from tryon_local.runtime import notifications_from
 
@@ -187,8 +186,7 @@ def test_an_integration_sees_only_its_own_jobs_and_its_own_quota(stack, acme):
 
 
 def test_a_queued_job_is_canceled_at_no_cost_and_a_running_one_is_not(
-        stack, acme, emulator, budget_spent):
-    store = JobStore(stack.outputs["JobsTableName"], stack.resource("dynamodb"))
+        stack, acme, emulator, budget_spent, stores):
     queue = stack.subscribe_queue(f"cancel-{uuid.uuid4().hex[:6]}")
     person, top = acme.upload("person.jpg", "top.jpg")
     budget_spent()  # the next look waits QUEUED for the budget
@@ -201,7 +199,7 @@ def test_a_queued_job_is_canceled_at_no_cost_and_a_running_one_is_not(
     assert canceled.json()["status"] == "CANCELED"
     assert canceled.json()["error"]["code"] == "Canceled"
     assert acme.http.post(f"/jobs/{job_id}/cancel").json()["status"] == "CANCELED"
-    store.set_budget_limit(None)
+    stores.budget.set_override(None)
     time.sleep(1)
     events = [n["message"] for n in notifications_from(stack.client("sqs"), queue)
               if n["message"].get("job_id") == job_id]
@@ -213,7 +211,7 @@ def test_a_queued_job_is_canceled_at_no_cost_and_a_running_one_is_not(
         held={"person": person, "top": top})).json()["job_ids"]
     acme.wait(running, until={"SUBMITTED"})
     problem(acme.http.post(f"/jobs/{running}/cancel"), 409, "AlreadyRunning")
-    task_id = store.get(running)["provider_task_id"]
+    task_id = stores.jobs.get(running).provider_task_id
     emulator.hold(task_id, False)
     assert acme.wait(running)["status"] == "SUCCEEDED"
     problem(acme.http.post(f"/jobs/{running}/cancel"), 409, "AlreadyEnded")
@@ -250,41 +248,3 @@ def test_schemathesis_finds_no_answer_the_openapi_document_does_not_promise(stac
     assert "Tested: 8" in summary and " passed" in summary, summary
 
 
-def test_a_task_still_queued_at_the_provider_is_canceled_there(stack, acme, emulator):
-    """The provider runs five try-on tasks at once, shared by both try-on models: five
-    held aitryon-plus tasks leave an aitryon task PENDING there, which a cancel ends
-    at the provider (not billed) and in the pipeline, with one notification."""
-    store = JobStore(stack.outputs["JobsTableName"], stack.resource("dynamodb"))
-    queue = stack.subscribe_queue(f"pending-{uuid.uuid4().hex[:6]}")
-    person, top, bottom, dress = acme.upload("person.jpg", "top.jpg", "bottom.jpg",
-                                             "dress.jpg")
-    emulator.fault(target="hold", count=5)
-    garments = [{"top": top}, {"bottom": bottom}, {"dress": dress},
-                {"top": top, "bottom": bottom}, {"top": top, "keep": "bottom"}]
-    held = acme.http.post("/looks", json=acme.look(**{
-        f"held-{i}": {"person": person, **garment} for i, garment in enumerate(garments)}
-    )).json()["job_ids"]
-    try:
-        for job_id in held:
-            acme.wait(job_id, until={"SUBMITTED"})
-        [pending] = acme.http.post("/looks", json=acme.look(
-            waits={"person": person, "top": top, "model": "aitryon"})).json()["job_ids"]
-        acme.wait(pending, until={"SUBMITTED"})
-        task_id = store.get(pending)["provider_task_id"]
-        [task] = [t for t in emulator.tasks() if t["task_id"] == task_id]
-        assert task["status"] == "PENDING"
-        canceled = acme.http.post(f"/jobs/{pending}/cancel")
-        assert canceled.status_code == 200, canceled.text
-        assert canceled.json()["status"] == "CANCELED"
-        assert "queued at the provider" in canceled.json()["error"]["message"]
-        [task] = [t for t in emulator.tasks() if t["task_id"] == task_id]
-        assert task["status"] == "CANCELED"
-        time.sleep(2)  # the workflow's next poll sees the task CANCELED
-        assert acme.http.get(f"/jobs/{pending}").json()["status"] == "CANCELED"
-    finally:
-        for job_id in held:
-            emulator.hold(store.get(job_id)["provider_task_id"], False)
-    assert {acme.wait(job_id)["status"] for job_id in held} == {"SUCCEEDED"}
-    events = [n["message"]["event"] for n in notifications_from(stack.client("sqs"), queue)
-              if n["message"].get("job_id") == pending]
-    assert events == ["job.canceled"]

@@ -72,21 +72,3 @@ def test_a_manifest_through_the_providers_temporary_upload(tmp_path):
     assert stats["uploads"] == 3 and stats["parsings"] == 1
 
 
-def test_a_retired_model_with_the_fallback_turned_off_ends_model_retired(tmp_path):
-    """FallbackModel= (empty): the look ends ModelRetired, says what to change, is
-    notified once, and no task is created."""
-    config = EmulatorConfig(api_keys=frozenset({"sk-cli-test"}), speedup=10, seed=5,
-                            retired_models=frozenset({"aitryon-plus"}))
-    with serve_in_thread(config) as server:
-        done = tryon("--person", str(SAMPLES / "person.jpg"), "--top", str(SAMPLES / "top.jpg"),
-                     "--model", "aitryon-plus", "--out", str(tmp_path), "--parameter",
-                     "FallbackModel=", provider_url=server.base_url, key="sk-cli-test")
-        stats = server.state.stats()
-    assert done.returncode == 1, done.stderr[-3000:]  # a look failed
-    [job] = json.loads(done.stdout)["jobs"]
-    assert job["status"] == "FAILED" and job["error"]["code"] == "ModelRetired"
-    for part in ("aitryon-plus", "2026-10-10", "qwen-image-2.0", "FallbackModel"):
-        assert part in job["error"]["message"]
-    [note] = json.loads(done.stdout)["notifications"]
-    assert note["error"]["code"] == "ModelRetired" and note["model"] == "aitryon-plus"
-    assert stats["submits"] == 0 and stats["submit_requests"] == 1

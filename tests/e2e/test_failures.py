@@ -4,12 +4,7 @@ and nothing is paid for that should not be."""
 import json
 import time
 
-from tryon.adapters.store import JobStore
-from tryon.job_record import JobStatus
-from tryon.providers.dashscope_tasks import TaskClient
-from tryon.providers.request_bodies import TryOnRequest
 from tryon_local.driver import SAMPLES, LookRequest, run_looks
-from tryon_local.runtime import EMULATOR_API_KEY
 
 
 def upload_manifest(stack, key: str, body: bytes) -> None:
@@ -60,48 +55,6 @@ def test_a_throttled_query_is_retried_by_the_state_machine(stack, emulator, out_
     [job] = report["jobs"]
     assert job["status"] == "SUCCEEDED" and len(report["notifications"]) == 1
     assert emulator.stats()["injected"]["query"] == before + 1
-
-
-def test_past_its_deadline_a_job_times_out_and_its_queued_task_is_canceled(
-        stack, driver, emulator):
-    """Five held tasks fill the provider's slots, so the sixth waits PENDING; its job's
-    deadline has passed, so the state machine gives up and cancels it (never billed)."""
-    s3, inbox = stack.client("s3"), stack.outputs["InboxBucketName"]
-    keys = [driver.upload_image(SAMPLES / name) for name in ("person.jpg", "top.jpg")]
-    person, top = (s3.generate_presigned_url("get_object", Params={"Bucket": inbox, "Key": k},
-                                             ExpiresIn=600) for k in keys)
-    provider = TaskClient(stack.emulator.base_url, EMULATOR_API_KEY)
-    emulator.fault(target="hold", count=5)
-    held = [provider.submit(TryOnRequest("aitryon-plus", person, top_garment_url=top)).task_id
-            for _ in range(5)]
-    try:
-        queued = provider.submit(TryOnRequest("aitryon-plus", person, top_garment_url=top))
-        time.sleep(0.5)
-        assert provider.query(queued.task_id).status == "PENDING"
-        job_id, now = f"deadline-{queued.task_id}", time.time()
-        JobStore(stack.outputs["JobsTableName"], stack.resource("dynamodb")).create({
-            "job_id": job_id, "status": JobStatus.SUBMITTED, "look_id": "late",
-            "model": "aitryon-plus", "provider_task_id": queued.task_id, "polls": 0,
-            "source": {"bucket": inbox, "key": "deadline/late.json", "etag": "e"},
-            "timeline": {"received": now, "submitted": now}}, now)
-        sfn = stack.client("stepfunctions")
-        execution = sfn.start_execution(
-            stateMachineArn=stack.outputs["JobStateMachineArn"], name=job_id,
-            input=json.dumps({"job_id": job_id, "task_id": queued.task_id,
-                              "model": "aitryon-plus", "deadline": int(now), "next_delay": 0,
-                              "polls": 0}))["executionArn"]
-        [job], [note] = driver.follow(["deadline/late.json"], timeout=60)
-        assert job["status"] == "TIMED_OUT" and job["error"]["code"] == "DeadlineExceeded"
-        assert "canceled" in job["error"]["message"]
-        assert note["message"]["event"] == "job.timed_out"
-        assert note["attributes"]["status"] == "TIMED_OUT"
-        assert provider.query(queued.task_id).status == "CANCELED"
-        while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
-            time.sleep(0.1)
-        assert sfn.describe_execution(executionArn=execution)["status"] == "FAILED"
-    finally:
-        for task_id in held:
-            emulator.http.post(f"/_emulator/tasks/{task_id}/hold", json={"hold": False})
 
 
 def results_stored(stack) -> list[str]:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tryon.adapters.store import JobStore
-from tryon.job_record import JobStatus
+from tryon.job_record import JobRecord, JobStatus
 from tryon_local.cli import main
 from tryon_local.driver import SAMPLES
 from tryon_local.runtime import notifications_from
@@ -158,7 +157,7 @@ def test_a_failed_look_is_retried_as_a_new_job_linked_to_it(stack, driver, emula
     assert code == 2 and "no job" in err
 
 
-def test_a_retried_api_job_stays_its_integrations(stack, driver, tryon):
+def test_a_retried_api_job_stays_its_integrations(stack, driver, tryon, stores):
     """An integration's ended job (recorded here as the API's intake would) is retried
     under its API prefix: the new job is the integration's, and its key sees it."""
     name = unique("ops")
@@ -167,13 +166,13 @@ def test_a_retried_api_job_stays_its_integrations(stack, driver, tryon):
                    for image in ("person", "top"))
     inbox, now = stack.outputs["InboxBucketName"], time.time()
     old = f"canceled{uuid.uuid4().hex[:24]}"
-    JobStore(stack.outputs["JobsTableName"], stack.resource("dynamodb")).create({
+    stores.jobs.create(JobRecord.from_item({
         "job_id": old, "status": JobStatus.CANCELED, "look_id": "shirt", "model": "aitryon",
         "requested_model": "aitryon", "owner": name, "owner_order": f"{now:017.3f}#{old}",
         "inputs": {"person": f"s3://{inbox}/{person}", "top": f"s3://{inbox}/{top}"},
         "parameters": {"resolution": -1, "restore_face": True},
         "source": {"bucket": inbox, "key": f"jobs/api/{name}/order.json", "etag": "e"},
-        "error": {"code": "Canceled", "message": "canceled"}, "timeline": {"received": now}},
+        "error": {"code": "Canceled", "message": "canceled"}, "timeline": {"received": now}}),
         now)
     retried = as_json(tryon("jobs", "retry", old, "--json"))
     assert retried["owner"] == name

@@ -79,24 +79,6 @@ def test_a_provider_failure_ends_in_one_failure_notification(stack, emulator, ou
     assert record["provider_status"] == "FAILED" and record["status"] == "FAILED"
 
 
-def test_a_throttled_submit_is_retried_and_paid_once(stack, emulator, out_dir):
-    before = emulator.stats()
-    emulator.fault(target="submit", status=429, code="Throttling.RateQuota",
-                   message="Requests rate limit exceeded, please try again later.", count=1)
-    report = run_looks(stack, [LookRequest("throttled", SAMPLES / "person.jpg",
-                                           top=SAMPLES / "top.jpg")],
-                       out_dir, timeout=120, progress=lambda s: None)
-    after = emulator.stats()
-    [job] = report["jobs"]
-    assert job["status"] == "SUCCEEDED"
-    assert after["submit_requests"] - before["submit_requests"] == 2
-    assert after["submits"] - before["submits"] == 1
-    record = stack.resource("dynamodb").Table(stack.outputs["JobsTableName"]).get_item(
-        Key={"pk": f"JOB#{job['job_id']}", "sk": "JOB"})["Item"]
-    assert record["submit_attempts"] == 2
-    assert len(notifications_for(report, job["job_id"])) == 1
-
-
 def test_the_same_s3_event_three_times_submits_once(stack, driver, emulator):
     """At-least-once delivery: the bucket's own event, a copy at the same moment, and
     a late copy after the job has ended, all yield one provider task."""

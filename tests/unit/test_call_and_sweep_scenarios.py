@@ -3,6 +3,7 @@ machine definition, and the sweep's recovery of what a crash leaves: a lease
 whose holder vanished, a job left ADMITTED, SUBMITTING, or SUBMITTED without its
 workflow, and a job whose workflow stopped."""
 
+import pytest
 from tryon.job_record import JobRecord, JobStatus
 from tryon.stages.admission import acquire_slot, admit_or_queue
 from tryon.stages.completion import execution_ended
@@ -90,10 +91,8 @@ def test_the_sweep_resends_a_job_left_admitted_or_submitted_without_its_workflow
     fake.advance(301)  # its admission message never arrived
     assert sweep(fake.ctx)["readmitted"] == 1 and fake.admissions.take() == [job_id]
     fake.workflow.fail_next()  # the submit lands, its workflow does not start
-    try:
+    with pytest.raises(ConnectionError):
         submit_admitted(fake.ctx, job_id)
-    except ConnectionError:
-        pass
     assert fake.status(job_id) == "SUBMITTED" and fake.workflow.started == {}
     fake.advance(fake.ctx.settings.poll_deadline_seconds + 121)
     assert sweep(fake.ctx)["readmitted"] == 1
@@ -174,9 +173,7 @@ def test_a_job_ended_elsewhere_is_never_moved_back_by_a_late_deferral(fake):
     job_id = admitted(fake, model=TASK)
     fake.jobs.transition(job_id, expect=[JobStatus.ADMITTED], to=JobStatus.SUBMITTING)
     fake.jobs.transition(job_id, expect=[JobStatus.SUBMITTING], to=JobStatus.FAILED)
-    try:
+    with pytest.raises(SubmitDeferred):
         defer(fake.ctx, job_id, {"code": "Throttling", "message": "busy"})
-    except SubmitDeferred:
-        pass
     assert fake.status(job_id) == "FAILED"
     assert isinstance(fake.jobs.get(job_id), JobRecord)

@@ -22,7 +22,7 @@ def admitted(stack, job_id="look", model=MODEL, **fields):
 def test_a_task_is_submitted_once_polled_to_its_end_and_stored_with_one_notice(fake):
     job_id = admitted(fake)
     submit_admitted(fake.ctx, job_id)
-    end, output, states = fake.run(job_id)
+    end, _, states = fake.run(job_id)
     job = fake.jobs.get(job_id)
     assert end == "JobSucceeded" and job.status == JobStatus.SUCCEEDED
     assert fake.provider.calls["submit"] == 1 and job.polls == fake.provider.calls["query"]
