@@ -8,17 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-# The try-on models' numbers (CONTRACT: 5 KB-5 MB, each side 150-4096 px). KB and MB
-# are read the strict way at both ends: at least 5 KiB, at most 5,000,000 bytes.
-# TRYON_RULES holds them; prepare_image without rules reads them at call time, so a
-# patched value (tests lower MAX_BYTES to reach the shrinking steps) takes effect.
-MIN_BYTES = 5 * 1024
-MAX_BYTES = 5 * 1000 * 1000
-MIN_SIDE = 150
-MAX_SIDE = 4096
 # The largest upload read at all (preflight compares the S3 object size with it; the
 # API's upload links refuse larger files).
 MAX_INPUT_BYTES = 50 * 1000 * 1000
+# The largest image decoded, checked against the header before any pixel is read. It
+# covers the 48-50 MP modes of current phones; the worst case at that size (an RGBA
+# PNG) peaks at about 550 MB, inside a 1 GB Lambda.
+MAX_PIXELS = 50_000_000
+
 
 @dataclass(frozen=True)
 class ImageRules:
@@ -45,13 +42,15 @@ class ImageRules:
 
 _JPEG_PNG = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
 
-# OutfitAnyone (aitryon-plus, aitryon). The provider documents BMP, WEBP and HEIC as
-# accepted too, but JPEG is the one format every input path of the try-on API takes, so
-# whatever is not already a conforming JPEG or PNG becomes a JPEG. These rules predate
-# the other families, and their messages keep saying "the provider".
+# OutfitAnyone (aitryon-plus, aitryon; CONTRACT: 5 KB-5 MB, each side 150-4096 px). KB
+# and MB are read the strict way at both ends: at least 5 KiB, at most 5,000,000 bytes.
+# The provider documents BMP, WEBP and HEIC as accepted too, but JPEG is the one format
+# every input path of the try-on API takes, so whatever is not already a conforming JPEG
+# or PNG becomes a JPEG. These rules predate the other families, and their messages keep
+# saying "the provider".
 TRYON_RULES = ImageRules(
-    label="aitryon models", min_bytes=MIN_BYTES, max_bytes=MAX_BYTES, min_side=MIN_SIDE,
-    max_side=MAX_SIDE, pass_through=MappingProxyType(_JPEG_PNG), upscale_small=False,
+    label="aitryon models", min_bytes=5 * 1024, max_bytes=5 * 1000 * 1000, min_side=150,
+    max_side=4096, pass_through=MappingProxyType(_JPEG_PNG), upscale_small=False,
     subject="the provider")
 # qwen-image-2.0 and -2.0-pro (CONTRACT, successor models): JPG, JPEG, PNG, BMP, TIFF,
 # WEBP, GIF; at most 10 MB (read as 10,000,000 bytes); sides 384-3072 px recommended,

@@ -12,17 +12,10 @@ from dataclasses import replace
 import pytest
 from corpus import CorpusCase, cutout, encode, garment_photo, make_corpus, phone_jpeg, photo
 from PIL import ExifTags, Image, ImageChops, ImageFile, ImageOps, ImageStat
-from tryon import preflight
-from tryon.preflight import (
-    MAX_INPUT_BYTES,
-    QWEN2_RULES,
-    QWEN3_RULES,
-    TRYON_RULES,
-    ImageRules,
-    InputRejected,
-    Prepared,
-    prepare_image,
-)
+from tryon.image_rules import QWEN2_RULES, QWEN3_RULES, TRYON_RULES, ImageRules
+from tryon.models.registry import MODELS
+from tryon.preflight import MAX_INPUT_BYTES, InputRejected, Prepared, prepare_image
+from tryon.preflight.opening import OPENED_FORMATS
 
 CASES = make_corpus()
 BY_NAME = {case.name: case for case in CASES}
@@ -49,7 +42,7 @@ def orientation(image: Image.Image) -> int:
 
 @cases("ok")
 def test_a_conforming_upload_is_sent_byte_for_byte(case: CorpusCase):
-    prepared = prepare_image(case.key, case.data)
+    prepared = prepare_image(case.key, case.data, TRYON_RULES)
     assert not prepared.changed and prepared.fixes == ()
     assert prepared.data == case.data
     original = decoded(case.data)
@@ -62,7 +55,7 @@ def test_a_conforming_upload_is_sent_byte_for_byte(case: CorpusCase):
 
 @cases("fixed")
 def test_a_fixable_upload_is_fixed_and_the_fix_recorded(case: CorpusCase):
-    prepared = prepare_image(case.key, case.data)
+    prepared = prepare_image(case.key, case.data, TRYON_RULES)
     assert prepared.changed
     for fix in case.fixes:
         assert any(fix in recorded for recorded in prepared.fixes), (fix, prepared.fixes)
@@ -74,7 +67,7 @@ def test_a_fixable_upload_is_fixed_and_the_fix_recorded(case: CorpusCase):
     assert prepared.extension == EXTENSIONS[prepared.content_type]
     assert produced.mode in ("RGB", "L")
     assert "transparency" not in produced.info and orientation(produced) == 1
-    assert preflight.MIN_BYTES <= len(prepared.data) <= preflight.MAX_BYTES
+    assert TRYON_RULES.min_bytes <= len(prepared.data) <= TRYON_RULES.max_bytes
     assert produced.size == (prepared.width, prepared.height)
     assert min(produced.size) >= 150 and max(produced.size) <= 4096
     assert prepared.original["bytes"] == len(case.data)
@@ -87,7 +80,7 @@ def test_a_fixable_upload_is_fixed_and_the_fix_recorded(case: CorpusCase):
     assert prepared.width / prepared.height == pytest.approx(width / height, rel=0.01)
 
     # Fixing is idempotent: the output passes untouched.
-    again = prepare_image(case.key, prepared.data)
+    again = prepare_image(case.key, prepared.data, TRYON_RULES)
     assert not again.changed and again.data == prepared.data
 
 
@@ -95,7 +88,7 @@ def test_a_fixable_upload_is_fixed_and_the_fix_recorded(case: CorpusCase):
 def test_exif_rotation_turns_the_pixels_upright(case: CorpusCase):
     original = decoded(case.data)
     assert orientation(original) != 1
-    prepared = prepare_image(case.key, case.data)
+    prepared = prepare_image(case.key, case.data, TRYON_RULES)
     upright = ImageOps.exif_transpose(original).convert("RGB")
     assert prepared.width / prepared.height == pytest.approx(upright.width / upright.height, 0.01)
     produced = decoded(prepared.data).convert("RGB")
@@ -107,7 +100,7 @@ def test_exif_rotation_turns_the_pixels_upright(case: CorpusCase):
 @cases(*ERROR_CODES)
 def test_an_unfixable_upload_is_rejected_with_a_code_and_its_name(case: CorpusCase):
     with pytest.raises(InputRejected) as caught:
-        prepare_image(case.key, case.data)
+        prepare_image(case.key, case.data, TRYON_RULES)
     error = caught.value
     assert error.code == case.expected, error.message
     assert error.message.startswith(f"{case.key}: ")
@@ -133,7 +126,7 @@ def test_an_unfixable_upload_is_rejected_with_a_code_and_its_name(case: CorpusCa
 def test_a_rejection_names_the_rule_and_a_fix(name: str, rule: str, fix: str):
     case = BY_NAME[name]
     with pytest.raises(InputRejected) as caught:
-        prepare_image(case.key, case.data)
+        prepare_image(case.key, case.data, TRYON_RULES)
     assert rule in caught.value.message and fix in caught.value.message, caught.value.message
 
 
@@ -155,13 +148,13 @@ def test_only_the_decoders_of_accepted_formats_are_ever_reached(monkeypatch):
     for key, data, fmt in [("icon.jpg", BY_NAME["icon file"].data, "ICO"),
                            ("layers.png", b"8BPS\x00\x01" + b"\x00" * 64, "PSD")]:
         with pytest.raises(InputRejected) as caught:
-            prepare_image(key, data)
+            prepare_image(key, data, TRYON_RULES)
         assert caught.value.code == "InvalidURL"
         assert f"{key}: the image is in {fmt} format" in caught.value.message
     assert decoders_run == []
     # Every format any model takes as it is can be opened.
-    for rules in (preflight.TRYON_RULES, preflight.QWEN2_RULES, preflight.QWEN3_RULES):
-        assert set(rules.pass_through) <= set(preflight.OPENED_FORMATS)
+    for rules in (TRYON_RULES, QWEN2_RULES, QWEN3_RULES):
+        assert set(rules.pass_through) <= set(OPENED_FORMATS)
 
 
 def test_a_decompression_bomb_is_refused_from_its_header_without_allocating():
@@ -169,7 +162,7 @@ def test_a_decompression_bomb_is_refused_from_its_header_without_allocating():
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     started = time.perf_counter()
     with pytest.raises(InputRejected, match="megapixels"):
-        prepare_image(case.key, case.data)
+        prepare_image(case.key, case.data, TRYON_RULES)
     assert time.perf_counter() - started < 1.0
     # Decoding would need 2.7 GB; the peak of the whole test process barely moves.
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
@@ -177,50 +170,50 @@ def test_a_decompression_bomb_is_refused_from_its_header_without_allocating():
 
 
 def test_the_caller_refuses_an_upload_over_the_read_limit_by_its_size():
-    assert MAX_INPUT_BYTES >= 10 * preflight.MAX_BYTES
-    oversized = InputRejected.oversized("models/raw.tiff", 80_000_000)
+    assert 10 * TRYON_RULES.max_bytes <= MAX_INPUT_BYTES
+    oversized = InputRejected.oversized("models/raw.tiff", 80_000_000, TRYON_RULES)
     assert oversized.as_error() == {"code": "InvalidInputLength", "message": (
         "models/raw.tiff: the file is 80.0 MB; files over 50.0 MB are not read, and the "
         "provider takes at most 5 MB. Export the photo as a JPEG of at most 5 MB.")}
 
 
-def test_an_upload_over_the_read_limit_is_refused_unread(monkeypatch):
-    monkeypatch.setattr(preflight, "MAX_INPUT_BYTES", 100_000)
+def test_an_upload_over_the_read_limit_is_refused_unread():
     case = BY_NAME["person JPEG"]
+    # A photo a decoder would read (trailing bytes after a JPEG are ignored), one byte over.
+    data = case.data + bytes(MAX_INPUT_BYTES + 1 - len(case.data))
     with pytest.raises(InputRejected) as caught:
-        prepare_image(case.key, case.data)
+        prepare_image(case.key, data, TRYON_RULES)
     assert caught.value.code == "InvalidInputLength"
-    assert "files over 0.1 MB are not read" in caught.value.message
+    assert "files over 50.0 MB are not read" in caught.value.message
 
 
-def test_over_the_size_limit_the_quality_drops_before_the_size(monkeypatch):
+def test_over_the_size_limit_the_quality_drops_before_the_size():
     case = BY_NAME["person JPEG"]  # 640x1280, 225 kB at quality 90
-    monkeypatch.setattr(preflight, "MAX_BYTES", 150_000)
-    prepared = prepare_image(case.key, case.data)
+    rules = replace(TRYON_RULES, max_bytes=150_000)
+    prepared = prepare_image(case.key, case.data, rules)
     assert len(prepared.data) <= 150_000
     assert (prepared.width, prepared.height) == (640, 1280)
     assert [fix for fix in prepared.fixes if fix.startswith("lowered JPEG quality to ")]
-    assert not prepare_image(case.key, prepared.data).changed
+    assert not prepare_image(case.key, prepared.data, rules).changed
 
 
-def test_when_quality_is_not_enough_the_photo_is_downscaled_in_steps(monkeypatch):
+def test_when_quality_is_not_enough_the_photo_is_downscaled_in_steps():
     case = BY_NAME["person JPEG"]
-    monkeypatch.setattr(preflight, "MAX_BYTES", 40_000)
-    prepared = prepare_image(case.key, case.data)
+    rules = replace(TRYON_RULES, max_bytes=40_000)
+    prepared = prepare_image(case.key, case.data, rules)
     assert len(prepared.data) <= 40_000
     assert prepared.width < 640 and prepared.width / prepared.height == pytest.approx(0.5, 0.01)
     [fix] = prepared.fixes
     assert fix.startswith("lowered JPEG quality to 75 and downscaled 640x1280 to ")
-    assert not prepare_image(case.key, prepared.data).changed
+    assert not prepare_image(case.key, prepared.data, rules).changed
 
 
-def test_a_photo_that_cannot_get_small_enough_is_rejected(monkeypatch):
+def test_a_photo_that_cannot_get_small_enough_is_rejected():
     case = BY_NAME["person JPEG"]
     # At 150x300 px this photo still needs about 5 kB.
-    monkeypatch.setattr(preflight, "MIN_BYTES", 1_000)
-    monkeypatch.setattr(preflight, "MAX_BYTES", 3_000)
+    rules = replace(TRYON_RULES, min_bytes=1_000, max_bytes=3_000)
     with pytest.raises(InputRejected) as caught:
-        prepare_image(case.key, case.data)
+        prepare_image(case.key, case.data, rules)
     assert caught.value.code == "InvalidInputLength"
     assert "without a side falling under 150 px" in caught.value.message
 
@@ -285,11 +278,11 @@ def test_the_rules_are_the_contracts():
             "WEBP": ("image/webp", "webp"), "GIF": ("image/gif", "gif")}
 
 
-@pytest.mark.parametrize("name", ["person JPEG", "PNG of 7 MB", "static GIF",
-                                  "one byte under 5 KB"])
-def test_without_rules_the_try_on_rules_apply(name: str):
-    case = BY_NAME[name]
-    assert prepare_image(case.key, case.data) == prepare_image(case.key, case.data, TRYON_RULES)
+def test_each_model_is_preflighted_by_its_familys_rules():
+    assert {model: spec.input_rules for model, spec in MODELS.items()} == {
+        "aitryon-plus": TRYON_RULES, "aitryon": TRYON_RULES,
+        "qwen-image-3.0": QWEN3_RULES, "qwen-image-3.0-pro": QWEN3_RULES,
+        "qwen-image-2.0": QWEN2_RULES, "qwen-image-2.0-pro": QWEN2_RULES}
 
 
 @QWEN
@@ -342,7 +335,7 @@ def test_qwen_takes_more_formats_as_they_are(fmt: str, content_type: str, extens
 @STILLS
 def test_the_try_on_models_get_those_formats_as_jpeg(fmt: str, content_type: str,
                                                       extension: str):
-    prepared = prepare_image("garments/top/shop", still(fmt))
+    prepared = prepare_image("garments/top/shop", still(fmt), TRYON_RULES)
     assert prepared.content_type == "image/jpeg" and prepared.extension == "jpg"
     format_name = fmt.split()[-1]
     assert prepared.fixes[0] == f"re-encoded {format_name} as JPEG"
