@@ -1,17 +1,20 @@
 """Deploys `template.yaml` into the embedded AWS emulation (moto).
 
-The local stack is built from the template itself, resource by resource, so it
-cannot drift from what `sam deploy` creates. Only the resource types the
-template uses are supported; any other type stops the deployment loudly
-rather than being skipped. IAM policies are created but not enforced (moto
-does not evaluate them); `cfn-lint` and `sam validate --lint` check them.
-Why not moto's own CloudFormation: it ignores DefinitionSubstitutions and the
-SAM transform, and its SQS event source mapping invokes inline without partial
-batch responses (see `sqs_poller.py`).
+The SAM template is expanded by aws-sam-translator, the transform `sam deploy`
+runs, so the local stack has the functions, roles (policy templates included),
+event source mappings, schedules and rules CloudFormation would create. Each
+resource of the expansion is then created through the AWS APIs; a type with no
+creator here stops the deployment loudly rather than being skipped. IAM policies
+are created but not enforced (moto does not evaluate them); `cfn-lint` and
+`sam validate --lint` check them.
+Why not moto's own CloudFormation: it ignores DefinitionSubstitutions, and its
+SQS event source mapping invokes inline without partial batch responses (see
+`sqs_poller.py`).
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
@@ -21,46 +24,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+import boto3
+import networkx
+from cfnlint.decode.cfn_yaml import loads
+from cfnlint.template import Template
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
 
 ACCOUNT_ID = "123456789012"
 STACK_NAME = "tryon-local"
+# Stands for the working tree in the S3 locations `sam package` would write.
+LOCAL_BUCKET = "local"
 
 
 class DeployError(RuntimeError):
     pass
 
 
-# --- reading the template (CloudFormation short-form tags) --------------------
-
-class _CfnLoader(yaml.SafeLoader):
-    pass
-
-
-def _tag(tag: str) -> None:
-    name = "Ref" if tag == "Ref" else f"Fn::{tag}"
-
-    def construct(loader: yaml.Loader, node: yaml.Node) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if tag == "GetAtt":
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)
-        return {name: value}
-
-    _CfnLoader.add_constructor(f"!{tag}", construct)
-
-
-for _name in ("Ref", "GetAtt", "Sub", "If", "Equals", "Not", "And", "Or", "Join",
-              "Select", "Split", "GetAZs", "ImportValue", "FindInMap", "Base64"):
-    _tag(_name)
-
-
 def load_template(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 (SafeLoader subclass)
+    """The template as written (short-form tags read as their long form)."""
+    return loads(path.read_text(), str(path))
+
+
+def expand(template: dict[str, Any], parameters: dict[str, str], region: str) -> dict[str, Any]:
+    """The CloudFormation template the SAM transform makes of `template`."""
+    template = copy.deepcopy(template)
+    # What `sam package` does first: the transform takes code and definitions from S3.
+    for properties in (*template.get("Globals", {}).values(),
+                       *(spec.get("Properties", {}) for spec in template["Resources"].values())):
+        for key in ("CodeUri", "DefinitionUri"):
+            if isinstance(properties.get(key), str) and "://" not in properties[key]:
+                properties[key] = {"Bucket": LOCAL_BUCKET, "Key": properties[key]}
+    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
+    # Managed policy names resolve through the map samtranslator bundles; IAM is never
+    # asked (an unknown name stays as written, and attaching it fails).
+    return translator.translate(template, dict(parameters), get_managed_policy_map=dict)
 
 
 # --- resolving intrinsic functions --------------------------------------------
@@ -152,57 +150,16 @@ _INTRINSICS: dict[str, Callable[[Stack, Any], Any]] = {
 }
 
 
-def _references(value: Any) -> set[str]:
-    """Logical ids a resource's definition refers to (for deployment order)."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for key, arg in value.items():
-            if key == "Ref" and isinstance(arg, str):
-                found.add(arg)
-            elif key == "Fn::GetAtt":
-                found.add(arg[0] if isinstance(arg, list) else arg.split(".")[0])
-            elif key == "Fn::Sub":
-                text = arg if isinstance(arg, str) else arg[0]
-                found.update(m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text))
-            found |= _references(arg)
-    elif isinstance(value, list):
-        for item in value:
-            found |= _references(item)
-    return found
-
-
-def _deployment_order(resources: dict[str, Any]) -> list[str]:
-    order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in order:
-            return
-        if name in visiting:
-            raise DeployError(f"circular dependency through {name}")
-        visiting.add(name)
-        spec = resources[name]
-        depends = spec.get("DependsOn", [])
-        depends = [depends] if isinstance(depends, str) else depends
-        for dep in sorted((_references(spec) | set(depends)) & set(resources)):
-            visit(dep)
-        visiting.discard(name)
-        order.append(name)
-
-    for name in resources:
-        visit(name)
-    return order
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """SAM Globals semantics: maps merge, everything else is replaced."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+def _deployment_order(template: dict[str, Any]) -> list[str]:
+    """Every resource after those it refers to or depends on (cfn-lint's reference graph),
+    otherwise in the template's order."""
+    position = {name: i for i, name in enumerate(template["Resources"])}
+    graph = Template(None, template).graph.graph.reverse()  # edges: referred to -> referrer
+    try:
+        order = networkx.lexicographical_topological_sort(graph, key=lambda n: position.get(n, -1))
+        return [name for name in order if name in position]
+    except networkx.NetworkXUnfeasible:
+        raise DeployError(f"circular dependency: {networkx.find_cycle(graph)}") from None
 
 
 def _rate_seconds(expression: str) -> int:
@@ -212,6 +169,14 @@ def _rate_seconds(expression: str) -> int:
         raise DeployError(f"schedule {expression!r}: only rate(N unit) is supported locally")
     unit = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[match[2]]
     return int(match[1]) * unit
+
+
+def _function_name(arn: str) -> str:
+    """The function a Lambda ARN (or an API integration's URI) names."""
+    match = re.search(r":function:([^:/]+)", arn)
+    if not match:
+        raise DeployError(f"{arn}: only Lambda functions are invoked locally")
+    return match[1]
 
 
 def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
@@ -255,26 +220,23 @@ class Deployer:
             if name not in overrides and "Default" not in spec:
                 raise DeployError(f"parameter {name} has no default: give it a value")
             parameters[name] = str(overrides.get(name, spec.get("Default")))
+        template = expand(template, parameters, self._region)
         stack = Stack(template, template_path.parent, parameters, self._region)
         for name, expr in template.get("Conditions", {}).items():
             stack.conditions[name] = bool(stack.resolve(expr))
 
         resources = template["Resources"]
-        globals_fn = template.get("Globals", {}).get("Function", {})
-        for logical_id in _deployment_order(resources):
+        for logical_id in _deployment_order(template):
             spec = resources[logical_id]
             if "Condition" in spec and not stack.conditions[spec["Condition"]]:
                 continue
-            properties = spec.get("Properties", {})
-            if spec["Type"] == "AWS::Serverless::Function":
-                properties = _merge(globals_fn, properties)
             create = getattr(self, "_" + spec["Type"].replace("::", "_"), None)
             if create is None:
                 raise DeployError(
-                    f"{logical_id}: type {spec['Type']} is not supported by the local runtime; "
-                    "add it to infra/tryon_local/cfn.py"
+                    f"{logical_id} ({spec['Type']}): the local runtime cannot create this "
+                    "type; give Deployer in infra/tryon_local/cfn.py a method for it"
                 )
-            create(stack, logical_id, properties)
+            create(stack, logical_id, spec.get("Properties", {}))
         return stack
 
     @staticmethod
@@ -434,100 +396,117 @@ class Deployer:
                                                 DashboardBody=props["DashboardBody"])
         stack.refs[logical_id] = name
 
-    def _role(self, logical_id: str, service: str, policies: Any) -> str:
-        role = self.client("iam").create_role(
-            RoleName=self._name(logical_id) + "-role",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": service},
-                "Action": "sts:AssumeRole"}]}),
-        )["Role"]
-        for i, policy in enumerate(policies or []):
-            if isinstance(policy, dict) and "Statement" in policy:
-                self.client("iam").put_role_policy(
-                    RoleName=role["RoleName"], PolicyName=f"inline-{i}",
-                    PolicyDocument=json.dumps({"Version": "2012-10-17", **policy}))
-        return role["Arn"]
+    def _AWS_IAM_Role(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        props = stack.resolve(spec)
+        iam = self.client("iam")
+        name = props.get("RoleName", self._name(logical_id))
+        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(
+            props["AssumeRolePolicyDocument"]))["Role"]
+        for policy in props.get("Policies", []):
+            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                                PolicyDocument=json.dumps({"Version": "2012-10-17",
+                                                           **policy["PolicyDocument"]}))
+        for arn in props.get("ManagedPolicyArns", []):
+            iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+        stack.refs[logical_id] = name
+        stack.attributes[logical_id] = {"Arn": role["Arn"], "RoleId": role["RoleId"]}
 
-    def _AWS_Serverless_Function(self, stack: Stack, logical_id: str, spec: dict) -> None:
-        props = stack.resolve({k: v for k, v in spec.items() if k != "Events"})
-        lam = self.client("lambda")
-        name = props.get("FunctionName", self._name(logical_id))
-        variables = {k: str(v) for k, v in props.get("Environment", {})
-                     .get("Variables", {}).items()}
-        function = lam.create_function(
-            FunctionName=name,
-            Runtime=props["Runtime"],
-            Handler=props["Handler"],
-            Role=self._role(logical_id, "lambda.amazonaws.com", props.get("Policies")),
-            Code={"ZipFile": self._code_zip()},
-            Timeout=int(props.get("Timeout", 3)),
-            MemorySize=int(props.get("MemorySize", 128)),
-            Environment={"Variables": variables},
-            Architectures=props.get("Architectures", ["x86_64"]),
-            Description=props.get("Description", ""),
-        )
+    def _AWS_Lambda_Function(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        # Tags only mark what SAM made; the code is the working tree's (_code_zip).
+        props = stack.resolve({k: v for k, v in spec.items() if k not in ("Code", "Tags")})
+        name = props.pop("FunctionName", self._name(logical_id))
+        environment = props.pop("Environment", {}).get("Variables", {})
+        function = self.client("lambda").create_function(
+            FunctionName=name, Code={"ZipFile": self._code_zip()},
+            Environment={"Variables": {k: str(v) for k, v in environment.items()}}, **props)
         stack.refs[logical_id] = name
         stack.attributes[logical_id] = {"Arn": function["FunctionArn"]}
-        for event_name, event in spec.get("Events", {}).items():
-            source = stack.resolve(event["Properties"])
-            if event["Type"] == "ScheduleV2":
-                stack.schedules.append({"function": name, "input": source.get("Input", "{}"),
-                                        "seconds": _rate_seconds(source["ScheduleExpression"])})
-                continue
-            if event["Type"] == "EventBridgeRule":
-                stack.event_rules.append({"function": name, "pattern": source["Pattern"]})
-                continue
-            if event["Type"] == "HttpApi":
-                api = next(api_id for api_id, ref in stack.refs.items()
-                           if ref == source["ApiId"])
-                stack.http_routes.append({"api": api, "function": name,
-                                          "auth": stack.attributes[api]["Authorizer"],
-                                          "method": source["Method"].upper(),
-                                          "path": source["Path"]})
-                continue
-            if event["Type"] != "SQS":
-                raise DeployError(f"{logical_id}.{event_name}: event type {event['Type']} "
-                                  "is not supported locally")
-            # Created disabled: moto would invoke inline on SendMessage; the runtime's
-            # poller plays Lambda's part instead (batches, partial failures).
-            mapping = lam.create_event_source_mapping(
-                EventSourceArn=source["Queue"], FunctionName=name, Enabled=False,
-                BatchSize=int(source.get("BatchSize", 10)),
-                FunctionResponseTypes=source.get("FunctionResponseTypes", []),
-            )
-            stack.event_source_mappings.append({
-                "uuid": mapping["UUID"], "function": name, "queue_arn": source["Queue"],
-                "batch_size": int(source.get("BatchSize", 10)),
-                "partial_batch": "ReportBatchItemFailures" in source.get(
-                    "FunctionResponseTypes", []),
-            })
 
-    def _AWS_Serverless_HttpApi(self, stack: Stack, logical_id: str, spec: dict) -> None:
-        """Recorded in moto's API Gateway v2; its routes are served by the runtime's
-        gateway (runtime.ApiGateway), which checks no SigV4: an AWS_IAM API is not
-        served locally."""
+    def _AWS_Lambda_Permission(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        self.client("lambda").add_permission(StatementId=logical_id, **stack.resolve(spec))
+
+    def _AWS_Lambda_EventSourceMapping(self, stack: Stack, logical_id: str, spec: dict) -> None:
         props = stack.resolve(spec)
+        # Created disabled: moto would invoke inline on SendMessage; the runtime's
+        # poller plays Lambda's part instead (batches, partial failures).
+        mapping = self.client("lambda").create_event_source_mapping(**{**props,
+                                                                      "Enabled": False})
+        stack.refs[logical_id] = mapping["UUID"]
+        stack.event_source_mappings.append({
+            "uuid": mapping["UUID"], "function": props["FunctionName"],
+            "queue_arn": props["EventSourceArn"], "batch_size": int(props.get("BatchSize", 10)),
+            "partial_batch": "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+        })
+
+    def _AWS_Scheduler_Schedule(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        """Stored in moto, which never fires it: the runtime plays it (events.py)."""
+        props = stack.resolve(spec)
+        arn = self.client("scheduler").create_schedule(**props)["ScheduleArn"]
+        stack.refs[logical_id] = props["Name"]
+        stack.attributes[logical_id] = {"Arn": arn}
+        stack.schedules.append({"function": _function_name(props["Target"]["Arn"]),
+                                "input": props["Target"].get("Input", "{}"),
+                                "seconds": _rate_seconds(props["ScheduleExpression"])})
+
+    def _AWS_Events_Rule(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        """Stored in moto, whose Step Functions emits no events: the runtime plays it."""
+        props = stack.resolve(spec)
+        events = self.client("events")
+        name = props.get("Name", self._name(logical_id))
+        arn = events.put_rule(Name=name, EventPattern=json.dumps(props["EventPattern"]))[
+            "RuleArn"]
+        events.put_targets(Rule=name, Targets=props["Targets"])
+        stack.refs[logical_id] = name
+        stack.attributes[logical_id] = {"Arn": arn}
+        stack.event_rules.extend({"function": _function_name(target["Arn"]),
+                                  "pattern": props["EventPattern"]}
+                                 for target in props["Targets"])
+
+    def _AWS_ApiGatewayV2_Api(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        """Recorded in moto's API Gateway v2; the routes of its OpenAPI body are served
+        by the runtime's gateway (gateway.py), which checks no SigV4: a route with an
+        authorizer (AWS_IAM) is not served locally."""
+        props = stack.resolve(spec)
+        if "Body" not in props:
+            raise DeployError(f"{logical_id}: only an inline OpenAPI Body is served locally")
         api = self.client("apigatewayv2").create_api(Name=self._name(logical_id),
                                                      ProtocolType="HTTP")
+        for path, operations in props["Body"]["paths"].items():
+            for method, operation in operations.items():
+                security = operation.get("security") or [{}]
+                stack.http_routes.append({
+                    "api": logical_id, "path": path, "auth": next(iter(security[0]), None),
+                    "method": "ANY" if method == "x-amazon-apigateway-any-method"
+                    else method.upper(),
+                    "function": _function_name(
+                        operation["x-amazon-apigateway-integration"]["uri"]),
+                })
         stack.refs[logical_id] = api["ApiId"]
-        stack.attributes[logical_id] = {
-            "Authorizer": props.get("Auth", {}).get("DefaultAuthorizer"),
-            "ApiEndpoint": api["ApiEndpoint"]}
+        stack.attributes[logical_id] = {"ApiEndpoint": api["ApiEndpoint"]}
 
-    def _AWS_Serverless_StateMachine(self, stack: Stack, logical_id: str, spec: dict) -> None:
+    def _AWS_ApiGatewayV2_Stage(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        """Throttling and access logs are kept as configuration: the gateway applies neither."""
         props = stack.resolve(spec)
-        definition = (stack.template_dir / props["DefinitionUri"]).read_text()
+        self.client("apigatewayv2").create_stage(**props)
+        stack.refs[logical_id] = props["StageName"]
+
+    def _AWS_StepFunctions_StateMachine(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        props = stack.resolve(spec)
+        location = props["DefinitionS3Location"]
+        if location["Bucket"] != LOCAL_BUCKET:
+            raise DeployError(f"{logical_id}: the definition must be a local file")
+        definition = (stack.template_dir / location["Key"]).read_text()
         for key, value in props.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace("${" + key + "}", str(value))
         leftover = re.findall(r"\$\{[A-Za-z0-9]+\}", definition)
         if leftover:
             raise DeployError(f"{logical_id}: unsubstituted {sorted(set(leftover))}")
-        logging = props.get("Logging")
+        logging = props.get("LoggingConfiguration")
         machine = self.client("stepfunctions").create_state_machine(
-            name=props.get("Name", self._name(logical_id)),
+            name=props.get("StateMachineName", self._name(logical_id)),
             definition=definition,
-            roleArn=self._role(logical_id, "states.amazonaws.com", props.get("Policies")),
-            type=props.get("Type", "STANDARD"),
+            roleArn=props["RoleArn"],
+            type=props.get("StateMachineType", "STANDARD"),
             # Kept as configuration: moto writes no execution logs.
             **({"loggingConfiguration": {
                 "level": logging.get("Level", "OFF"),

@@ -172,9 +172,11 @@ class LocalStack:
 
         port = free_port()
         # moto's Step Functions interpreter calls Lambda through this port, and the
-        # local stack must never reach a real AWS account.
+        # local stack must never reach a real AWS account. The AWS managed policies
+        # SAM attaches to roles (basic execution, X-Ray, SQS polling) must exist.
         os.environ.update({
             "MOTO_PORT": str(port), "AWS_DEFAULT_REGION": REGION,
+            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
             "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
             "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
         })

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from tryon_local.cfn import Deployer, load_template
+from tryon_local.cfn import Deployer, DeployError, expand, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -16,6 +16,7 @@ FUNCTIONS = {name: spec for name, spec in RESOURCES.items()
              if spec["Type"] == "AWS::Serverless::Function"}
 MACHINE = RESOURCES["JobStateMachine"]["Properties"]
 DEFINITION = json.loads((ROOT / MACHINE["DefinitionUri"]).read_text())
+EXPANDED = expand(load_template(ROOT / "template.yaml"), {}, "us-east-1")["Resources"]
 
 
 def test_every_handler_string_imports():
@@ -24,10 +25,35 @@ def test_every_handler_string_imports():
         assert callable(getattr(importlib.import_module(module), name))
 
 
-def test_the_local_deployer_knows_every_resource_type():
-    for name, spec in RESOURCES.items():
+def test_the_local_deployer_knows_every_resource_type_of_the_expansion():
+    for name, spec in EXPANDED.items():
         method = "_" + spec["Type"].replace("::", "_")
         assert hasattr(Deployer, method), f"{name}: {spec['Type']} cannot be deployed locally"
+
+
+def test_a_type_the_local_deployer_cannot_create_stops_it(tmp_path):
+    template = tmp_path / "template.yaml"
+    template.write_text("Transform: AWS::Serverless-2016-10-31\nResources:\n"
+                        "  Stream: {Type: AWS::Kinesis::Stream, Properties: {ShardCount: 1}}\n")
+    with pytest.raises(DeployError, match=r"^Stream \(AWS::Kinesis::Stream\): the local "
+                                          r"runtime cannot create this type"):
+        Deployer(None, "us-east-1", tmp_path).deploy(template, {})
+
+
+def test_policy_templates_become_the_statements_sam_makes():
+    """The local roles carry SAM's policy templates, not only the inline statements."""
+    def actions(role):
+        return {action for policy in EXPANDED[role]["Properties"]["Policies"]
+                for statement in policy["PolicyDocument"]["Statement"]
+                for action in (statement["Action"] if isinstance(statement["Action"], list)
+                               else [statement["Action"]])}
+
+    for name, spec in FUNCTIONS.items():
+        templates = {key for policy in spec["Properties"]["Policies"] for key in policy
+                     if key != "Statement"}
+        assert ("sqs:SendMessage*" in actions(f"{name}Role")) == (
+            "SQSSendMessagePolicy" in templates), name
+    assert "lambda:InvokeFunction" in actions("JobStateMachineRole")
 
 
 def test_definition_substitutions_match_the_definition():
