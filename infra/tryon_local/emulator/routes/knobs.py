@@ -100,6 +100,14 @@ async def list_faults(request: Request) -> Response:
     return JSONResponse({"armed": emulator_state(request).armed_faults()})
 
 
+async def disarm_faults(request: Request) -> Response:
+    """Disarm every fault and release held tasks, leaving the tasks themselves:
+    what a shared emulator needs between tests (reset would forget the tasks)."""
+    state = emulator_state(request)
+    state.disarm()
+    return JSONResponse({"armed": state.armed_faults()})
+
+
 async def read_timelines(request: Request) -> Response:
     """Every task since the last reset, oldest first, purged ones included
     (`purged`: the provider's API no longer shows it)."""
@@ -199,6 +207,7 @@ async def reset(request: Request) -> Response:
 ROUTES = [
     *route("/_emulator/faults", add_fault, ["POST"]),
     *route("/_emulator/faults", list_faults, ["GET"]),
+    *route("/_emulator/faults", disarm_faults, ["DELETE"]),
     *route("/_emulator/tasks", read_timelines, ["GET"]),
     *route("/_emulator/tasks/{task_id}/fail", fail_task, ["POST"]),
     *route("/_emulator/tasks/{task_id}/hold", hold_task, ["POST"]),
