@@ -70,9 +70,10 @@ def _disarmed_emulator(request):
     """After each test on the stack, disarm the faults it left armed and release the
     tasks it left held, so a test that stopped midway cannot fail or stall the next
     one's tasks. (Not a reset: that would forget tasks the stack still follows.)"""
+    control = request.getfixturevalue("emulator") if "stack" in request.fixturenames else None
     yield
-    if "stack" in request.fixturenames:
-        request.getfixturevalue("emulator").disarm()
+    if control is not None:
+        control.disarm()
 
 
 @pytest.fixture
