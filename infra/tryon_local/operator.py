@@ -35,7 +35,7 @@ from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.context import Context
 from tryon.wiring import build_context
 
-from tryon_local.runtime import FAKE_CREDENTIALS, _EndpointSession
+from tryon_local.runtime import FAKE_CREDENTIALS, EndpointSession
 
 DEFAULT_STATE_FILE = Path("out/local-stack/stack.json")
 API_FUNCTION = "ApiFunction"  # its environment holds every setting the commands need
@@ -89,8 +89,8 @@ def local_target(state_file: Path = DEFAULT_STATE_FILE) -> Target:
         raise OperatorError(f"no local stack: {state_file} does not exist; start one with "
                             "`tryon local serve` (or name its state file: --local FILE)"
                             ) from None
-    session = _EndpointSession(boto3.Session(region_name=state["region"], **FAKE_CREDENTIALS),
-                               state["endpoint"])
+    session = EndpointSession(boto3.Session(region_name=state["region"], **FAKE_CREDENTIALS),
+                              state["endpoint"])
     clock = {"TIME_SCALE": str(state["clock"]["scale"]),
              "TIME_ANCHOR": str(state["clock"]["anchor"])}
     try:

@@ -203,8 +203,8 @@ class LocalStack:
         _s3_events_name_versions()
         self.dynamodb_writes = DynamoWriteCounter()
 
-        self.clients = _EndpointSession(boto3.Session(region_name=REGION, **FAKE_CREDENTIALS),
-                                        self.endpoint)
+        self.clients = EndpointSession(boto3.Session(region_name=REGION, **FAKE_CREDENTIALS),
+                                       self.endpoint)
         secret_arn = self.client("secretsmanager").create_secret(
             Name="tryon/dashscope-api-key", SecretString=api_key)["ARN"]
         deployer = Deployer(self.clients, REGION, PROJECT_ROOT / "functions")
@@ -338,7 +338,7 @@ class LocalStack:
         return url
 
 
-class _EndpointSession:
+class EndpointSession:
     """A boto3 session whose clients all talk to the embedded endpoint."""
 
     def __init__(self, session: boto3.Session, endpoint: str) -> None:

@@ -58,10 +58,24 @@ class EmulatorControl:
         self.http.post("/_emulator/retire", json={"model": model, "retired": retired}
                        ).raise_for_status()
 
+    def disarm(self) -> None:
+        self.http.delete("/_emulator/faults").raise_for_status()
+
 
 @pytest.fixture(scope="session")
 def emulator(stack) -> EmulatorControl:
     return EmulatorControl(stack.emulator.root_url)
+
+
+@pytest.fixture(autouse=True)
+def _disarmed_emulator(request):
+    """After each test on the stack, disarm the faults it left armed and release the
+    tasks it left held, so a test that stopped midway cannot fail or stall the next
+    one's tasks. (Not a reset: that would forget tasks the stack still follows.)"""
+    control = request.getfixturevalue("emulator") if "stack" in request.fixturenames else None
+    yield
+    if control is not None:
+        control.disarm()
 
 
 @pytest.fixture

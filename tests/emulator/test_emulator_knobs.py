@@ -163,6 +163,32 @@ def test_lost_submit_spares_rejected_submits_and_reset_clears_it(api: Api) -> No
     assert api.stats()["lost_answers"] == 0
 
 
+def test_disarm_clears_every_fault_and_releases_held_tasks_but_keeps_the_tasks(
+    api: Api,
+) -> None:
+    api.fault(target="hold", count=2)
+    held = api.create()
+    api.wait(held, "RUNNING")
+    api.fault(target="submit", status=500, code="InternalError")
+    api.fault(target="task", code="InvalidPerson")
+    api.fault(target="lost_submit", delay=30)
+    api.fault(target="result", mode="redirect")
+    api.fault(target="parsing", garment="upper")
+
+    disarmed = api.knobs.delete("/faults")
+    assert disarmed.status_code == 200
+    assert disarmed.json()["armed"] == api.armed()
+    assert api.armed() == {
+        "submit": [], "query": [], "generation": [], "task": [], "lost_submit": [],
+        "lost_call": [], "result": [], "hold": 0, "parsing": [],
+    }
+    assert api.wait(held)["output"]["task_status"] == "SUCCEEDED"
+    fine = api.create()  # neither failed, held, lost nor faulted
+    assert api.wait(fine)["output"]["task_status"] == "SUCCEEDED"
+    assert [t["task_id"] for t in api.timelines()] == [held, fine]
+    assert api.stats()["submits"] == 2
+
+
 def test_task_timelines_keep_every_task_until_reset(api: Api) -> None:
     api.fault(target="hold", count=1)
     held = api.create()

@@ -16,6 +16,8 @@ from io import BytesIO
 
 from PIL import Image, ImageStat
 
+from . import drawing
+from .drawing import Box
 from .images import (
     LEGS_REGION,
     MAX_BYTES,
@@ -23,11 +25,6 @@ from .images import (
     MIN_BYTES,
     MIN_SIDE,
     TORSO_REGION,
-    Box,
-    _backdrop,
-    _garment_mask,
-    _open_rgb,
-    _region,
 )
 
 GARMENTS = ("upper", "lower", "dress")
@@ -70,11 +67,11 @@ def segment(
     `missing` garments are reported as not found (the test knob). Meant to run
     in a worker thread: it decodes and encodes whole images.
     """
-    figure = _open_rgb(person)
+    figure = drawing.open_rgb(person)
     whole = (0, 0, figure.width, figure.height)
     found: list[Segment | None] = []
     for garment in clothes_type:
-        box = _region(whole, REGIONS[garment])
+        box = drawing.region_in(whole, REGIONS[garment])
         crop = figure.crop(box)
         if garment in missing or not is_garment(crop):
             found.append(None)
@@ -101,9 +98,8 @@ def _fit_sides(crop: Image.Image) -> Image.Image:
         crop = crop.resize(size, Image.Resampling.LANCZOS)
     if min(crop.size) >= MIN_SIDE:
         return crop
-    padded = Image.new(
-        "RGB", (max(MIN_SIDE, crop.width), max(MIN_SIDE, crop.height)), _backdrop(crop)
-    )
+    padded_size = (max(MIN_SIDE, crop.width), max(MIN_SIDE, crop.height))
+    padded = Image.new("RGB", padded_size, drawing.backdrop_colour(crop))
     padded.paste(crop, ((padded.width - crop.width) // 2, (padded.height - crop.height) // 2))
     return padded
 
@@ -137,7 +133,7 @@ def _jpeg(image: Image.Image) -> bytes:
 
 def _preview(crop: Image.Image) -> bytes:
     preview = crop.convert("RGBA")
-    preview.putalpha(_garment_mask(crop))
+    preview.putalpha(drawing.garment_mask(crop))
     out = BytesIO()
     preview.save(out, format="PNG")
     return out.getvalue()

@@ -17,23 +17,9 @@ from io import BytesIO
 
 from PIL import Image, ImageDraw, ImageOps
 
+from . import drawing
 from .generation import GenerationRequest
-from .images import (
-    DRESS_REGION,
-    FACE_REGION,
-    LEGS_REGION,
-    TORSO_REGION,
-    _centred_text,
-    _composite,
-    _cut_out,
-    _draw_banner,
-    _fit,
-    _font,
-    _mark_new_face,
-    _open_rgb,
-    _paste_garment,
-    _region,
-)
+from .images import DRESS_REGION, FACE_REGION, LEGS_REGION, TORSO_REGION
 
 PLACEMENT = re.compile(r"the (top|bottoms|dress) from image (\d)", re.IGNORECASE)
 NEW_FACE = re.compile(r"the face may change", re.IGNORECASE)
@@ -47,7 +33,7 @@ def render_request(
 ) -> tuple[tuple[int, int], list[bytes]]:
     """The output size and the `n` result PNGs of a checked request whose
     references are downloaded, in order (run in a worker thread)."""
-    figures = [_open_rgb(data) for data in references]
+    figures = [drawing.open_rgb(data) for data in references]
     size = request.size or request.family.default_size(figures[-1].size)
     if request.n == 1:
         return size, [render_edit(figures, request.text, size, model, label)]
@@ -71,19 +57,18 @@ def placements(text: str, references: int) -> dict[int, str]:
 def render_edit(
     figures: Sequence[Image.Image], text: str, size: tuple[int, int], model: str, label: str
 ) -> bytes:
-    canvas, box = _fit(figures[0], size)
+    canvas, box = drawing.fit_into(figures[0], size)
     placed = placements(text, len(figures))
     for garment in PASTE_ORDER:
         for number, kind in placed.items():
             if kind == garment:
-                _paste_garment(
-                    canvas, _cut_out(figures[number - 1]), _region(box, REGIONS[garment])
-                )
+                region = drawing.region_in(box, REGIONS[garment])
+                drawing.paste_garment(canvas, drawing.cut_out(figures[number - 1]), region)
     if NEW_FACE.search(text):
-        _mark_new_face(canvas, _region(box, FACE_REGION))
+        drawing.mark_new_face(canvas, drawing.region_in(box, FACE_REGION))
     unplaced = [n for n in range(2, len(figures) + 1) if n not in placed]
     _draw_thumbnails(canvas, figures, unplaced)
-    _draw_banner(canvas, model, label)
+    drawing.draw_banner(canvas, model, label)
     out = BytesIO()
     # Fast compression: these images are looked at once, not kept.
     canvas.save(out, format="PNG", compress_level=1)
@@ -112,7 +97,7 @@ def _draw_thumbnails(
     backing = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
     strip_right = gap + len(figures) * (small + gap)
     ImageDraw.Draw(backing).rectangle((0, 0, strip_right, small + 2 * gap), fill=(15, 15, 20, 140))
-    _composite(canvas, backing)
+    drawing.composite(canvas, backing)
     for _, number, (x, y), side in cells:
         thumb = ImageOps.contain(figures[number - 1], (side, side), Image.Resampling.LANCZOS)
         canvas.paste(thumb, (x + (side - thumb.width) // 2, y + (side - thumb.height) // 2))
@@ -121,10 +106,10 @@ def _draw_thumbnails(
     draw = ImageDraw.Draw(overlay)
     for caption, _, (x, y), side in cells:
         draw.rectangle((x, y, x + side, y + side), outline=(255, 215, 0, 230), width=2)
-        font = _font(max(10, side // 4 if side == small else side // 7))
+        font = drawing.default_font(max(10, side // 4 if side == small else side // 7))
         left, top, right, bottom = draw.textbbox((0, 0), caption, font=font)
         tag = (x, y, x + right - left + 6, y + bottom - top + 6)
         draw.rectangle(tag, fill=(255, 215, 0, 230))
         centre = ((tag[0] + tag[2]) // 2, (tag[1] + tag[3]) // 2)
-        _centred_text(draw, centre, caption, font, (20, 20, 20, 255))
-    _composite(canvas, overlay)
+        drawing.centred_text(draw, centre, caption, font, (20, 20, 20, 255))
+    drawing.composite(canvas, overlay)

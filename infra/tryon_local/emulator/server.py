@@ -14,8 +14,9 @@ from types import TracebackType
 import uvicorn
 from starlette.applications import Starlette
 
-from .app import API_PREFIX, create_app
+from .app import create_app
 from .config import DEFAULT_API_KEY, EmulatorConfig
+from .routes.protocol import API_PREFIX
 from .state import EmulatorState
 
 _START_TIMEOUT = 10.0

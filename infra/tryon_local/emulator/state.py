@@ -241,6 +241,21 @@ class EmulatorState:
             limiter.reset()
         self.retired = set(self.config.retired_models)
         self._policy_limiters.clear()
+        self._clear_faults()
+        self.counters.clear()
+        self.clock.reset()
+        self._rng = random.Random(self.config.seed)
+
+    def disarm(self) -> None:
+        """Disarm every armed fault and let every held task run on; tasks,
+        counters and the clock stay as they are."""
+        self._clear_faults()
+        for task in self.board:
+            task.held = False
+        self.scheduler.tick()
+        self.scheduler.wake()
+
+    def _clear_faults(self) -> None:
         for queue in self._request_faults.values():
             queue.clear()
         self._task_faults.clear()
@@ -249,9 +264,6 @@ class EmulatorState:
         self._result_faults.clear()
         self._parsing_faults.clear()
         self._holds = 0
-        self.counters.clear()
-        self.clock.reset()
-        self._rng = random.Random(self.config.seed)
 
     def stats(self) -> dict[str, object]:
         c = self.counters
