@@ -1,17 +1,21 @@
-"""Manifests (`jobs/*.json`): one look or a batch of looks, validated against
-the shipped JSON Schema (`schemas/manifest-v1.schema.json`). Every rejection
-says what is wrong and where, as a JSON pointer into the uploaded file."""
+"""Manifests (`jobs/*.json`): one look or a batch of looks. `parse_manifest` is the one
+validator, for intake and the API alike: the shipped JSON Schema
+(`schemas/manifest-v1.schema.json`, compiled once) for the shape, then the rules a schema
+states poorly. Every rejection says what is wrong, where (a JSON pointer into the uploaded
+file) and what to do; the schema words what its rules say (`errorMessage`) where the
+validator's words would not do."""
 
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
+import fastjsonschema
+from fastjsonschema import JsonSchemaValueException
 
 from tryon.jobs import Look
 
@@ -44,6 +48,11 @@ def manifest_schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
+@cache
+def _validator() -> Callable[[Any], Any]:
+    return fastjsonschema.compile(manifest_schema())
+
+
 def batch_form(doc: dict[str, Any]) -> dict[str, Any]:
     """The manifest written with `looks`, whichever form it came in."""
     if "looks" in doc:
@@ -69,12 +78,12 @@ def parse_manifest(raw: bytes, default_model: str) -> Manifest:
     is_batch = "looks" in doc
     doc = batch_form(doc)  # the inline single-look form is validated as a batch of one
     try:
-        validate(event=doc, schema=manifest_schema())
-    except SchemaValidationError as exc:
-        pointer, message = _explain(exc)
-        if not is_batch:
-            pointer = re.sub(r"^/looks/0", "", pointer)
-        raise ManifestError(pointer, message) from None
+        _validator()(doc)
+    except JsonSchemaValueException as exc:
+        path, message = _explain(exc)
+        if not is_batch and path[:2] == ["looks", "0"]:
+            path = path[2:]  # the look is the manifest itself
+        raise ManifestError(_pointer(path), message) from None
 
     looks, pointers = [], {}
     for index, entry in enumerate(doc["looks"]):
@@ -138,30 +147,21 @@ def _look(entry: dict, pointer: str, number: int, doc: dict, default_model: str)
     )
 
 
-def _explain(exc: SchemaValidationError) -> tuple[str, str]:
-    """A JSON pointer and a plain sentence from a schema violation."""
-    path = [str(part) for part in (exc.path or [])[1:]]  # drop the leading "data"
-    text = exc.validation_message or str(exc)
-    named = re.findall(r"'([^']*)'", text.split(" must ", 1)[-1])
-    if exc.rule == "additionalProperties" and named:
-        return _pointer([*path, named[0]]), f"unknown field {named[0]!r}"
-    if exc.rule == "required" and named:
-        return _pointer([*path, named[0]]), f"{named[0]} is required"
-    if exc.rule == "propertyNames":
-        return _pointer(path), ("attribute names start with a letter, use letters, digits, "
-                                "'_' or '-', and are not event, status, model, batch_id or schema")
-    if exc.rule == "pattern" and "attributes" in path[:-1]:
-        return _pointer(path), ("attribute values are text without control characters "
-                                "(newlines, tabs)")
-    if exc.rule == "pattern" and path[-1:] == ["instruction"]:
-        return _pointer(path), ("instruction must be one line of text without control "
-                                "characters (newlines, tabs); at most 300 characters")
-    if exc.rule == "maxItems":
-        return _pointer(path), f"too many looks: at most {exc.rule_definition} per manifest"
-    if exc.rule == "const" and path == ["version"]:
-        return "/version", "unsupported version; use 1"
-    where = "data" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in path)
-    return _pointer(path), text.replace(where, path[-1] if path else "the manifest", 1)
+def _explain(exc: JsonSchemaValueException) -> tuple[list[str], str]:
+    """Where a schema violation is (path parts) and what it says: the schema's own words
+    for the rule if it has them, else the validator's, of the field by its name."""
+    path = [str(part) for part in exc.path[1:]]  # the validator calls the document "data"
+    if exc.rule == "required":
+        missing = next(name for name in exc.rule_definition if name not in exc.value)
+        return [*path, missing], f"{missing} is required"
+    if exc.rule == "additionalProperties":
+        known = exc.definition.get("properties", {})
+        unknown = next(name for name in exc.value if name not in known)
+        return [*path, unknown], f"unknown field {unknown!r}"
+    if own := exc.definition.get("errorMessage", {}).get(exc.rule):
+        return path, own
+    # The validator's message is the field's full name, then what its rule asks.
+    return path, (path[-1] if path else "the manifest") + exc.message.removeprefix(exc.name)
 
 
 def _pointer(parts: list[str]) -> str:

@@ -108,7 +108,7 @@ def test_only_the_conditional_writers_ship_their_own_sdk():
     assert [p for p, text in code.items() if "storage.store_result(" in text] == [
         "tryon/stages/completion.py"]
     assert [p for p, text in code.items() if "if_absent=True" in text] == [
-        "tryon/stages/requests.py"]
+        "tryon/stages/api_requests.py"]
 
 
 def test_only_the_api_ships_pydantic():

@@ -1,8 +1,8 @@
-"""Requests: what the HTTP API does for an integration. Its looks become a manifest
+"""The API's requests: what the HTTP API does for an integration. Its looks become a manifest
 in the inbox, so they go through the same intake, checks, budget and workflow as
 an upload's; it sees only its own uploads, jobs and batches; it may cancel a job
 the provider has not started. Nothing here knows HTTP or Lambda: a refusal is a
-`Problem`, which the handler turns into a problem document."""
+`Problem`, which tryon.handlers.api.problems turns into a problem document."""
 
 from __future__ import annotations
 

@@ -1,0 +1,105 @@
+"""The API's request and answer bodies: Pydantic models the resolver validates requests
+with and writes the OpenAPI document from."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from tryon.handlers.api.problems import PROBLEM_TYPE
+from tryon.manifest import manifest_schema
+from tryon.stages.api_requests import UPLOAD_TYPES
+
+
+class ProblemDocument(BaseModel):
+    """Every refusal (RFC 9457): `code` is stable, `detail` says what to fix."""
+
+    type: str
+    status: int
+    title: str
+    code: str
+    detail: str
+    request_id: str
+
+
+def answers(success: Any, *statuses: int, status: int = 200) -> dict[int, Any]:
+    """What a route documents: its answer (a model, or a JSON schema), its own refusals
+    and those of every route."""
+    content = {"model": success} if isinstance(success, type) else {"schema": success}
+    return {status: {"description": HTTPStatus(status).phrase,
+                     "content": {"application/json": content}},
+            **{refusal: {"description": HTTPStatus(refusal).phrase,
+                         "content": {PROBLEM_TYPE: {"model": ProblemDocument}}}
+               for refusal in (401, 422, 500, *statuses)}}
+
+
+OBJECT = {"type": "object"}  # a job or batch: the fields of its notification (README)
+
+
+class UploadFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="the file's name")
+    content_type: Literal[tuple(sorted(UPLOAD_TYPES))]  # type: ignore[valid-type]
+
+
+class UploadsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    files: list[UploadFile] = Field(min_length=1, max_length=20)
+
+
+class UploadLink(BaseModel):
+    key: str = Field(description="name it in a look (person, top, bottom or dress)")
+    url: str = Field(description="POST the file here as multipart/form-data")
+    fields: dict[str, str] = Field(description="form fields to send before the file")
+    expires: int = Field(description="epoch seconds after which the form is refused")
+
+
+class Uploads(BaseModel):
+    uploads: list[UploadLink]
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """The manifest schema with its local $refs replaced by what they name (an
+    OpenAPI document has no room for the file's own definitions)."""
+    definitions = schema.get("definitions", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: walk(v) for k, v in node.items()
+                    if k not in ("$schema", "$id", "definitions")}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+class LooksRequest(RootModel[dict[str, Any]]):
+    """A manifest, version 1: the same schema as a file under jobs/ (README). Pydantic
+    checks only that it is an object: the manifest's one validator is parse_manifest,
+    as for a file, and the schema here is that validator's, for the document."""
+
+    model_config = ConfigDict(json_schema_extra=lambda schema: (
+        schema.clear(), schema.update(_inlined(manifest_schema()))))
+
+
+class AcceptedLook(BaseModel):
+    look_id: str
+    job_id: str
+    status_url: str
+
+
+class Accepted(BaseModel):
+    batch_id: str
+    job_ids: list[str]
+    looks: list[AcceptedLook]
+    batch_url: str
+
+
+class JobList(BaseModel):
+    jobs: list[dict[str, Any]]
+    next: str | None = Field(description="pass as `after` for the next page; null at the end")
