@@ -24,14 +24,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
 
 from tryon.poll_schedule import (
-    COMPARISON_SCHEDULES,
     QUERY_BUDGET,
     min_gap,
     next_poll,
     plan_polls,
 )
+from tryon_local.comparison_schedules import COMPARISON_SCHEDULES
 
 RESULTS = Path(__file__).parent / "results"
 LEARNED = 40  # durations the pipeline keeps per model (DURATION_PLACES)

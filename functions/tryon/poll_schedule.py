@@ -30,11 +30,6 @@ PENDING_GAP = 3.0  # a task waiting in the provider's own queue has not started
 GRID_POINTS = 240  # the plan's resolution: 0.25 s for a 60 s range
 MIN_STEP = 0.25
 
-# Fixed schedules the benchmarks compare the planned one with (local runs only):
-# the official SDK's wait() sleeps 1, 1, 2, 2, 2, 4, 4, 4 s, then 5 s from then on.
-COMPARISON_SCHEDULES = {"sdk-wait": (1, 1, 2, 2, 2, 4, 4, 4, 5), "fixed-5s": (5,)}
-
-
 def min_gap(tasks_in_flight: int, queries_per_second: int) -> float:
     """Seconds between two queries of one task: at most one a second, and all the
     tasks that can be in flight at once together within the account's query limit."""
@@ -61,12 +56,10 @@ def plan_polls(durations: Sequence[float], documented: tuple[float, float], *,
 
 
 def next_poll(plan: Sequence[float], running_for: float | None, gap: float, *,
-              schedule: str = "planned", polls: int = 0) -> float:
+              polls: int = 0) -> float:
     """Seconds from now to the next query, `running_for` seconds into the task's run
-    (None: still waiting in the provider's queue), after `polls` queries."""
-    if schedule in COMPARISON_SCHEDULES:
-        steps = COMPARISON_SCHEDULES[schedule]
-        return steps[min(polls, len(steps) - 1)]
+    (None: still waiting in the provider's queue), after `polls` queries (the plan
+    counts them in already; the benchmarks' fixed schedules go by them)."""
     if running_for is None:
         return max(gap, PENDING_GAP)
     for offset in plan:

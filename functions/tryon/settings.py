@@ -65,7 +65,6 @@ class Settings:
     integration_daily_quota: int = 100  # an API integration's images per day, unless set
     provider_read_timeout: float = 20.0
     call_timeout_seconds: float = 240.0  # one synchronous generation, answer included
-    poll_schedule: str = "planned"  # or a benchmark's comparison schedule
     timebase: Timebase = field(default_factory=Timebase)
 
     def limits(self, model: str) -> Limits:
@@ -111,10 +110,8 @@ class Settings:
             input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
             inbox_bucket=env.get("INBOX_BUCKET", ""),
             integration_daily_quota=int(env.get("INTEGRATION_DAILY_QUOTA", "100")),
-            # Local runs only: a short read timeout for tests, the benchmarks'
-            # comparison poll schedules, and a faster clock.
+            # Local runs only: a short read timeout for tests, and a faster clock.
             provider_read_timeout=float(env.get("PROVIDER_READ_TIMEOUT_SECONDS", "20")),
-            poll_schedule=env.get("POLL_SCHEDULE", "planned"),
             timebase=Timebase(float(env.get("TIME_SCALE", "1")),
                               float(env.get("TIME_ANCHOR", "0"))),
         )

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from tryon.job_record import JobStatus
 from tryon.models.registry import MODEL_IDS
+from tryon_ops import operations as ops
 
-from tryon_local import operator as ops
 from tryon_local.driver import DEMO_RETIRED_MODEL, LookRequest, format_table, run, send_demo
 from tryon_local.runtime import LocalOptions, LocalStack
 

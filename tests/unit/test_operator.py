@@ -10,9 +10,9 @@ import pytest
 from botocore.stub import Stubber
 from tryon.job_record import JobRecord
 from tryon.manifest import parse_manifest
-from tryon_local import operator
-from tryon_local.operator import OperatorError, progress_line, retry_look
 from tryon_local.runtime import FAKE_CREDENTIALS
+from tryon_ops import operations
+from tryon_ops.operations import OperatorError, progress_line, retry_look
 
 INBOX = "inbox"
 
@@ -111,8 +111,8 @@ def test_a_deployed_stack_is_found_by_name_through_its_outputs_and_api_function(
             stub.activate()
         return made[-1]
 
-    monkeypatch.setattr(operator.boto3, "Session", session)
-    target = operator.deployed_target("tryon", region="eu-west-1", profile="ops")
+    monkeypatch.setattr(operations.boto3, "Session", session)
+    target = operations.deployed_target("tryon", region="eu-west-1", profile="ops")
     assert made[0].kwargs == {"profile_name": "ops", "region_name": "eu-west-1"}
     assert target.outputs["InboxBucketName"] == "tryon-inbox"
     assert target.api_url == "https://api.example/v1" and target.name == "stack tryon"
@@ -131,6 +131,6 @@ def test_a_stack_that_cannot_be_read_is_a_clear_refusal(monkeypatch):
         made.stubs["cloudformation"].activate()
         return made
 
-    monkeypatch.setattr(operator.boto3, "Session", session)
+    monkeypatch.setattr(operations.boto3, "Session", session)
     with pytest.raises(OperatorError, match=r"cannot read stack 'nope'.*does not exist"):
-        operator.deployed_target("nope")
+        operations.deployed_target("nope")

@@ -5,6 +5,7 @@ import statistics
 from itertools import pairwise
 
 import pytest
+from tryon import poll_schedule
 from tryon.poll_schedule import (
     PENDING_GAP,
     QUERY_BUDGET,
@@ -13,6 +14,7 @@ from tryon.poll_schedule import (
     next_poll,
     plan_polls,
 )
+from tryon_local.comparison_schedules import install
 
 
 def judged(plan, durations, gap=1.0):
@@ -88,7 +90,12 @@ def test_after_the_plan_the_provider_pace_and_while_queued_its_recommended_pace(
     assert next_poll(plan, None, 1.0) == PENDING_GAP
 
 
-def test_the_benchmarks_comparison_schedules_step_through_their_waits():
-    assert [next_poll((), 0.0, 1.0, schedule="sdk-wait", polls=n) for n in range(11)] == [
+def test_the_benchmarks_comparison_schedules_step_through_their_waits(monkeypatch):
+    monkeypatch.setattr(poll_schedule, "next_poll", poll_schedule.next_poll)  # restored after
+    install("sdk-wait")
+    assert [poll_schedule.next_poll((), 0.0, 1.0, polls=n) for n in range(11)] == [
         1, 1, 2, 2, 2, 4, 4, 4, 5, 5, 5]
-    assert next_poll((), 0.0, 1.0, schedule="fixed-5s", polls=7) == 5
+    install("fixed-5s")
+    assert poll_schedule.next_poll((), 0.0, 1.0, polls=7) == 5
+    with pytest.raises(KeyError):
+        install("every-minute")

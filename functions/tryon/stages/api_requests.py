@@ -91,8 +91,10 @@ def accept_looks(ctx: Context, who: Integration, manifest: dict[str, Any],
                               "before the upload): upload it with the form POST /v1/uploads "
                               "answered, then send the looks again")
     looks = unique_looks(parsed.looks)[0]
-    integrations, day = ctx.integrations, utc_day(time.time())
-    if not integrations.charge_quota(who.name, day, len(looks), who.daily_quota, time.time()):
+    # The quota's day is the budget's: the pipeline's clock (tryon.stages.context).
+    now = ctx.clock()
+    integrations, day = ctx.integrations, utc_day(now)
+    if not integrations.charge_quota(who.name, day, len(looks), who.daily_quota, now):
         used = integrations.quota_used(who.name, day)
         raise Problem(429, "QuotaExceeded",
                       f"{len(looks)} more images would pass this integration's quota of "

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tryon import poll_schedule
 from tryon.models.registry import model_spec
-from tryon.poll_schedule import next_poll, plan_polls
+from tryon.poll_schedule import plan_polls
 from tryon.stages.context import Context
 
 # The poll sleeps at most this long to land on its planned time (the Wait state
@@ -26,8 +27,7 @@ def next_wait(ctx: Context, plan: list[float], running_for: float | None, polls:
               now: float, deadline: float) -> dict[str, Any]:
     """`next_delay` (whole seconds) for the Wait state, `poll_at` for the poll; never
     past the deadline."""
-    delay = next_poll(plan, running_for, ctx.settings.query_gap(),
-                      schedule=ctx.settings.poll_schedule, polls=polls)
+    delay = poll_schedule.next_poll(plan, running_for, ctx.settings.query_gap(), polls=polls)
     delay = max(0.0, min(delay, deadline - now))
     return {"next_delay": int(delay), "poll_at": round(now + delay, 3)}
 

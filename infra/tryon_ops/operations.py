@@ -34,7 +34,6 @@ from tryon.stages.admission import todays_budget
 from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.context import Context
 from tryon.wiring import build_context
-
 from tryon_local.runtime import FAKE_CREDENTIALS, EndpointSession
 
 DEFAULT_STATE_FILE = Path("out/local-stack/stack.json")
@@ -296,7 +295,7 @@ def create_key(target: Target, name: str, quota: int | None,
 
 def list_keys(target: Target) -> list[dict[str, Any]]:
     """Every integration, its keys (never their hashes), quota and today's use."""
-    day = utc_day(time.time())  # the API counts quotas by the wall clock's UTC day
+    day = utc_day(target.ctx.clock())  # quotas and budgets count the pipeline clock's day
     return [{**item, "daily_quota": _quota(target, item),
              "quota_is_default": item.get("daily_quota") is None,
              "used_today": target.integrations.quota_used(item["name"], day)}
