@@ -1,6 +1,6 @@
 """In-memory fakes of every port the stages use (tryon.ports), and `FakeStack`: a
 Context on them with a clock the test moves. Stage logic is tested on these in
-milliseconds; tests/unit/test_fakes_contract.py runs the same checks on the real
+milliseconds; tests/unit/test_repositories.py runs the same checks on the real
 DynamoDB repositories (moto) to keep the fakes honest."""
 
 from __future__ import annotations

@@ -1,0 +1,36 @@
+"""The moto internals the local runtime replaces or wraps (infra/tryon_local/lambdas.py
+and runtime.py) still exist in the pinned moto, with the shape the runtime calls:
+a moto upgrade that moves one fails here, not as a silent local misbehaviour."""
+
+import inspect
+
+from moto.awslambda.models import LambdaFunction
+from moto.dynamodb.models import DynamoDBBackend
+from moto.s3 import notifications
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from tryon_local.runtime import DynamoWriteCounter
+
+
+def parameters(function) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_lambda_invocations_go_through_the_one_method_the_runtime_replaces():
+    assert parameters(LambdaFunction._invoke_lambda)[:2] == ["self", "event"]
+
+
+def test_step_functions_waits_and_retries_sleep_where_the_runtime_scales_them():
+    assert parameters(wait_function.WaitFunction._wait_interval) == [
+        "self", "env", "wait_seconds"]
+    assert hasattr(retrier_decl, "time") and hasattr(retrier_decl.time, "sleep")
+
+
+def test_s3_events_are_built_by_the_function_the_runtime_wraps():
+    assert parameters(notifications._get_s3_event) == [
+        "event_name", "bucket", "key", "notification_id"]
+
+
+def test_dynamodb_writes_pass_through_the_backend_methods_the_benchmarks_count():
+    for operation in DynamoWriteCounter.OPERATIONS:
+        assert callable(getattr(DynamoDBBackend, operation)), operation
