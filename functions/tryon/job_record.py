@@ -165,20 +165,11 @@ JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(JobRecord))
 STORAGE_KEYS = frozenset({"pk", "sk", "expires_at"})
 
 
-class StepStatus(StrEnum):
-    """What a workflow step answers in `status`, which the state machine routes on:
-    a provider status while the task runs, or how the job's workflow ends."""
-
-    PENDING = "PENDING"
-    PRE_PROCESSING = "PRE-PROCESSING"
-    RUNNING = "RUNNING"
-    POST_PROCESSING = "POST-PROCESSING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELED = "CANCELED"
-    UNKNOWN = "UNKNOWN"
-    TIMED_OUT = "TIMED_OUT"
-    FALLBACK = "FALLBACK"  # the look moved to the fallback model's own workflow
+# What a workflow step answers in `status`, which the state machine routes on: a
+# provider status while the task runs, or how the job's workflow ends (FALLBACK:
+# the look moved to the fallback model's own workflow).
+StepStatus = StrEnum("StepStatus", {**{status.name: status.value for status in ProviderStatus},
+                                    "TIMED_OUT": "TIMED_OUT", "FALLBACK": "FALLBACK"})
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,14 @@ class FakeStack:
         assert self.jobs.create(job, self.clock())
         return job
 
+    def admitted(self, job_id: str = "look", model: str = "aitryon-plus", **fields: Any) -> str:
+        """A look that took its place in the budget and a slot of `model`, ADMITTED."""
+        from tryon.stages.admission import admit_or_queue
+
+        self.look(job_id, model, **fields)
+        assert admit_or_queue(self.ctx, job_id, model, expect=[JobStatus.RECEIVED])
+        return job_id
+
     def run(self, job_id: str) -> tuple[str, dict, list[str]]:
         """Run the job's newest execution on the real state machine definition:
         (its end state, its output, the states it went through)."""

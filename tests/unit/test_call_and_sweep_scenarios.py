@@ -14,14 +14,8 @@ from tryon.stages.sweep import sweep
 CALL, TASK = "qwen-image-2.0", "aitryon-plus"
 
 
-def admitted(stack, job_id="look", model=CALL, **fields):
-    stack.look(job_id, model, **fields)
-    assert admit_or_queue(stack.ctx, job_id, model, expect=[JobStatus.RECEIVED])
-    return job_id
-
-
 def test_a_call_model_makes_the_image_in_one_call_inside_its_workflow(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted(model=CALL)
     submit_admitted(fake.ctx, job_id)
     assert fake.provider.calls["call"] == 0  # the workflow's call step makes it
     end, _, states = fake.run(job_id)
@@ -34,7 +28,7 @@ def test_a_call_model_makes_the_image_in_one_call_inside_its_workflow(fake):
 
 
 def test_a_throttled_call_is_retried_and_paid_once(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted(model=CALL)
     submit_admitted(fake.ctx, job_id)
     fake.provider.throttled["call"] = 4  # past one step's attempts: the state machine retries
     end, _, states = fake.run(job_id)
@@ -43,7 +37,7 @@ def test_a_throttled_call_is_retried_and_paid_once(fake):
 
 
 def test_a_lost_call_answer_is_never_repeated(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted(model=CALL)
     submit_admitted(fake.ctx, job_id)
     fake.provider.lost["call"] = 1
     end, _, _ = fake.run(job_id)
@@ -54,7 +48,7 @@ def test_a_lost_call_answer_is_never_repeated(fake):
 
 
 def test_a_call_step_retried_after_its_function_died_does_not_call_again(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted(model=CALL)
     submit_admitted(fake.ctx, job_id)
     fake.jobs.transition(job_id, expect=[JobStatus.ADMITTED], to=JobStatus.SUBMITTING)
     end, _, _ = fake.run(job_id)  # the step finds the call already sent
@@ -64,7 +58,7 @@ def test_a_call_step_retried_after_its_function_died_does_not_call_again(fake):
 
 def test_a_retired_call_model_hands_the_look_to_the_fallbacks_workflow(fake):
     fake.provider.refused.add(CALL)
-    job_id = admitted(fake)
+    job_id = fake.admitted(model=CALL)
     submit_admitted(fake.ctx, job_id)
     end, _, _ = fake.run(job_id)
     job = fake.jobs.get(job_id)
@@ -87,7 +81,7 @@ def test_the_sweep_reclaims_slots_whose_holder_vanished_and_admits_the_waiting_j
 
 
 def test_the_sweep_resends_a_job_left_admitted_or_submitted_without_its_workflow(fake):
-    job_id = admitted(fake, model=TASK)
+    job_id = fake.admitted(model=TASK)
     fake.advance(301)  # its admission message never arrived
     assert sweep(fake.ctx)["readmitted"] == 1 and fake.admissions.take() == [job_id]
     fake.workflow.fail_next()  # the submit lands, its workflow does not start
@@ -101,7 +95,7 @@ def test_the_sweep_resends_a_job_left_admitted_or_submitted_without_its_workflow
 
 
 def test_the_sweep_adopts_the_task_of_a_submit_whose_function_died(fake):
-    job_id = admitted(fake, model=TASK)
+    job_id = fake.admitted(model=TASK)
     fake.jobs.transition(job_id, expect=[JobStatus.ADMITTED], to=JobStatus.SUBMITTING,
                          timeline={"submitting": fake.clock()})
     task = fake.provider.submit(type("R", (), {"model": TASK})())  # it had landed
@@ -113,7 +107,7 @@ def test_the_sweep_adopts_the_task_of_a_submit_whose_function_died(fake):
 
 
 def test_the_sweep_resubmits_a_submit_that_never_landed(fake):
-    job_id = admitted(fake, model=TASK)
+    job_id = fake.admitted(model=TASK)
     fake.jobs.transition(job_id, expect=[JobStatus.ADMITTED], to=JobStatus.SUBMITTING,
                          timeline={"submitting": fake.clock()})
     fake.advance(301)
@@ -122,7 +116,7 @@ def test_the_sweep_resubmits_a_submit_that_never_landed(fake):
 
 
 def test_the_sweep_fails_a_call_whose_function_died_mid_call(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted(model=CALL)
     fake.jobs.transition(job_id, expect=[JobStatus.ADMITTED], to=JobStatus.SUBMITTING)
     fake.advance(301)
     assert sweep(fake.ctx)["failed"] == 1
@@ -133,7 +127,7 @@ def test_the_sweep_fails_a_call_whose_function_died_mid_call(fake):
 
 def test_a_slot_kept_for_a_task_past_its_deadline_goes_back_when_the_provider_ends_it(fake):
     fake.provider.duration = 2000
-    job_id = admitted(fake, model=TASK)
+    job_id = fake.admitted(model=TASK)
     submit_admitted(fake.ctx, job_id)
     fake.jobs.update(job_id, provider_status="RUNNING")
     fake.jobs.transition(job_id, expect=[JobStatus.SUBMITTED], to=JobStatus.TIMED_OUT)
@@ -144,7 +138,7 @@ def test_a_slot_kept_for_a_task_past_its_deadline_goes_back_when_the_provider_en
 
 
 def test_a_stopped_workflow_still_ends_its_job_with_one_notice(fake):
-    job_id = admitted(fake, model=TASK)
+    job_id = fake.admitted(model=TASK)
     submit_admitted(fake.ctx, job_id)
     execution_ended(fake.ctx, job_id, "ABORTED")
     execution_ended(fake.ctx, job_id, "ABORTED")  # EventBridge delivers at least once
@@ -170,7 +164,7 @@ def test_waiting_jobs_are_admitted_first_in_first_out(fake):
 
 
 def test_a_job_ended_elsewhere_is_never_moved_back_by_a_late_deferral(fake):
-    job_id = admitted(fake, model=TASK)
+    job_id = fake.admitted(model=TASK)
     fake.jobs.transition(job_id, expect=[JobStatus.ADMITTED], to=JobStatus.SUBMITTING)
     fake.jobs.transition(job_id, expect=[JobStatus.SUBMITTING], to=JobStatus.FAILED)
     with pytest.raises(SubmitDeferred):

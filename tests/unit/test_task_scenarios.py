@@ -13,14 +13,8 @@ from tryon.stages.submit import submit_admitted
 MODEL = "aitryon-plus"
 
 
-def admitted(stack, job_id="look", model=MODEL, **fields):
-    stack.look(job_id, model, **fields)
-    assert admit_or_queue(stack.ctx, job_id, model, expect=[JobStatus.RECEIVED])
-    return job_id
-
-
 def test_a_task_is_submitted_once_polled_to_its_end_and_stored_with_one_notice(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     submit_admitted(fake.ctx, job_id)
     end, _, states = fake.run(job_id)
     job = fake.jobs.get(job_id)
@@ -36,7 +30,7 @@ def test_a_task_is_submitted_once_polled_to_its_end_and_stored_with_one_notice(f
 
 
 def test_a_throttled_submit_is_retried_and_paid_once(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     fake.provider.throttled["submit"] = 2
     submit_admitted(fake.ctx, job_id)
     assert fake.provider.calls["submit"] == 3 and len(fake.provider.tasks) == 1
@@ -47,7 +41,7 @@ def test_a_throttled_submit_is_retried_and_paid_once(fake):
 def test_a_submit_still_throttled_keeps_its_slot_and_is_redelivered(fake):
     from tryon.stages.provider_calls import SubmitDeferred
 
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     fake.provider.throttled["submit"] = 10
     with pytest.raises(SubmitDeferred):  # SQS delivers the message again
         submit_admitted(fake.ctx, job_id)
@@ -60,7 +54,7 @@ def test_a_submit_still_throttled_keeps_its_slot_and_is_redelivered(fake):
 
 
 def test_a_submit_whose_answer_is_lost_is_found_in_the_task_list_not_paid_twice(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     fake.provider.lost["submit"] = 1
     submit_admitted(fake.ctx, job_id)
     [task_id] = fake.provider.tasks  # adopted, not resubmitted
@@ -71,8 +65,8 @@ def test_a_submit_whose_answer_is_lost_is_found_in_the_task_list_not_paid_twice(
 
 
 def test_a_lost_answer_with_two_unowned_candidates_adopts_neither_and_pays_nothing_more(fake):
-    other = admitted(fake, "other")
-    job_id = admitted(fake)
+    other = fake.admitted("other")
+    job_id = fake.admitted()
     fake.provider.lost["submit"] = 2
     submit_admitted(fake.ctx, other)  # its task is nobody's: its answer was lost as well
     fake.task_owners.owners.clear()
@@ -85,7 +79,7 @@ def test_a_lost_answer_with_two_unowned_candidates_adopts_neither_and_pays_nothi
 
 
 def test_two_submits_lost_and_never_listed_end_the_job_without_a_third(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     fake.provider.lost["submit"] = 2
     fake.provider.recent_tasks = lambda model, since, until: []  # the list never shows them
     submit_admitted(fake.ctx, job_id)
@@ -96,7 +90,7 @@ def test_two_submits_lost_and_never_listed_end_the_job_without_a_third(fake):
 
 
 def test_a_provider_failure_ends_in_one_failure_notice(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     submit_admitted(fake.ctx, job_id)
     fake.provider.fail(fake.jobs.get(job_id).provider_task_id, "InvalidPerson", "no person")
     end, _, states = fake.run(job_id)
@@ -108,7 +102,7 @@ def test_a_provider_failure_ends_in_one_failure_notice(fake):
 
 
 def test_a_throttled_query_is_retried_by_the_state_machine(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     submit_admitted(fake.ctx, job_id)
     fake.provider.throttled["query"] = 2
     assert fake.run(job_id)[0] == "JobSucceeded"
@@ -117,7 +111,7 @@ def test_a_throttled_query_is_retried_by_the_state_machine(fake):
 
 def test_past_its_deadline_a_queued_task_is_canceled_and_the_job_times_out(fake):
     fake.configure(poll_deadline_seconds=60)
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     submit_admitted(fake.ctx, job_id)
     task_id = fake.jobs.get(job_id).provider_task_id
     fake.provider.hold(task_id)  # the provider keeps it PENDING
@@ -134,14 +128,14 @@ def test_past_its_deadline_a_queued_task_is_canceled_and_the_job_times_out(fake)
 def test_a_running_task_past_its_deadline_keeps_its_slot_until_the_provider_ends_it(fake):
     fake.configure(poll_deadline_seconds=5)
     fake.provider.duration = 60
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     submit_admitted(fake.ctx, job_id)
     assert fake.run(job_id)[0] == "JobFailed" and fake.status(job_id) == "TIMED_OUT"
     assert job_id in fake.slots.holders(MODEL)  # the sweep checks it with the provider
 
 
 def test_a_task_still_queued_at_the_provider_is_canceled_there(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     submit_admitted(fake.ctx, job_id)
     task_id = fake.jobs.get(job_id).provider_task_id
     fake.provider.hold(task_id)
@@ -155,7 +149,7 @@ def test_a_task_still_queued_at_the_provider_is_canceled_there(fake):
 
 
 def test_a_running_task_cannot_be_canceled_and_ends_on_its_own(fake):
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     submit_admitted(fake.ctx, job_id)
     with pytest.raises(CannotCancel, match="refused the cancel"):
         cancel_job(fake.ctx, job_id, "the operator")
@@ -177,7 +171,7 @@ def test_a_queued_job_is_canceled_at_no_cost_and_gives_its_budget_back(fake):
 
 def test_a_retired_model_falls_back_once_and_later_looks_skip_the_doomed_call(fake):
     fake.provider.refused.add(MODEL)
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     submit_admitted(fake.ctx, job_id)  # refused: nothing made, moved to the fallback
     job = fake.jobs.get(job_id)
     assert (job.model, job.requested_model, job.status) == ("qwen-image-3.0", MODEL,
@@ -190,7 +184,7 @@ def test_a_retired_model_falls_back_once_and_later_looks_skip_the_doomed_call(fa
     fake.jobs.update(job_id, prepared_for=rules)
     submit_admitted(fake.ctx, job_id)
     assert fake.run(job_id)[0] == "JobSucceeded"
-    later = admitted(fake, "later")
+    later = fake.admitted("later")
     submit_admitted(fake.ctx, later)
     assert fake.jobs.get(later).model == "qwen-image-3.0"  # without a call to MODEL
     assert fake.provider.calls["submit"] == 2  # the refused one, and the fallback's
@@ -200,7 +194,7 @@ def test_a_retired_model_falls_back_once_and_later_looks_skip_the_doomed_call(fa
 def test_a_retired_model_without_a_usable_fallback_ends_model_retired(fake):
     fake.configure(fallback_model=None)
     fake.provider.refused.add(MODEL)
-    job_id = admitted(fake)
+    job_id = fake.admitted()
     submit_admitted(fake.ctx, job_id)
     job = fake.jobs.get(job_id)
     assert job.status == JobStatus.FAILED and job.error["code"] == "ModelRetired"
@@ -210,17 +204,17 @@ def test_a_retired_model_without_a_usable_fallback_ends_model_retired(fake):
 
 def test_a_retired_parsing_model_moves_only_the_looks_that_keep_a_garment(fake):
     fake.provider.refused.add("aitryon-parsing-v1")
-    keeps = admitted(fake, "keeps", keep="bottom")
+    keeps = fake.admitted("keeps", keep="bottom")
     submit_admitted(fake.ctx, keeps)
     assert fake.jobs.get(keeps).model == "qwen-image-3.0"
-    plain = admitted(fake, "plain")
+    plain = fake.admitted("plain")
     submit_admitted(fake.ctx, plain)
     assert fake.jobs.get(plain).model == MODEL and fake.status(plain) == "SUBMITTED"
 
 
 def test_a_kept_garment_not_on_the_person_fails_before_the_try_on(fake):
     fake.provider.no_garment = True
-    job_id = admitted(fake, keep="top")
+    job_id = fake.admitted(keep="top")
     submit_admitted(fake.ctx, job_id)
     job = fake.jobs.get(job_id)
     assert job.status == JobStatus.FAILED and job.error["code"] == "KeptGarmentNotFound"
