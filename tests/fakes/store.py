@@ -19,13 +19,11 @@ from tryon.job_record import JobRecord, JobStatus
 class FakeJobs:
     def __init__(self) -> None:
         self.records: dict[str, JobRecord] = {}
-        self.writes = 0  # conditional writes applied, as DynamoDB would bill them
 
     def create(self, job: JobRecord, now: float) -> bool:
         if job.job_id in self.records:
             return False
         self.records[job.job_id] = copy.deepcopy(job)
-        self.writes += 1
         return True
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -83,7 +81,6 @@ class FakeJobs:
             changes[attr] = (spec.default_factory() if spec.default is dataclasses.MISSING
                              else spec.default)
         self.records[job.job_id] = dataclasses.replace(job, **changes)
-        self.writes += 1
 
 
 class FakeBatches:
