@@ -1,12 +1,16 @@
 """Account-wide pacing of provider calls across every running function.
 
-The provider counts calls per account in any one-second window (10 submits/s,
-20 queries/s). Each call claims its own time slot, 1/(limit - 1) s wide, in a
-shared table; a call made inside its slot can then never put more than `limit`
-calls into any one second, whichever instance makes it."""
+The provider counts calls per account in a window: a second (10 submits/s, 20
+queries/s) or a minute (20 submits/min). Each call claims its own time slot,
+period/(limit - 1) wide, in a shared table, and is made at its slot's start: no
+two calls are closer than a slot's width, so no period ever holds more than
+`limit` of them, whichever instance makes them; a per-minute limit is spread
+evenly (20/min: one call every 3.2 s), as the provider may also enforce a
+per-second share of it."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,18 +27,31 @@ class PacingTimeout(Exception):
     """No call slot within MAX_WAIT_SECONDS: the account is busier than its limit."""
 
 
+@dataclass(frozen=True)
+class Rate:
+    """`requests` per `period` seconds (1: per second, 60: per minute)."""
+
+    requests: int
+    period: int = 1
+
+    @property
+    def spacing(self) -> float:
+        return self.period / max(1, self.requests - 1)
+
+
 @dataclass
 class CallPacer:
     ledger: SlotLedger
-    limits: dict[str, int]  # calls per second, by operation
+    limits: dict[str, Rate]  # by operation
     clock: Callable[[], float] = time.time  # real time: the limits are per real second
     sleep: Callable[[float], None] = time.sleep
 
     def wait_turn(self, operation: str) -> None:
-        width = 1.0 / max(1, self.limits[operation] - 1)
+        width = self.limits[operation].spacing
         now = self.clock()
-        first = int(now / width)
-        for slot in range(first, first + int(MAX_WAIT_SECONDS / width)):
+        # The slots that start from now to MAX_WAIT_SECONDS on: a caller of a slow
+        # per-minute limit may find none, and defers rather than sleeps a minute.
+        for slot in range(math.ceil(now / width), int((now + MAX_WAIT_SECONDS) / width) + 1):
             if self.ledger.claim_call_slot(operation, slot, now):
                 delay = slot * width - self.clock()
                 if delay > 0:

@@ -16,7 +16,7 @@ from tryon.adapters.messaging import JobQueue, Notifier, Workflow
 from tryon.adapters.repositories import repositories
 from tryon.adapters.storage import ObjectStorage
 from tryon.handlers.observability import metrics
-from tryon.pacing import CallPacer
+from tryon.pacing import CallPacer, Rate
 from tryon.providers import ProviderClients
 from tryon.providers.dashscope_generation import GenerationClient
 from tryon.providers.dashscope_tasks import TaskClient
@@ -76,8 +76,7 @@ def build_context(settings: Settings, session: Any,
     secrets = cache(lambda: parameters.SecretsProvider(
         boto3_client=session.client("secretsmanager")))
     sqs = session.client("sqs")
-    rates = {f"submit:{model}": limits.per_second
-             for model, limits in settings.model_limits.items()}
+    rates = {f"submit:{model}": limits.rate for model, limits in settings.model_limits.items()}
     return Context(
         settings=settings,
         **stores,
@@ -88,7 +87,7 @@ def build_context(settings: Settings, session: Any,
         admissions=JobQueue(settings.submit_queue_url, "admit", sqs),
         preparations=JobQueue(settings.intake_queue_url, "prepare", sqs),
         provider=provider,
-        pacer=CallPacer(ledger, {**rates, "query": settings.query_rate_limit}),
+        pacer=CallPacer(ledger, {**rates, "query": Rate(settings.query_rate_limit)}),
         integrations=Integrations(settings.jobs_table, dynamodb),
         count=count,
     )

@@ -50,8 +50,17 @@ def test_limits_are_registry_defaults_overridden_per_model():
     assert limits["qwen-image-3.0-pro"] == Limits(1, 1)
     with pytest.raises(ValueError, match="unknown model"):
         parse_limits("qwen-image-9=1/1")
-    with pytest.raises(ValueError, match="in_flight/per_second"):
+    with pytest.raises(ValueError, match="in_flight/requests"):
         parse_limits("aitryon=five/10")
+    with pytest.raises(ValueError, match="in_flight/requests/min"):
+        parse_limits("aitryon=5/10/hour")
+
+
+def test_limits_may_count_requests_per_minute():
+    limits = parse_limits("qwen-image-3.0=10/20/min,qwen-image-2.0=4/2/s")
+    assert limits["qwen-image-3.0"] == Limits(10, 20, 60)
+    assert limits["qwen-image-3.0"].rate.spacing == 60 / 19  # one submit every 3.2 s
+    assert limits["qwen-image-2.0"] == Limits(4, 2) and limits["qwen-image-2.0"].rate.period == 1
 
 
 def test_the_retired_message_names_model_date_successor_and_setting():

@@ -1,9 +1,10 @@
 """Call pacing is pure logic over a ledger of claimed time slots."""
 
 from collections import Counter
+from itertools import pairwise
 
 import pytest
-from tryon.pacing import CallPacer, PacingTimeout
+from tryon.pacing import CallPacer, PacingTimeout, Rate
 
 
 class Ledger:
@@ -34,7 +35,8 @@ def test_many_callers_at_once_never_put_more_than_the_limit_in_any_second():
     for _ in range(60):  # 60 callers arrive at the same instant, each with its own pacer
         caller_clock = Clock()
         caller_clock.now = clock.now
-        pacer = CallPacer(ledger, {"submit": 10}, clock=caller_clock, sleep=caller_clock.sleep)
+        pacer = CallPacer(ledger, {"submit": Rate(10)}, clock=caller_clock,
+                          sleep=caller_clock.sleep)
         pacer.wait_turn("submit")
         calls.append(caller_clock.now)
     calls.sort()
@@ -46,7 +48,8 @@ def test_many_callers_at_once_never_put_more_than_the_limit_in_any_second():
 
 def test_operations_are_paced_separately():
     clock, ledger = Clock(), Ledger()
-    pacer = CallPacer(ledger, {"submit": 10, "query": 20}, clock=clock, sleep=clock.sleep)
+    pacer = CallPacer(ledger, {"submit": Rate(10), "query": Rate(20)}, clock=clock,
+                      sleep=clock.sleep)
     pacer.wait_turn("submit")
     pacer.wait_turn("query")
     assert clock.now == 1000.0  # no sleep
@@ -61,4 +64,32 @@ def test_a_saturated_account_gives_up_instead_of_waiting_forever():
             return False
 
     with pytest.raises(PacingTimeout):
-        CallPacer(Full(), {"query": 20}, clock=clock, sleep=clock.sleep).wait_turn("query")
+        CallPacer(Full(), {"query": Rate(20)}, clock=clock, sleep=clock.sleep).wait_turn("query")
+
+
+def test_a_per_minute_limit_is_spread_evenly_and_never_exceeded_in_any_minute():
+    ledger, calls = Ledger(), []
+    for _ in range(40):  # 40 callers at once, against 20 submits a minute
+        clock = Clock()
+        pacer = CallPacer(ledger, {"submit": Rate(20, 60)}, clock=clock, sleep=clock.sleep)
+        try:
+            pacer.wait_turn("submit")
+        except PacingTimeout:  # past 20 s of waiting: deferred, tried again later
+            continue
+        calls.append(clock.now)
+    calls.sort()
+    assert len(calls) == 7  # the slots that start within the 20 s a caller may wait
+    gaps = [later - earlier for earlier, later in pairwise(calls)]
+    assert min(gaps) >= 60 / 19 - 1e-9  # one every 3.2 s, never a burst
+    for i, start in enumerate(calls):
+        assert len([t for t in calls[i:] if t < start + 60]) <= 20
+
+
+def test_a_slow_limit_defers_a_caller_rather_than_sleeping_past_the_wait():
+    ledger, clock = Ledger(), Clock()
+    pacer = CallPacer(ledger, {"submit": Rate(2, 60)}, clock=clock, sleep=clock.sleep)
+    pacer.wait_turn("submit")  # the next slot starts at 1020: 20 s is within the wait
+    assert clock.now == 1020.0
+    with pytest.raises(PacingTimeout):  # the one after starts 80 s away
+        CallPacer(ledger, {"submit": Rate(2, 60)}, clock=Clock(), sleep=clock.sleep
+                  ).wait_turn("submit")

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import boto3
 import pytest
 from tryon_local.cfn import Deployer, DeployError, expand, load_template
 
@@ -119,18 +120,6 @@ def test_sample_events_are_valid_json_for_a_function(event):
         assert {"job_id", "task_id", "model", "deadline"} <= set(doc)
 
 
-def test_moto_still_has_the_hooks_the_local_runtime_replaces():
-    from moto.awslambda.models import LambdaFunction
-    from moto.s3 import notifications
-    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
-
-    assert callable(LambdaFunction._invoke_lambda)
-    assert callable(notifications._get_s3_event)
-    assert callable(wait_function.WaitFunction._wait_interval)
-    assert hasattr(retrier_decl, "time")
-
-
 @pytest.mark.parametrize(("parameter", "value", "allowed"), [
     ("ProviderApiKeySecretArn",
      "arn:aws:secretsmanager:us-east-1:123456789012:secret:tryon/dashscope-api-key-AbC123", True),
@@ -142,6 +131,8 @@ def test_moto_still_has_the_hooks_the_local_runtime_replaces():
     ("ProviderBaseUrl", "http://dashscope.aliyuncs.com/api/v1", False),
     ("ResultUrlHosts", "*.aliyuncs.com,results.example.com", True),
     ("ResultUrlHosts", "http://x.example", False),
+    ("ModelLimits", "qwen-image-3.0=10/20/min,aitryon-plus=5/10,aitryon=5/10/s", True),
+    ("ModelLimits", "qwen-image-3.0=10/20/hour", False),
 ])
 def test_parameters_refuse_wildcard_secrets_and_plain_http(parameter, value, allowed):
     pattern = TEMPLATE["Parameters"][parameter]["AllowedPattern"]
@@ -161,3 +152,15 @@ def test_traces_never_record_answers_that_carry_signed_result_urls(module):
     assert captures and all(
         any(k.arg == "capture_response" and ast.unparse(k.value) == "False"
             for k in d.keywords) for d in captures)
+
+
+def test_each_models_submits_are_paced_at_its_rate_and_period():
+    from tryon.pacing import Rate
+    from tryon.settings import Settings
+    from tryon.wiring import build_context
+
+    settings = Settings.from_env({"JOBS_TABLE": "jobs", "QUERY_RATE_LIMIT": "20",
+                                  "MODEL_LIMITS": "aitryon-plus=5/10,qwen-image-3.0=10/20/min"})
+    limits = build_context(settings, boto3.Session(region_name="us-east-1")).pacer.limits
+    assert limits["submit:qwen-image-3.0"] == Rate(20, 60)
+    assert limits["submit:aitryon-plus"] == Rate(10) and limits["query"] == Rate(20)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tryon.image_rules import QWEN2_RULES, QWEN3_RULES, TRYON_RULES, ImageRules
+from tryon.pacing import Rate
 
 Protocol = Literal["task", "call"]
 Family = Literal["tryon", "qwen"]
@@ -30,10 +31,16 @@ class Price:
 
 @dataclass(frozen=True)
 class Limits:
-    """Tasks (or calls) in flight and requests per second, per model."""
+    """Tasks (or calls) in flight, and requests (submits or calls) per `period`
+    seconds (1: per second, 60: per minute), per model."""
 
     in_flight: int
-    per_second: int
+    requests: int
+    period: int = 1
+
+    @property
+    def rate(self) -> Rate:
+        return Rate(self.requests, self.period)
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ class ModelSpec:
 
 _AITRYON_RETIRED = Retirement(announced="2026-07-10", offline_from="2026-10-10",
                               successor="qwen-image-2.0")
-_QWEN_DEFAULT_LIMITS = Limits(in_flight=2, per_second=2)  # as the older qwen-image-edit's
+_QWEN_DEFAULT_LIMITS = Limits(in_flight=2, requests=2)  # as the older qwen-image-edit's
 
 MODELS: dict[str, ModelSpec] = {spec.model_id: spec for spec in (
     ModelSpec("aitryon-plus", "tryon", "task",
@@ -88,7 +95,7 @@ MODELS: dict[str, ModelSpec] = {spec.model_id: spec for spec in (
               sizes=OutputSizes(max_aspect=8.0)),
     ModelSpec("qwen-image-3.0-pro", "qwen", "task",
               "Qwen Image 3.0 Pro, slower (minutes per image)",
-              QWEN3_RULES, Limits(in_flight=1, per_second=1),
+              QWEN3_RULES, Limits(in_flight=1, requests=1),
               Price(0.25, "CNY", False, "0.25 at 1K, 0.50 at 2K"), (25.0, 180.0),
               sizes=OutputSizes(max_aspect=8.0)),
     ModelSpec("qwen-image-2.0", "qwen", "call",
@@ -109,19 +116,25 @@ def model_spec(model_id: str) -> ModelSpec:
         raise ValueError(f"unknown model {model_id!r}; use one of {', '.join(MODEL_IDS)}") from None
 
 
+RATE_PERIODS = {"s": 1, "min": 60}
+
+
 def parse_limits(text: str) -> dict[str, Limits]:
-    """'qwen-image-3.0=2/2,aitryon-plus=5/10' -> per-model limits (later entries win).
-    Every model not named keeps its registry default."""
+    """'qwen-image-3.0=10/20/min,aitryon-plus=5/10' -> per-model limits: in flight, then
+    requests per second (or per minute, with /min); later entries win. Every model
+    not named keeps its registry default."""
     limits = {model_id: spec.limits for model_id, spec in MODELS.items()}
     for entry in filter(None, (part.strip() for part in text.split(","))):
         model_id, _, numbers = entry.partition("=")
-        in_flight, _, per_second = numbers.partition("/")
+        in_flight, _, rate = numbers.partition("/")
+        requests, _, unit = rate.partition("/")
         model_spec(model_id.strip())
         try:
-            limits[model_id.strip()] = Limits(max(1, int(in_flight)), max(1, int(per_second)))
-        except ValueError:
-            raise ValueError(f"model limits entry {entry!r}: write model=in_flight/per_second"
-                             ) from None
+            limits[model_id.strip()] = Limits(max(1, int(in_flight)), max(1, int(requests)),
+                                              RATE_PERIODS[unit or "s"])
+        except (ValueError, KeyError):
+            raise ValueError(f"model limits entry {entry!r}: write model=in_flight/requests, "
+                             "per second, or model=in_flight/requests/min") from None
     return limits
 
 
