@@ -61,9 +61,8 @@ def moto_stages(monkeypatch):
         monkeypatch.setenv("JOBS_TABLE", "jobs")
         monkeypatch.setenv("DAILY_IMAGE_BUDGET", "2")
         counted: list[str] = []
-        stores = repositories("jobs", boto3.resource("dynamodb"))
-        stores.pop("pacing")
-        ctx = Context(settings=at(Settings.from_env(), DAY_ONE), **stores,
+        ctx = Context(settings=at(Settings.from_env(), DAY_ONE),
+                      **repositories("jobs", boto3.resource("dynamodb")),
                       integrations=Integrations("jobs"),
                       storage=ObjectStorage(s3), notifier=Notifier(topic), workflow=None,
                       admissions=None, preparations=None, provider=None, pacer=None,

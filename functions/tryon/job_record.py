@@ -157,8 +157,7 @@ class JobRecord:
 
     def to_item(self) -> dict[str, Any]:
         """The fields that are set (DynamoDB stores no empty attribute)."""
-        return {name: value for name, value in dataclasses.asdict(self).items()
-                if value is not None}
+        return _set_fields(self)
 
 
 JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(JobRecord))
@@ -202,11 +201,15 @@ class WorkflowState:
         return cls(**state)
 
     def to_event(self) -> dict[str, Any]:
-        return {name: value for name, value in dataclasses.asdict(self).items()
-                if value is not None}
+        return _set_fields(self)
 
     def but(self, **changes: Any) -> WorkflowState:
         return dataclasses.replace(self, **changes)
 
 
 WORKFLOW_FIELDS = frozenset(f.name for f in dataclasses.fields(WorkflowState))
+
+
+def _set_fields(record: Any) -> dict[str, Any]:
+    return {name: value for name, value in dataclasses.asdict(record).items()
+            if value is not None}

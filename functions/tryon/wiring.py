@@ -11,8 +11,10 @@ import httpx
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 
+from tryon.adapters.dynamo import Table
 from tryon.adapters.integrations import Integrations
 from tryon.adapters.messaging import JobQueue, Notifier, Workflow
+from tryon.adapters.provider_memory import PacingLedger
 from tryon.adapters.repositories import repositories
 from tryon.adapters.storage import ObjectStorage
 from tryon.handlers.observability import metrics
@@ -43,7 +45,6 @@ def build_context(settings: Settings, session: Any,
     clients: dict[str, ProviderClients] = {}
     dynamodb = session.resource("dynamodb")
     stores = repositories(settings.jobs_table, dynamodb)
-    ledger = stores.pop("pacing")
 
     def timeout(read: float) -> httpx.Timeout:
         return httpx.Timeout(connect=DEFAULT_TIMEOUT.connect, read=read,
@@ -87,7 +88,8 @@ def build_context(settings: Settings, session: Any,
         admissions=JobQueue(settings.submit_queue_url, "admit", sqs),
         preparations=JobQueue(settings.intake_queue_url, "prepare", sqs),
         provider=provider,
-        pacer=CallPacer(ledger, {**rates, "query": Rate(settings.query_rate_limit)}),
+        pacer=CallPacer(PacingLedger(Table(settings.jobs_table, dynamodb)),
+                        {**rates, "query": Rate(settings.query_rate_limit)}),
         integrations=Integrations(settings.jobs_table, dynamodb),
         count=count,
     )

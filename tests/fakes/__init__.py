@@ -13,10 +13,12 @@ from tryon.job_record import JobRecord, JobStatus
 from tryon.models.registry import model_spec
 from tryon.providers import ProviderClients
 from tryon.settings import Settings, Timebase
+from tryon.stages.admission import admit_or_queue
 from tryon.stages.context import Context
 
 from fakes.aws import FakeMessages, FakeNotifier, FakeStorage, FakeWorkflow
 from fakes.provider import FakeProvider
+from fakes.state_machine import run as run_execution
 from fakes.store import (
     FakeBatches,
     FakeBudget,
@@ -131,8 +133,6 @@ class FakeStack:
 
     def admitted(self, job_id: str = "look", model: str = "aitryon-plus", **fields: Any) -> str:
         """A look that took its place in the budget and a slot of `model`, ADMITTED."""
-        from tryon.stages.admission import admit_or_queue
-
         self.look(job_id, model, **fields)
         assert admit_or_queue(self.ctx, job_id, model, expect=[JobStatus.RECEIVED])
         return job_id
@@ -140,8 +140,6 @@ class FakeStack:
     def run(self, job_id: str) -> tuple[str, dict, list[str]]:
         """Run the job's newest execution on the real state machine definition:
         (its end state, its output, the states it went through)."""
-        from fakes.state_machine import run
-
         names = [n for n in self.workflow.started if n.removesuffix("-fallback") == job_id]
         assert names, f"no execution was started for {job_id}"
-        return run(self, self.workflow.started[names[-1]])
+        return run_execution(self, self.workflow.started[names[-1]])

@@ -11,7 +11,7 @@ from tryon.adapters.dynamo import RECORD_TTL_SECONDS, Table, applied, from_dynam
 from tryon.job_record import JOB_FIELDS, PROVIDER_CALLS, TRANSITIONS, JobRecord, JobStatus
 
 JOB_PK, JOB_SK = "JOB#", "JOB"
-OWNER_INDEX = "owner"  # an integration's jobs and batches (API requests), by time
+OWNER_INDEX = "owner"  # an integration's jobs (API requests), by time
 
 
 def job_key(job_id: str) -> dict[str, str]:
@@ -31,9 +31,10 @@ def check_transition(expect: Iterable[JobStatus], to: JobStatus) -> list[JobStat
 
 
 def check_fields(fields: Iterable[str]) -> None:
-    unknown = set(fields) - JOB_FIELDS
-    if unknown or "status" in fields:
-        raise ValueError(f"not job fields to set: {sorted(unknown | {'status'} & set(fields))}")
+    """Only a JobRecord's fields may be written, and its status only by a transition."""
+    refused = (set(fields) - JOB_FIELDS) | ({"status"} & set(fields))
+    if refused:
+        raise ValueError(f"not job fields to set: {sorted(refused)}")
 
 
 class JobRepository:
@@ -71,10 +72,8 @@ class JobRepository:
                    **fields: Any) -> bool:
         """Move the job to `to` (with `fields` set) if it is in one of `expect`; False
         when it is not (another writer moved it first)."""
-        return self._write(job_id, {**fields, "status": to}, timeline=timeline,
-                           increment=increment, remove=remove,
-                           expect=check_transition(expect, to),
-                           checked={*fields, *(increment or {}), *remove})
+        return self._write(job_id, fields, timeline=timeline, increment=increment,
+                           remove=remove, status=to, expect=check_transition(expect, to))
 
     def update(self, job_id: str, *, timeline: dict[str, float] | None = None,
                increment: dict[str, int] | None = None, remove: Iterable[str] = (),
@@ -82,8 +81,7 @@ class JobRepository:
         """Set fields of an existing job, whatever its status; False when
         `only_if_absent` names a field it already has."""
         return self._write(job_id, fields, timeline=timeline, increment=increment,
-                           remove=remove, only_if_absent=only_if_absent,
-                           checked={*fields, *(increment or {}), *remove})
+                           remove=remove, only_if_absent=only_if_absent)
 
     def record_request_id(self, job_id: str, call: str, request_id: str | None) -> None:
         """The provider's request id of the job's last `call` (one of PROVIDER_CALLS)."""
@@ -115,10 +113,13 @@ class JobRepository:
         return found, (start["owner_order"] if start else None)
 
     def _write(self, job_id: str, fields: dict[str, Any], *, timeline: dict[str, float] | None,
-               remove: Iterable[str], checked: set[str], expect: list[JobStatus] | None = None,
-               increment: dict[str, int] | None = None,
+               increment: dict[str, int] | None, remove: Iterable[str],
+               status: JobStatus | None = None, expect: list[JobStatus] | None = None,
                only_if_absent: str | None = None) -> bool:
-        check_fields(checked)
+        remove = list(remove)
+        check_fields({*fields, *(increment or {}), *remove})
+        if status is not None:
+            fields = {**fields, "status": status}
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         sets: list[str] = []

@@ -9,15 +9,15 @@ from tryon.adapters.budget import BudgetRepository
 from tryon.adapters.dynamo import Table
 from tryon.adapters.jobs import JobRepository
 from tryon.adapters.message_errors import MessageErrors
-from tryon.adapters.provider_memory import Durations, PacingLedger, RetiredModels, TaskOwners
+from tryon.adapters.provider_memory import Durations, RetiredModels, TaskOwners
 from tryon.adapters.slots import QueueIndex, SlotRepository
 
 
 def repositories(table_name: str, dynamodb: Any) -> dict[str, Any]:
-    """The Context's store fields (and the pacer's ledger) on the jobs table."""
+    """The Context's store fields, on the jobs table."""
     table = Table(table_name, dynamodb)
     return {"jobs": JobRepository(table), "batches": BatchRepository(table),
             "slots": SlotRepository(table), "queue": QueueIndex(table),
             "budget": BudgetRepository(table), "task_owners": TaskOwners(table),
             "durations": Durations(table), "retired": RetiredModels(table),
-            "message_errors": MessageErrors(table), "pacing": PacingLedger(table)}
+            "message_errors": MessageErrors(table)}
