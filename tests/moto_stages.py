@@ -13,6 +13,7 @@ from tryon.adapters.integrations import Integrations
 from tryon.adapters.messaging import Notifier
 from tryon.adapters.repositories import repositories
 from tryon.adapters.storage import ObjectStorage
+from tryon.capacity import Capacity
 from tryon.settings import Settings, Timebase
 from tryon.stages.context import Context
 from tryon_local.cfn import load_template
@@ -61,8 +62,10 @@ def moto_stages(monkeypatch):
         monkeypatch.setenv("JOBS_TABLE", "jobs")
         monkeypatch.setenv("DAILY_IMAGE_BUDGET", "2")
         counted: list[str] = []
-        ctx = Context(settings=at(Settings.from_env(), DAY_ONE),
-                      **repositories("jobs", boto3.resource("dynamodb")),
+        stores = repositories("jobs", boto3.resource("dynamodb"))
+        settings = at(Settings.from_env(), DAY_ONE)
+        ctx = Context(settings=settings, **stores,
+                      capacity=Capacity(settings, stores["limit_notes"], settings.timebase.wall),
                       integrations=Integrations("jobs"),
                       storage=ObjectStorage(s3), notifier=Notifier(topic), workflow=None,
                       admissions=None, preparations=None, provider=None, pacer=None,

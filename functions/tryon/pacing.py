@@ -42,17 +42,20 @@ class Rate:
 @dataclass
 class CallPacer:
     ledger: SlotLedger
-    limits: dict[str, Rate]  # by operation
+    rate_of: Callable[[str], Rate]  # an operation's rate now (limits change)
     clock: Callable[[], float] = time.time  # real time: the limits are per real second
     sleep: Callable[[float], None] = time.sleep
 
     def wait_turn(self, operation: str) -> None:
-        width = self.limits[operation].spacing
+        width = self.rate_of(operation).spacing
         now = self.clock()
+        # Slots are numbered per width: callers that still see an older rate claim
+        # slots of their own rather than collide with every past slot of a new one.
+        slots = f"{operation}@{width:.3f}"
         # The slots that start from now to MAX_WAIT_SECONDS on: a caller of a slow
         # per-minute limit may find none, and defers rather than sleeps a minute.
         for slot in range(math.ceil(now / width), int((now + MAX_WAIT_SECONDS) / width) + 1):
-            if self.ledger.claim_call_slot(operation, slot, now):
+            if self.ledger.claim_call_slot(slots, slot, now):
                 delay = slot * width - self.clock()
                 if delay > 0:
                     self.sleep(delay)

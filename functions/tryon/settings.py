@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from tryon.models.registry import MODELS, Limits, parse_limits
-from tryon.poll_schedule import min_gap
+from tryon.models.registry import Limits, parse_limits
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class Settings:
     provider_base_url: str
     api_key_secret_arn: str
     poll_deadline_seconds: int
-    model_limits: dict[str, Limits]  # in flight and requests/s, per model
+    limit_overrides: dict[str, Limits]  # the operator's, per model (tryon.capacity)
     query_rate_limit: int  # task queries per second, account-wide
     fallback_model: str | None  # where a look goes when its model is retired
     result_hosts: tuple[str, ...]  # host patterns result images may come from (https)
@@ -65,17 +64,12 @@ class Settings:
     integration_daily_quota: int = 100  # an API integration's images per day, unless set
     provider_read_timeout: float = 20.0
     call_timeout_seconds: float = 240.0  # one synchronous generation, answer included
+    # Where the provider answers its limits (the workspace's base URL; "" for
+    # provider_base_url), and the tasks submitted past a model's running limit so the
+    # provider always holds the next one (0: none).
+    limits_base_url: str = ""
+    provider_queue_ahead: int = 1
     timebase: Timebase = field(default_factory=Timebase)
-
-    def limits(self, model: str) -> Limits:
-        return self.model_limits[model]
-
-    def query_gap(self) -> float:
-        """Seconds between two queries of one task: all the tasks that can be in
-        flight at once share the account's query limit."""
-        in_flight = sum(limits.in_flight for model, limits in self.model_limits.items()
-                        if MODELS[model].protocol == "task")
-        return min_gap(in_flight, self.query_rate_limit)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,7 +90,9 @@ class Settings:
             ),
             api_key_secret_arn=env.get("PROVIDER_API_KEY_SECRET_ARN", ""),
             poll_deadline_seconds=int(env.get("POLL_DEADLINE_SECONDS", "900")),
-            model_limits=parse_limits(env.get("MODEL_LIMITS", "")),
+            limit_overrides=parse_limits(env.get("MODEL_LIMITS", "")),
+            limits_base_url=env.get("PROVIDER_LIMITS_BASE_URL", ""),
+            provider_queue_ahead=int(env.get("PROVIDER_QUEUE_AHEAD", "1")),
             query_rate_limit=int(env.get("QUERY_RATE_LIMIT", "20")),
             fallback_model=env.get("FALLBACK_MODEL") or None,
             # LOCAL_RESULT_URL_HOSTS: set by the local runtime only, for its own

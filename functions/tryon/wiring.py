@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import boto3
@@ -17,10 +17,12 @@ from tryon.adapters.messaging import JobQueue, Notifier, Workflow
 from tryon.adapters.provider_memory import PacingLedger
 from tryon.adapters.repositories import repositories
 from tryon.adapters.storage import ObjectStorage
+from tryon.capacity import Capacity
 from tryon.handlers.observability import metrics
 from tryon.pacing import CallPacer, Rate
 from tryon.providers import ProviderClients
 from tryon.providers.dashscope_generation import GenerationClient
+from tryon.providers.dashscope_limits import LimitsClient
 from tryon.providers.dashscope_tasks import TaskClient
 from tryon.providers.http import DEFAULT_TIMEOUT
 from tryon.settings import Settings
@@ -70,6 +72,7 @@ def build_context(settings: Settings, session: Any,
                 # time is the model's, not the API's, so it stays out of ProviderLatency.
                 generation=GenerationClient(base, api_key,
                                             timeout=timeout(settings.call_timeout_seconds)),
+                limits=LimitsClient(settings.limits_base_url or base, api_key),
             )
         return clients[api_key]
 
@@ -77,7 +80,7 @@ def build_context(settings: Settings, session: Any,
     secrets = cache(lambda: parameters.SecretsProvider(
         boto3_client=session.client("secretsmanager")))
     sqs = session.client("sqs")
-    rates = {f"submit:{model}": limits.rate for model, limits in settings.model_limits.items()}
+    capacity = Capacity(settings, stores["limit_notes"], settings.timebase.wall)
     return Context(
         settings=settings,
         **stores,
@@ -89,7 +92,16 @@ def build_context(settings: Settings, session: Any,
         preparations=JobQueue(settings.intake_queue_url, "prepare", sqs),
         provider=provider,
         pacer=CallPacer(PacingLedger(Table(settings.jobs_table, dynamodb)),
-                        {**rates, "query": Rate(settings.query_rate_limit)}),
+                        partial(operation_rate, capacity, Rate(settings.query_rate_limit))),
+        capacity=capacity,
         integrations=Integrations(settings.jobs_table, dynamodb),
         count=count,
     )
+
+
+def operation_rate(capacity: Capacity, query_rate: Rate, operation: str) -> Rate:
+    """The pace of a provider operation: 'query' (account-wide), or 'submit:<model>'
+    (a model's submits or calls)."""
+    if operation == "query":
+        return query_rate
+    return capacity.of(operation.removeprefix("submit:")).rate

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from tryon.capacity import Capacity
 from tryon.job_record import JobRecord, JobStatus
 from tryon.models.registry import model_spec
 from tryon.providers import ProviderClients
@@ -24,6 +25,7 @@ from fakes.store import (
     FakeBudget,
     FakeDurations,
     FakeJobs,
+    FakeLimitNotes,
     FakeMessageErrors,
     FakeQueue,
     FakeRetired,
@@ -88,21 +90,27 @@ class FakeStack:
         self.queue = FakeQueue(self.jobs)
         self.task_owners, self.durations = FakeTaskOwners(), FakeDurations()
         self.retired, self.message_errors = FakeRetired(), FakeMessageErrors()
+        self.limit_notes = FakeLimitNotes()
         self.provider = FakeProvider(clock=self.clock)
-        clients = ProviderClients(tasks=self.provider, generation=self.provider)
+        clients = ProviderClients(tasks=self.provider, generation=self.provider,
+                                  limits=self.provider)
+        stack_settings = settings(timebase=Timebase(wall=self.clock))
         self.ctx = Context(
-            settings=settings(timebase=Timebase(wall=self.clock)),
+            settings=stack_settings,
             jobs=self.jobs, batches=self.batches, slots=self.slots, queue=self.queue,
             budget=self.budget, task_owners=self.task_owners, durations=self.durations,
             retired=self.retired, message_errors=self.message_errors,
             storage=self.storage, notifier=self.notifier, workflow=self.workflow,
             admissions=self.admissions, preparations=self.preparations,
             provider=lambda: clients, pacer=self.pacer, integrations=None,
+            capacity=Capacity(stack_settings, self.limit_notes, self.clock),
+            limit_notes=self.limit_notes,
             sleep=self.clock.sleep, count=self.counted.append)
 
     def configure(self, **overrides: Any) -> None:
         """Change settings (the clock stays this stack's)."""
         self.ctx.settings = dataclasses.replace(self.ctx.settings, **overrides)
+        self.ctx.capacity = Capacity(self.ctx.settings, self.limit_notes, self.clock)
 
     def advance(self, seconds: float) -> None:
         self.clock.now += seconds

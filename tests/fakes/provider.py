@@ -28,6 +28,7 @@ class FakeTask:
     submitted: float
     duration: float
     held: bool = False
+    started: float | None = None  # when a held (queued) task was let run
     failed: tuple[str, str] | None = None
     canceled: bool = False
 
@@ -42,6 +43,9 @@ class FakeProvider:
     throttled: Counter = field(default_factory=Counter)  # call -> 429s still to answer
     lost: Counter = field(default_factory=Counter)  # call -> answers still to lose
     no_garment: bool = False
+    # The limits API's answers by model (tryon.providers.dashscope_limits' shape);
+    # a model not named is not listed.
+    limits: dict[str, dict[str, int]] = field(default_factory=dict)
     _ids: Any = field(default_factory=itertools.count)
 
     def _enter(self, call: str, model: str | None = None) -> None:
@@ -76,7 +80,8 @@ class FakeProvider:
         return self._state(task)
 
     def _state(self, task: FakeTask) -> TaskState:
-        now, end = self.clock(), task.submitted + task.duration
+        start = task.started or task.submitted
+        now, end = self.clock(), start + task.duration
         base = {"task_id": task.task_id, "request_id": f"req-q-{task.task_id}",
                 "submit_time": task.submitted}
         if task.canceled:
@@ -85,10 +90,10 @@ class FakeProvider:
             return TaskState(status="PENDING", **base)
         if task.failed:
             return TaskState(status="FAILED", code=task.failed[0], message=task.failed[1],
-                             scheduled_time=task.submitted, end_time=now, **base)
+                             scheduled_time=start, end_time=now, **base)
         if now < end:
-            return TaskState(status="RUNNING", scheduled_time=task.submitted, **base)
-        return TaskState(status="SUCCEEDED", scheduled_time=task.submitted, end_time=end,
+            return TaskState(status="RUNNING", scheduled_time=start, **base)
+        return TaskState(status="SUCCEEDED", scheduled_time=start, end_time=end,
                          image_url=f"https://dashscope-result.oss.aliyuncs.com/{task.task_id}"
                                    ".png", image_count=1, width=576, height=1024, **base)
 
@@ -128,10 +133,20 @@ class FakeProvider:
             image_url=f"https://dashscope-result.oss.aliyuncs.com/call-{image_number}.png",
             request_id=f"req-call-{image_number}", width=576, height=1024)
 
+    # --- the limits API ------------------------------------------------------------------
+
+    def read(self, model: str) -> dict[str, int] | None:
+        self._enter("limits")
+        return self.limits.get(model)
+
     # --- what tests ask of it ----------------------------------------------------------
 
     def hold(self, task_id: str, held: bool = True) -> None:
-        self.tasks[task_id].held = held
+        """Hold a task PENDING (as in the provider's queue); let go, it starts now."""
+        task = self.tasks[task_id]
+        if task.held and not held:
+            task.started = self.clock()
+        task.held = held
 
     def fail(self, task_id: str, code: str = "InternalError.Algo",
              message: str = "the model failed") -> None:

@@ -241,3 +241,31 @@ class FakeMessageErrors:
 
     def last(self, message_id: str) -> dict[str, str] | None:
         return self.errors.get(message_id)
+
+
+class FakeLimitNotes:
+    def __init__(self) -> None:
+        self.notes: dict[str, dict[str, Any]] = {}
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        return {model: dict(note) for model, note in self.notes.items()}
+
+    def record_read(self, model: str, limits: dict[str, int] | None, now: float) -> None:
+        note = self.notes.setdefault(model, {})
+        note.update(limits=dict(limits or {}), read_at=now)
+        note.pop("read_error", None), note.pop("failed_at", None)
+
+    def record_failure(self, model: str, error: dict[str, str], now: float) -> bool:
+        note = self.notes.setdefault(model, {})
+        first = "read_error" not in note
+        if first:
+            note["read_error"] = error
+        note["failed_at"] = now
+        return first
+
+    def hold_until(self, model: str, note: str, until: float, now: float) -> bool:
+        notes = self.notes.setdefault(model, {})
+        if notes.get(note, 0) >= now:
+            return False
+        notes[note] = until
+        return True

@@ -69,13 +69,14 @@ def test_a_retired_call_model_hands_the_look_to_the_fallbacks_workflow(fake):
 
 
 def test_the_sweep_reclaims_slots_whose_holder_vanished_and_admits_the_waiting_job(fake):
-    for i in range(5):
-        assert fake.slots.acquire(TASK, f"vanished-{i}", fake.clock() + 100, 5)
+    slots = fake.ctx.capacity.of(TASK).slots  # its running limit, and the lookahead
+    for i in range(slots):
+        assert fake.slots.acquire(TASK, f"vanished-{i}", fake.clock() + 100, slots)
     fake.look("waiting", TASK)
     assert not admit_or_queue(fake.ctx, "waiting", TASK, expect=[JobStatus.RECEIVED])
     assert sweep(fake.ctx) == {"admitted": 0}  # leases still running
     fake.advance(101)
-    assert sweep(fake.ctx) == {"reclaimed": 5, "admitted": 1}
+    assert sweep(fake.ctx) == {"reclaimed": slots, "admitted": 1}
     assert fake.status("waiting") == "ADMITTED" and fake.admissions.take() == ["waiting"]
     assert set(fake.slots.holders(TASK)) == {"waiting"}
 
@@ -88,7 +89,9 @@ def test_the_sweep_resends_a_job_left_admitted_or_submitted_without_its_workflow
     with pytest.raises(ConnectionError):
         submit_admitted(fake.ctx, job_id)
     assert fake.status(job_id) == "SUBMITTED" and fake.workflow.started == {}
-    fake.advance(fake.ctx.settings.poll_deadline_seconds + 121)
+    # Its lease covers the deadline twice: a task's deadline moves on by its wait in
+    # the provider's queue (polling.run_deadline).
+    fake.advance(2 * fake.ctx.settings.poll_deadline_seconds + 121)
     assert sweep(fake.ctx)["readmitted"] == 1
     submit_admitted(fake.ctx, fake.admissions.take()[0])  # the one recovery path
     assert list(fake.workflow.started) == [job_id] and fake.provider.calls["submit"] == 1
@@ -131,7 +134,7 @@ def test_a_slot_kept_for_a_task_past_its_deadline_goes_back_when_the_provider_en
     submit_admitted(fake.ctx, job_id)
     fake.jobs.update(job_id, provider_status="RUNNING")
     fake.jobs.transition(job_id, expect=[JobStatus.SUBMITTED], to=JobStatus.TIMED_OUT)
-    fake.advance(fake.ctx.settings.poll_deadline_seconds + 121)
+    fake.advance(2 * fake.ctx.settings.poll_deadline_seconds + 121)
     assert sweep(fake.ctx)["still-running"] == 1 and job_id in fake.slots.holders(TASK)
     fake.advance(1000)
     assert sweep(fake.ctx)["reclaimed"] == 1 and fake.slots.holders(TASK) == {}
@@ -149,7 +152,7 @@ def test_a_stopped_workflow_still_ends_its_job_with_one_notice(fake):
 
 
 def test_waiting_jobs_are_admitted_first_in_first_out(fake):
-    holders = [f"running-{i}" for i in range(5)]
+    holders = [f"running-{i}" for i in range(fake.ctx.capacity.of(TASK).slots)]
     assert all(acquire_slot(fake.ctx, TASK, h) for h in holders)
     for name in ("a", "b", "c"):
         fake.look(name, TASK)

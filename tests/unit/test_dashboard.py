@@ -96,12 +96,14 @@ def test_the_body_is_json_with_widgets_on_a_24_column_grid():
 def test_every_tryon_metric_charted_is_one_the_functions_emit():
     names = emitted()
     tryon = [(name, dims) for namespace, name, dims in charted() if namespace == NAMESPACE]
-    assert {"JobsSucceeded", "SlotsInUse", "QueuedJobs", "ProviderLatency", "ProviderPolls",
-            "BudgetSpent", "BudgetLimit"} <= {name for name, _ in tryon}
+    assert {"JobsSucceeded", "SlotsInUse", "SlotLimit", "QueuedJobs", "ProviderLatency",
+            "ProviderPolls", "BudgetSpent", "BudgetLimit", "ProviderSlowedDown",
+            "LookaheadRefused", "ProviderLimitsUnreadable"} <= {name for name, _ in tryon}
     for name, dims in tryon:
         assert name in names, f"the dashboard charts {name}, which no function emits"
         # Per model: the sweep's single metrics; everything else: the shared Metrics.
-        expected = ("model", "service") if name in ("SlotsInUse", "QueuedJobs") else (SERVICE,)
+        expected = ("model", "service") if name in ("SlotsInUse", "SlotLimit", "QueuedJobs") else (
+            (SERVICE,))
         assert dims == expected, name
 
 

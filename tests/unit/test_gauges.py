@@ -73,4 +73,5 @@ def test_the_sweep_function_prints_each_gauge_as_an_emf_metric(busy, capsys, mon
     assert values[("SlotsInUse", (("model", OTHER), service))] == 0  # zeros too
     assert values[("BudgetSpent", (service,))] == 4
     assert values[("BudgetLimit", (service,))] == 5
-    assert len(values) == 2 * len(MODEL_IDS) + 2
+    assert values[("SlotLimit", (("model", MODEL), service))] == 6  # 5 running, 1 ahead
+    assert len(values) == 3 * len(MODEL_IDS) + 2

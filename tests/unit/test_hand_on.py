@@ -11,7 +11,7 @@ MODEL = "aitryon-plus"
 
 def full(stack) -> list[str]:
     """Every slot of MODEL taken by a running job."""
-    holders = [f"running-{i}" for i in range(stack.ctx.settings.limits(MODEL).in_flight)]
+    holders = [f"running-{i}" for i in range(stack.ctx.capacity.of(MODEL).slots)]
     assert all(acquire_slot(stack.ctx, MODEL, holder) for holder in holders)
     return holders
 
@@ -42,6 +42,7 @@ def test_the_task_that_ended_submits_the_oldest_waiting_job_itself(fake):
 
 
 def test_a_hand_off_that_cannot_submit_goes_through_the_submit_queue(fake):
+    fake.configure(provider_queue_ahead=0)  # a throttled lookahead submit waits QUEUED again
     holders = full(fake)
     waiting_job(fake, "first")
     fake.provider.throttled["submit"] = 10
@@ -56,6 +57,7 @@ def test_a_hand_off_that_cannot_submit_goes_through_the_submit_queue(fake):
 
 
 def test_a_hand_off_whose_queue_message_is_lost_too_leaves_it_to_the_sweep(fake):
+    fake.configure(provider_queue_ahead=0)
     holders = full(fake)
     waiting_job(fake, "first")
     fake.provider.throttled["submit"] = 10

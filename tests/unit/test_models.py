@@ -17,6 +17,7 @@ from tryon.models.registry import (
     MODEL_IDS,
     MODELS,
     Limits,
+    call_limits,
     model_spec,
     parse_limits,
     retired_message,
@@ -43,11 +44,23 @@ def test_the_manifest_schema_lists_every_model():
     assert text["maxLength"] == MAX_RETAILER_CHARS
 
 
-def test_limits_are_registry_defaults_overridden_per_model():
+def test_default_limits_are_the_providers_published_ones():
+    # CONTRACT.md, "Published limits and prices".
+    assert {m: s.limits for m, s in MODELS.items()} == {
+        "aitryon-plus": Limits(5, 10), "aitryon": Limits(5, 10),
+        "qwen-image-3.0": Limits(10, 20, 60), "qwen-image-3.0-pro": Limits(10, 5, 60),
+        # Synchronous: the calls their rate starts within one call's longest time.
+        "qwen-image-2.0": Limits(90, 2, 1), "qwen-image-2.0-pro": Limits(2, 2, 60)}
+    assert call_limits(2, 60, 45.0) == Limits(2, 2, 60)
+    assert call_limits(1, 60, 10.0) == Limits(1, 1, 60)  # never below one call
+    assert Limits(10, 20, 60, 500).describe() == "10 in flight, 20/min, queue 500"
+    assert Limits(5, 10).describe() == "5 in flight, 10/s"
+
+
+def test_overrides_name_only_the_models_they_override():
     limits = parse_limits("aitryon-plus=5/10,qwen-image-3.0=4/3,,qwen-image-3.0=6/6")
-    assert limits["qwen-image-3.0"] == Limits(6, 6)  # later entries win
-    assert limits["qwen-image-2.0"] == Limits(2, 2)  # the conservative default
-    assert limits["qwen-image-3.0-pro"] == Limits(1, 1)
+    assert limits == {"aitryon-plus": Limits(5, 10), "qwen-image-3.0": Limits(6, 6)}
+    assert parse_limits("") == {}
     with pytest.raises(ValueError, match="unknown model"):
         parse_limits("qwen-image-9=1/1")
     with pytest.raises(ValueError, match="in_flight/requests"):

@@ -35,7 +35,7 @@ def test_many_callers_at_once_never_put_more_than_the_limit_in_any_second():
     for _ in range(60):  # 60 callers arrive at the same instant, each with its own pacer
         caller_clock = Clock()
         caller_clock.now = clock.now
-        pacer = CallPacer(ledger, {"submit": Rate(10)}, clock=caller_clock,
+        pacer = CallPacer(ledger, {"submit": Rate(10)}.__getitem__, clock=caller_clock,
                           sleep=caller_clock.sleep)
         pacer.wait_turn("submit")
         calls.append(caller_clock.now)
@@ -48,12 +48,12 @@ def test_many_callers_at_once_never_put_more_than_the_limit_in_any_second():
 
 def test_operations_are_paced_separately():
     clock, ledger = Clock(), Ledger()
-    pacer = CallPacer(ledger, {"submit": Rate(10), "query": Rate(20)}, clock=clock,
+    pacer = CallPacer(ledger, {"submit": Rate(10), "query": Rate(20)}.__getitem__, clock=clock,
                       sleep=clock.sleep)
     pacer.wait_turn("submit")
     pacer.wait_turn("query")
     assert clock.now == 1000.0  # no sleep
-    assert Counter(op for op, _ in ledger.claimed) == {"submit": 1, "query": 1}
+    assert Counter(op.partition("@")[0] for op, _ in ledger.claimed) == {"submit": 1, "query": 1}
 
 
 def test_a_saturated_account_gives_up_instead_of_waiting_forever():
@@ -64,14 +64,16 @@ def test_a_saturated_account_gives_up_instead_of_waiting_forever():
             return False
 
     with pytest.raises(PacingTimeout):
-        CallPacer(Full(), {"query": Rate(20)}, clock=clock, sleep=clock.sleep).wait_turn("query")
+        CallPacer(Full(), {"query": Rate(20)}.__getitem__, clock=clock,
+                  sleep=clock.sleep).wait_turn("query")
 
 
 def test_a_per_minute_limit_is_spread_evenly_and_never_exceeded_in_any_minute():
     ledger, calls = Ledger(), []
     for _ in range(40):  # 40 callers at once, against 20 submits a minute
         clock = Clock()
-        pacer = CallPacer(ledger, {"submit": Rate(20, 60)}, clock=clock, sleep=clock.sleep)
+        pacer = CallPacer(ledger, {"submit": Rate(20, 60)}.__getitem__, clock=clock,
+                          sleep=clock.sleep)
         try:
             pacer.wait_turn("submit")
         except PacingTimeout:  # past 20 s of waiting: deferred, tried again later
@@ -87,9 +89,24 @@ def test_a_per_minute_limit_is_spread_evenly_and_never_exceeded_in_any_minute():
 
 def test_a_slow_limit_defers_a_caller_rather_than_sleeping_past_the_wait():
     ledger, clock = Ledger(), Clock()
-    pacer = CallPacer(ledger, {"submit": Rate(2, 60)}, clock=clock, sleep=clock.sleep)
+    pacer = CallPacer(ledger, {"submit": Rate(2, 60)}.__getitem__, clock=clock, sleep=clock.sleep)
     pacer.wait_turn("submit")  # the next slot starts at 1020: 20 s is within the wait
     assert clock.now == 1020.0
     with pytest.raises(PacingTimeout):  # the one after starts 80 s away
-        CallPacer(ledger, {"submit": Rate(2, 60)}, clock=Clock(), sleep=clock.sleep
+        CallPacer(ledger, {"submit": Rate(2, 60)}.__getitem__, clock=Clock(), sleep=clock.sleep
                   ).wait_turn("submit")
+
+
+def test_a_rate_that_changes_claims_slots_of_its_own_width():
+    # Halved by a RateQuota answer (tryon.capacity): slot numbers of the new width
+    # would name instants long past under the old one, and all be taken.
+    ledger, clock = Ledger(), Clock()
+    rates = {"submit": Rate(10)}
+    pacer = CallPacer(ledger, rates.__getitem__, clock=clock, sleep=clock.sleep)
+    for _ in range(30):
+        pacer.wait_turn("submit")
+    rates["submit"] = Rate(10, 2)
+    before = clock.now
+    pacer.wait_turn("submit")
+    assert clock.now - before < 2 * Rate(10, 2).spacing
+    assert {op for op, _ in ledger.claimed} == {"submit@0.111", "submit@0.222"}

@@ -157,7 +157,7 @@ def test_a_running_task_cannot_be_canceled_and_ends_on_its_own(fake):
 
 
 def test_a_queued_job_is_canceled_at_no_cost_and_gives_its_budget_back(fake):
-    holders = [f"running-{i}" for i in range(5)]
+    holders = [f"running-{i}" for i in range(fake.ctx.capacity.of(MODEL).slots)]
     assert all(acquire_slot(fake.ctx, MODEL, h) for h in holders)
     fake.look("waiting", MODEL)
     assert not admit_or_queue(fake.ctx, "waiting", MODEL, expect=[JobStatus.RECEIVED])

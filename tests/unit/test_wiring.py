@@ -154,13 +154,19 @@ def test_traces_never_record_answers_that_carry_signed_result_urls(module):
             for k in d.keywords) for d in captures)
 
 
-def test_each_models_submits_are_paced_at_its_rate_and_period():
+def test_each_models_submits_are_paced_at_its_rate_and_period(moto_stages):
     from tryon.pacing import Rate
     from tryon.settings import Settings
     from tryon.wiring import build_context
 
     settings = Settings.from_env({"JOBS_TABLE": "jobs", "QUERY_RATE_LIMIT": "20",
-                                  "MODEL_LIMITS": "aitryon-plus=5/10,qwen-image-3.0=10/20/min"})
-    limits = build_context(settings, boto3.Session(region_name="us-east-1")).pacer.limits
-    assert limits["submit:qwen-image-3.0"] == Rate(20, 60)
-    assert limits["submit:aitryon-plus"] == Rate(10) and limits["query"] == Rate(20)
+                                  "MODEL_LIMITS": "aitryon-plus=5/10,qwen-image-3.0=10/10/min"})
+    ctx = build_context(settings, boto3.Session(region_name="us-east-1"))
+    rate_of = ctx.pacer.rate_of
+    assert rate_of("submit:qwen-image-3.0") == Rate(10, 60)  # the operator's
+    assert rate_of("submit:qwen-image-3.0-pro") == Rate(5, 60)  # the published default
+    assert rate_of("submit:aitryon-plus") == Rate(10) and rate_of("query") == Rate(20)
+    ctx.limit_notes.record_read("qwen-image-3.0-pro", {"requests": 3, "period": 60,
+                                                       "running": 4, "queue": 500}, 0.0)
+    ctx.capacity.forget()
+    assert rate_of("submit:qwen-image-3.0-pro") == Rate(3, 60)  # the provider's answer

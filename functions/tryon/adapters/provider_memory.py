@@ -1,11 +1,12 @@
 """What the pipeline remembers of the provider: which job owns each task (so a
 task is never adopted by two jobs), each model's recent generation times (for the
-poll plan), the models it refused as missing or retired, and the time slots of
-account-wide call pacing."""
+poll plan), the models it refused as missing or retired, the time slots of
+account-wide call pacing, and what it learned of each model's limits."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from tryon.adapters.dynamo import RECORD_TTL_SECONDS, Table, applied, to_dynamo
 
@@ -14,6 +15,7 @@ DURATIONS_PK, DURATIONS_SK = "DURATIONS#", "DURATIONS"
 DURATION_PLACES = 40
 RETIRED_PK, RETIRED_SK = "RETIRED#", "RETIRED"
 RATE_PK, RATE_SK = "RATE#", "RATE"
+CAPACITY_PK, CAPACITY_SK = "CAPACITY#", "CAPACITY"
 
 
 class TaskOwners:
@@ -89,3 +91,66 @@ class PacingLedger:
                        Item={"pk": f"{RATE_PK}{operation}#{slot}", "sk": RATE_SK,
                              "expires_at": int(now) + 3600},
                        ConditionExpression="attribute_not_exists(pk)")
+
+
+class LimitNotes:
+    """What the stack learned of each model's capacity, in one item (every function
+    reads it in one GetItem): the limits the provider last answered and when, a
+    failed read, and a slowdown or a cut lookahead in force. Attributes are named
+    `<note>@<model>`, so a write sets one model's note alone."""
+
+    NOTES = ("limits", "read_at", "read_error", "failed_at", "slowed_until", "ahead_cut_until")
+
+    def __init__(self, table: Table) -> None:
+        self._t = table
+
+    def read(self) -> dict[str, dict[str, object]]:
+        """model -> its notes (only the notes it has)."""
+        item = self._t.read(self._key(), consistent=False) or {}
+        notes: dict[str, dict[str, object]] = {}
+        for name, value in item.items():
+            note, at, model = name.partition("@")
+            if at and note in self.NOTES:
+                notes.setdefault(model, {})[note] = value
+        return notes
+
+    def record_read(self, model: str, limits: dict[str, int] | None, now: float) -> None:
+        """The provider's answer (None: it lists no limits for the model, kept as an
+        empty map); clears a failed read."""
+        self._set(model, {"limits": limits or {}, "read_at": float(now)},
+                  remove=("read_error", "failed_at"))
+
+    def record_failure(self, model: str, error: dict[str, str], now: float) -> bool:
+        """A read that failed; True when the last read had not failed (say it once)."""
+        first = applied(self._t.table.update_item, **self._update(
+            model, {"read_error": error, "failed_at": float(now)}),
+            ConditionExpression="attribute_not_exists(#read_error)")
+        if not first:
+            self._set(model, {"failed_at": float(now)})
+        return first
+
+    def hold_until(self, model: str, note: str, until: float, now: float) -> bool:
+        """Set a timed note (`slowed_until`, `ahead_cut_until`) unless one is in force;
+        True if this set it."""
+        update = self._update(model, {note: float(until)})
+        update["ExpressionAttributeValues"][":now"] = to_dynamo(float(now))
+        return applied(self._t.table.update_item, **update,
+                       ConditionExpression=f"attribute_not_exists(#{note}) OR #{note} < :now")
+
+    def _set(self, model: str, values: dict[str, object], remove: tuple[str, ...] = ()) -> None:
+        self._t.table.update_item(**self._update(model, values, remove))
+
+    def _update(self, model: str, values: dict[str, object],
+                remove: tuple[str, ...] = ()) -> dict[str, Any]:
+        names = {f"#{note}": f"{note}@{model}" for note in (*values, *remove)}
+        update = "SET " + ", ".join(f"#{note} = :{note}" for note in values)
+        if remove:
+            update += " REMOVE " + ", ".join(f"#{note}" for note in remove)
+        return {"Key": self._key(), "UpdateExpression": update,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {f":{note}": to_dynamo(value)
+                                              for note, value in values.items()}}
+
+    @staticmethod
+    def _key() -> dict[str, str]:
+        return {"pk": CAPACITY_PK, "sk": CAPACITY_SK}

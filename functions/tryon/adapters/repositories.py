@@ -9,7 +9,7 @@ from tryon.adapters.budget import BudgetRepository
 from tryon.adapters.dynamo import Table
 from tryon.adapters.jobs import JobRepository
 from tryon.adapters.message_errors import MessageErrors
-from tryon.adapters.provider_memory import Durations, RetiredModels, TaskOwners
+from tryon.adapters.provider_memory import Durations, LimitNotes, RetiredModels, TaskOwners
 from tryon.adapters.slots import QueueIndex, SlotRepository
 
 
@@ -20,4 +20,4 @@ def repositories(table_name: str, dynamodb: Any) -> dict[str, Any]:
             "slots": SlotRepository(table), "queue": QueueIndex(table),
             "budget": BudgetRepository(table), "task_owners": TaskOwners(table),
             "durations": Durations(table), "retired": RetiredModels(table),
-            "message_errors": MessageErrors(table)}
+            "message_errors": MessageErrors(table), "limit_notes": LimitNotes(table)}

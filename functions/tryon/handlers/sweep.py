@@ -2,8 +2,9 @@
 provider slots whose lease ran out and admits waiting jobs a hand-off missed; on
 a job workflow's FAILED, TIMED_OUT or ABORTED status (EventBridge rule) it makes
 sure the job is ended, notified and its slot given back. Each minute it also
-reports the pipeline's levels (slots in use, queued jobs, budget spent) for the
-operations dashboard."""
+reads the provider's limits when due (tryon.stages.provider_limits), and reports
+the pipeline's levels (slots in use and their limit, queued jobs, budget spent)
+for the operations dashboard."""
 
 from dataclasses import asdict
 
@@ -12,7 +13,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tryon.handlers.observability import logger, metrics, tracer
-from tryon.stages import completion, sweep
+from tryon.stages import completion, provider_limits, sweep
 from tryon.wiring import stage_context
 
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
@@ -29,13 +30,19 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
         completion.execution_ended(stage_context(), execution, status)
         logger.info("workflow ended", extra={"execution_status": status})
         return {"execution": execution, "execution_status": status}
+    try:
+        read = provider_limits.refresh(stage_context())
+    except Exception:  # the limits in force stay; the sweep's own work goes on
+        logger.exception("reading the provider's limits failed")
+        read = {}
     outcomes = sweep.sweep(stage_context())
     for outcome, count in outcomes.items():
         metrics.add_metric(name=f"Sweep{outcome.title().replace('-', '')}",
                            unit=MetricUnit.Count, value=count)
     gauges = sweep.gauges(stage_context())
     emit_gauges(gauges)
-    logger.info("swept", extra={"outcomes": outcomes, "gauges": asdict(gauges)})
+    logger.info("swept", extra={"outcomes": outcomes, "limits_read": read,
+                                "gauges": asdict(gauges)})
     return outcomes
 
 
@@ -43,6 +50,7 @@ def emit_gauges(gauges: sweep.Gauges) -> None:
     # Every model, zeros included: a gauge that stopped reporting at zero would leave
     # its last busy value on the graph; a dozen metrics cost a few dollars a month.
     for name, per_model in (("SlotsInUse", gauges.slots_in_use),
+                            ("SlotLimit", gauges.slot_limits),
                             ("QueuedJobs", gauges.queued_jobs)):
         for model, value in per_model.items():
             # A record of its own: the shared metrics carry only the service dimension.

@@ -5,6 +5,7 @@ its price, and whether the provider has retired it. Facts come from
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,16 +32,30 @@ class Price:
 
 @dataclass(frozen=True)
 class Limits:
-    """Tasks (or calls) in flight, and requests (submits or calls) per `period`
-    seconds (1: per second, 60: per minute), per model."""
+    """Per model: tasks running at the provider (or synchronous calls in flight),
+    requests (submits or calls) per `period` seconds (1: per second, 60: per
+    minute), and the provider's queue of accepted tasks past the running ones
+    (None: not known)."""
 
     in_flight: int
     requests: int
     period: int = 1
+    queue: int | None = None
 
     @property
     def rate(self) -> Rate:
         return Rate(self.requests, self.period)
+
+    def describe(self) -> str:
+        unit = "s" if self.period == 1 else "min" if self.period == 60 else f"{self.period}s"
+        queued = "" if self.queue is None else f", queue {self.queue}"
+        return f"{self.in_flight} in flight, {self.requests}/{unit}{queued}"
+
+
+def call_limits(requests: int, period: int, call_seconds: float) -> Limits:
+    """A synchronous model has no running-task limit: the calls its rate lets start
+    during one call's time are in flight at once, and no more can be."""
+    return Limits(max(1, math.ceil(requests / period * call_seconds)), requests, period)
 
 
 @dataclass(frozen=True)
@@ -67,7 +82,7 @@ class ModelSpec:
     protocol: Protocol  # task: submit + poll; call: one synchronous request
     summary: str
     input_rules: ImageRules
-    limits: Limits  # conservative defaults; a deployment overrides them
+    limits: Limits  # the provider's published limits: the provider's answer wins
     price: Price
     # The documented generation time (seconds, low to high): the poll schedule's
     # assumption until enough durations are measured (tryon.poll_schedule).
@@ -78,32 +93,39 @@ class ModelSpec:
 
 _AITRYON_RETIRED = Retirement(announced="2026-07-10", offline_from="2026-10-10",
                               successor="qwen-image-2.0")
-_QWEN_DEFAULT_LIMITS = Limits(in_flight=2, requests=2)  # as the older qwen-image-edit's
+# CONTRACT.md, "Published limits and prices": submits per second or minute, and
+# running tasks for the async models; a synchronous call lasts at most the slow end
+# of its generation time.
+_TRYON_LIMITS = Limits(5, 10)
+_QWEN3_LIMITS = Limits(10, 20, 60)
+_QWEN3_PRO_LIMITS = Limits(10, 5, 60)
+_QWEN2_LIMITS = call_limits(2, 1, 45.0)
+_QWEN2_PRO_LIMITS = call_limits(2, 60, 45.0)
 
 MODELS: dict[str, ModelSpec] = {spec.model_id: spec for spec in (
     ModelSpec("aitryon-plus", "tryon", "task",
               "OutfitAnyone try-on, higher fidelity (fabric, logos), slower",
-              TRYON_RULES, Limits(5, 10), Price(0.071677, "USD", True), (15.0, 30.0),
+              TRYON_RULES, _TRYON_LIMITS, Price(0.071677, "USD", True), (15.0, 30.0),
               retired=_AITRYON_RETIRED),
     ModelSpec("aitryon", "tryon", "task", "OutfitAnyone try-on, basic, faster",
-              TRYON_RULES, Limits(5, 10), Price(0.20, "CNY", True), (15.0, 30.0),
+              TRYON_RULES, _TRYON_LIMITS, Price(0.20, "CNY", True), (15.0, 30.0),
               retired=_AITRYON_RETIRED),
     ModelSpec("qwen-image-3.0", "qwen", "task",
               "Qwen Image 3.0 editing with reference images, async task",
-              QWEN3_RULES, _QWEN_DEFAULT_LIMITS,
+              QWEN3_RULES, _QWEN3_LIMITS,
               Price(0.25, "CNY", False, "tiered by output area; about 0.25 at 1K"), (15.0, 45.0),
               sizes=OutputSizes(max_aspect=8.0)),
     ModelSpec("qwen-image-3.0-pro", "qwen", "task",
               "Qwen Image 3.0 Pro, slower (minutes per image)",
-              QWEN3_RULES, Limits(in_flight=1, requests=1),
+              QWEN3_RULES, _QWEN3_PRO_LIMITS,
               Price(0.25, "CNY", False, "0.25 at 1K, 0.50 at 2K"), (25.0, 180.0),
               sizes=OutputSizes(max_aspect=8.0)),
     ModelSpec("qwen-image-2.0", "qwen", "call",
               "Qwen Image 2.0 editing, synchronous; the replacement the notice names",
-              QWEN2_RULES, _QWEN_DEFAULT_LIMITS, Price(0.20, "CNY", True, "intl about USD 0.035"),
+              QWEN2_RULES, _QWEN2_LIMITS, Price(0.20, "CNY", True, "intl about USD 0.035"),
               (15.0, 45.0), sizes=OutputSizes()),
     ModelSpec("qwen-image-2.0-pro", "qwen", "call", "Qwen Image 2.0 Pro, synchronous",
-              QWEN2_RULES, _QWEN_DEFAULT_LIMITS, Price(0.50, "CNY", True, "intl about USD 0.075"),
+              QWEN2_RULES, _QWEN2_PRO_LIMITS, Price(0.50, "CNY", True, "intl about USD 0.075"),
               (25.0, 45.0), sizes=OutputSizes()),
 )}
 MODEL_IDS = tuple(MODELS)
@@ -120,10 +142,10 @@ RATE_PERIODS = {"s": 1, "min": 60}
 
 
 def parse_limits(text: str) -> dict[str, Limits]:
-    """'qwen-image-3.0=10/20/min,aitryon-plus=5/10' -> per-model limits: in flight, then
-    requests per second (or per minute, with /min); later entries win. Every model
-    not named keeps its registry default."""
-    limits = {model_id: spec.limits for model_id, spec in MODELS.items()}
+    """'qwen-image-3.0=10/20/min,aitryon-plus=5/10' -> the operator's per-model
+    overrides: in flight, then requests per second (or per minute, with /min); later
+    entries win. Models not named are not overridden."""
+    limits: dict[str, Limits] = {}
     for entry in filter(None, (part.strip() for part in text.split(","))):
         model_id, _, numbers = entry.partition("=")
         in_flight, _, rate = numbers.partition("/")

@@ -1,5 +1,6 @@
-"""Admission: at most a model's `in_flight` provider tasks (or calls) at once,
-and at most the day's image budget. A job takes its place in the budget and a
+"""Admission: at most a model's slots (tryon.capacity: its running limit, plus the
+lookahead the provider queues for a task model) at once, and at most the day's
+image budget. A job takes its place in the budget and a
 slot, or waits QUEUED; a slot given back is handed at once to the oldest waiting
 jobs of that model (work-conserving): submitted at once by the function that
 gave it back when it holds the provider key (stages.hand_on), through the
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tryon.adapters.slots import QUEUE_ATTRIBUTES, queue_entry
-from tryon.job_record import JobStatus
+from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import budget_notification, utc_day
 from tryon.stages.context import Context
 
@@ -26,7 +27,7 @@ SUBMIT_LEASE_SECONDS = 300
 
 def acquire_slot(ctx: Context, model: str, job_id: str) -> bool:
     return ctx.slots.acquire(model, job_id, ctx.clock() + SUBMIT_LEASE_SECONDS,
-                             ctx.settings.limits(model).in_flight)
+                             ctx.capacity.of(model).slots)
 
 
 def todays_budget(ctx: Context, now: float) -> tuple[str, int]:
@@ -80,11 +81,27 @@ def admit_or_queue(ctx: Context, job_id: str, slot_of: str, *, expect: Iterable[
     return False
 
 
+def requeue_ahead(ctx: Context, job: JobRecord) -> bool:
+    """A submit refused as throttled while the model holds more slots than the
+    provider runs: the lookahead is cut for a while, and the job (nothing created,
+    its budget place kept) waits QUEUED again in its old place. False otherwise."""
+    capacity = ctx.capacity.of(job.model)
+    if capacity.ahead == 0 or len(ctx.slots.holders(job.model)) <= capacity.limits.in_flight:
+        return False
+    ctx.capacity.cut_ahead(job.model)
+    ctx.count("LookaheadRefused")
+    queued = job.timeline.get("queued", ctx.clock())
+    if ctx.jobs.transition(job.job_id, expect=[JobStatus.SUBMITTING], to=JobStatus.QUEUED,
+                           waiting_for="slot", **queue_entry(job.model, queued, job.job_id)):
+        release_slot(ctx, job.model, job.job_id)
+    return True
+
+
 def admit_queued(ctx: Context, model: str, *, send: bool = True) -> list[str]:
     """Work-conserving hand-off: fill the model's free slots with its oldest
     waiting jobs, and pass them to the submit function (unless `send` is False)."""
     admitted = []
-    for job_id in ctx.queue.oldest(model, 2 * ctx.settings.limits(model).in_flight):
+    for job_id in ctx.queue.oldest(model, 2 * ctx.capacity.of(model).slots):
         # The slot first: a hand-off mostly finds one slot, and the budget is charged
         # only for a job that gets it.
         if not acquire_slot(ctx, model, job_id):

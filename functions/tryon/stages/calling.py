@@ -52,7 +52,8 @@ def call_model(ctx: Context, state: WorkflowState) -> WorkflowState:
     try:
         request = build_request(spec, job, input_urls(ctx, clients.generation, job))
         ctx.jobs.update(job_id, provider_request=request_summary(request))
-        image = call_provider(ctx, job_id, "call", generate, attempts=CALL_ATTEMPTS)
+        image = call_provider(ctx, job_id, "call", generate, attempts=CALL_ATTEMPTS,
+                              model=spec.model_id)
     except SubmitLost as exc:
         return _failed(state, "CallOutcomeUnknown",
                        f"the call to {spec.model_id} got no answer after it was sent ({exc}); "

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tryon import ports
+from tryon.capacity import Capacity
 from tryon.settings import Settings
 
 
@@ -32,6 +33,8 @@ class Context:
     preparations: ports.Messages  # jobs to prepare again (another model) -> intake
     provider: Callable[[], Any]  # -> ProviderClients (.tasks, .generation) of the key
     pacer: Any  # tryon.pacing.CallPacer: wait_turn(operation)
+    capacity: Capacity  # each model's limits in force, and what the stack does with them
+    limit_notes: ports.LimitNotes  # what the capacity is read from (the sweep writes it)
     integrations: Any  # tryon.adapters.integrations.Integrations: the API's callers
     sleep: Callable[[float], None] = time.sleep
     on_job: Callable[[str], None] = field(default=lambda job_id: None)

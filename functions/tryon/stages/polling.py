@@ -45,13 +45,29 @@ def poll(ctx: Context, state: WorkflowState) -> WorkflowState:
         if task.status == "SUCCEEDED":
             return out.but(image_url=task.image_url, usage=_usage(task))
         return out.but(error=_task_error(task))
-    if now >= state.deadline:
+    deadline = run_deadline(ctx, state, task, timeline)
+    if now >= deadline:
         return out.but(status=StepStatus.TIMED_OUT, error=_give_up(ctx, client, job_id, task))
-    running_for = (now - timeline["provider_start"]
-                   if task.status != "PENDING" and "provider_start" in timeline else None)
+    started = timeline.get("provider_start") if task.status != "PENDING" else None
+    # A task still in the provider's queue (submitted ahead of a free slot) is polled
+    # as if it had started at its submit: it waits about one task's share, and its
+    # first query then finds it running, with its real start.
+    since = started or timeline.get("provider_submit")
+    running_for = now - since if since else None
     plan = state.plan or poll_plan(ctx, model)
-    return out.but(**next_wait(ctx, plan, running_for, polls, now=now,
-                               deadline=state.deadline))
+    return out.but(**next_wait(ctx, plan, running_for, polls, now=now, deadline=deadline))
+
+
+def run_deadline(ctx: Context, state: WorkflowState, task: TaskState,
+                 timeline: dict[str, float]) -> float:
+    """The job's deadline counts the task's run, not its wait in the provider's
+    queue: `state.deadline` (its submit + PollDeadlineSeconds) moves on by the time
+    the task waited PENDING, at most by the deadline again (the overall bound; a task
+    still queued at `state.deadline` is given up and canceled)."""
+    if task.status == "PENDING" or not {"provider_submit", "provider_start"} <= set(timeline):
+        return state.deadline
+    queued = timeline["provider_start"] - timeline["provider_submit"]
+    return state.deadline + min(max(0.0, queued), ctx.settings.poll_deadline_seconds)
 
 
 def provider_timeline(ctx: Context, task: TaskState) -> dict[str, float]:

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 PROVIDER_ATTEMPTS = 4
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 8.0
+RATE_QUOTA = "Throttling.RateQuota"  # the provider's signal to slow down
 T = TypeVar("T")
 
 
@@ -32,11 +33,18 @@ class SubmitLost(Exception):
     """A submit got no answer after it was sent: a task may exist (and be billed)."""
 
 
+class SubmitRequeued(Exception):
+    """A throttled submit put its job back in the queue (nothing was created)."""
+
+
 def call_provider(ctx: Context, job_id: str, call: str, attempt: Callable[[], T],
-                  attempts: int = PROVIDER_ATTEMPTS) -> T:
+                  attempts: int = PROVIDER_ATTEMPTS, *, model: str | None = None,
+                  requeue: Callable[[], bool] | None = None) -> T:
     """Run `attempt` for a SUBMITTING job. Raises SubmitLost (outcome unknown),
     ModelMissingError, LookFailed (permanent) or SubmitDeferred (still busy after
-    every attempt: the job is ADMITTED again)."""
+    every attempt: the job is ADMITTED again). For a request of `model`, a
+    Throttling.RateQuota answer slows the model down; a throttled one is offered to
+    `requeue` first, and when it puts the job back in the queue, SubmitRequeued."""
     for number in range(1, attempts + 1):
         try:
             return attempt()
@@ -49,6 +57,11 @@ def call_provider(ctx: Context, job_id: str, call: str, attempt: Callable[[], T]
                 raise
             if not exc.retryable:
                 raise LookFailed(exc.code, exc.message) from None
+            if exc.status == 429 and model:
+                if exc.code == RATE_QUOTA and ctx.capacity.slow_down(model):
+                    ctx.count("ProviderSlowedDown")
+                if requeue and requeue():
+                    raise SubmitRequeued(f"job {job_id}: {exc.code}") from None
             log.warning("provider busy", extra={"call": call, "attempt": number,
                                                 "code": exc.code})
             if number == attempts:

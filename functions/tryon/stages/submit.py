@@ -15,11 +15,12 @@ from tryon.models.registry import model_spec
 from tryon.models.request_builder import build_request, request_summary
 from tryon.providers.dashscope_tasks import PARSING_MODEL
 from tryon.providers.errors import ModelMissingError
+from tryon.stages.admission import requeue_ahead
 from tryon.stages.completion import end_job, execution_name
 from tryon.stages.context import Context
 from tryon.stages.fallback import model_missing, skip_refused
 from tryon.stages.input_transport import input_url, input_urls, uploads_to_provider
-from tryon.stages.provider_calls import SubmitLost, call_provider
+from tryon.stages.provider_calls import SubmitLost, SubmitRequeued, call_provider
 from tryon.stages.waiting import next_wait, poll_plan
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ def submit_admitted(ctx: Context, job_id: str) -> None:
         return
     try:
         _submit_task(ctx, job)
+    except SubmitRequeued:
+        log.info("throttled submit: the job waits in the queue again", extra={"job_id": job_id})
     except ModelMissingError as exc:
         model_missing(ctx, job, exc)
     except LookFailed as exc:
@@ -97,7 +100,8 @@ def _submit_task(ctx: Context, job: JobRecord) -> None:
 
     for _ in range(LOST_SUBMIT_ATTEMPTS):
         try:
-            task_id = call_provider(ctx, job_id, "submit", submit).task_id
+            task_id = call_provider(ctx, job_id, "submit", submit, model=spec.model_id,
+                                    requeue=lambda: requeue_ahead(ctx, job)).task_id
             break
         except SubmitLost:
             task_id = find_lost_task(ctx, client, job, sent_at[-1],
@@ -115,7 +119,9 @@ def _submit_task(ctx: Context, job: JobRecord) -> None:
 def record_submitted(ctx: Context, job: JobRecord, task_id: str) -> None:
     job_id, now = job.job_id, ctx.clock()
     ctx.task_owners.claim(task_id, job_id, now)
-    ctx.slots.renew(job.model, job_id, now + ctx.settings.poll_deadline_seconds
+    # A task's deadline may move on by its wait in the provider's queue, up to the
+    # deadline again (polling.run_deadline).
+    ctx.slots.renew(job.model, job_id, now + 2 * ctx.settings.poll_deadline_seconds
                     + LEASE_MARGIN_SECONDS)
     ctx.jobs.transition(job_id, expect=[JobStatus.SUBMITTING], to=JobStatus.SUBMITTED,
                         provider_task_id=task_id, provider_status=ProviderStatus.PENDING,

@@ -31,10 +31,13 @@ def sweep(ctx: Context) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Gauges:
-    """Levels rather than events, read once a minute: per model, the slots held and
-    the jobs waiting QUEUED; today's images charged to the budget, and its limit."""
+    """Levels rather than events, read once a minute: per model, the slots held, the
+    slots it may hold and where its limits come from, and the jobs waiting QUEUED;
+    today's images charged to the budget, and its limit."""
 
     slots_in_use: dict[str, int]
+    slot_limits: dict[str, int]  # the slots admission may fill (tryon.capacity)
+    limit_sources: dict[str, str]  # where each model's limits come from
     queued_jobs: dict[str, int]
     budget_spent: int
     budget_limit: int
@@ -43,8 +46,11 @@ class Gauges:
 def gauges(ctx: Context) -> Gauges:
     """The pipeline's levels now (after a sweep, so reclaimed slots are not counted)."""
     day, limit = todays_budget(ctx, ctx.clock())
+    capacity = ctx.capacity.all()
     return Gauges(
         slots_in_use={model: len(ctx.slots.holders(model)) for model in MODEL_IDS},
+        slot_limits={model: capacity[model].slots for model in MODEL_IDS},
+        limit_sources={model: capacity[model].source for model in MODEL_IDS},
         queued_jobs={model: ctx.queue.count(model) for model in MODEL_IDS},
         budget_spent=ctx.budget.spent(day)["spent"],
         budget_limit=limit,

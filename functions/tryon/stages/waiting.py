@@ -20,14 +20,15 @@ def poll_plan(ctx: Context, model: str) -> list[float]:
     """When to query a task of `model`, in seconds after it starts running."""
     return list(plan_polls(ctx.durations.recent(model),
                            model_spec(model).generation_seconds,
-                           gap=ctx.settings.query_gap()))
+                           gap=ctx.capacity.query_gap()))
 
 
 def next_wait(ctx: Context, plan: list[float], running_for: float | None, polls: int, *,
               now: float, deadline: float) -> dict[str, Any]:
     """`next_delay` (whole seconds) for the Wait state, `poll_at` for the poll; never
     past the deadline."""
-    delay = poll_schedule.next_poll(plan, running_for, ctx.settings.query_gap(), polls=polls)
+    delay = poll_schedule.next_poll(plan, running_for, ctx.capacity.query_gap(),
+                                    polls=polls)
     delay = max(0.0, min(delay, deadline - now))
     return {"next_delay": int(delay), "poll_at": round(now + delay, 3)}
 
