@@ -4,7 +4,7 @@
   tryon local run --person P ...  your own images (or --manifest FILE --images DIR)
   tryon emulator --port N         the DashScope emulator as a server
   tryon local serve [--port N]    the local stack and its HTTP API, until interrupted
-  tryon jobs|keys|budget ...      operate a stack: --stack NAME (deployed) or --local
+  tryon jobs|keys|budget|limits   operate a stack: --stack NAME (deployed) or --local
 """
 
 from __future__ import annotations
@@ -170,6 +170,12 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
     limit.add_argument("--default", action="store_true",
                        help="remove the override: the stack's DailyImageBudget again")
 
+    limits = commands.add_parser("limits", help="each model's provider limits in force")
+    limits_commands = limits.add_subparsers(dest="limits_command", required=True)
+    command(limits_commands, "show", _limits_show, "the limits in force and their source")
+    command(limits_commands, "read", _limits_read,
+            "ask the provider's limits API now (the sweep does hourly), then show them")
+
 
 def _operate(args: argparse.Namespace) -> int:
     try:
@@ -269,6 +275,16 @@ def _budget_set(target: ops.Target, args: argparse.Namespace) -> int:
     state = ops.set_budget(target, None if args.default else args.limit)
     return _show(args, state, ops.format_budget(state) + "\nlooks waiting for the budget "
                  "start within a minute of it being raised (the sweep admits them)")
+
+
+def _limits_show(target: ops.Target, args: argparse.Namespace) -> int:
+    models = ops.limits(target)
+    return _show(args, models, ops.format_limits(models))
+
+
+def _limits_read(target: ops.Target, args: argparse.Namespace) -> int:
+    models = ops.limits(target, read=True)
+    return _show(args, models, ops.format_limits(models))
 
 
 def main(argv: list[str] | None = None) -> int:

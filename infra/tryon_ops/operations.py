@@ -1,4 +1,4 @@
-"""The operator's side of `tryon` (`jobs`, `keys`, `budget`): find a stack — a
+"""The operator's side of `tryon` (`jobs`, `keys`, `budget`, `limits`): find a stack — a
 deployed one by name, through its outputs and the settings of its API function, or
 the local one through the state file `tryon local serve` writes — and act on it
 with the stages' own code (the same Context the functions build)."""
@@ -32,6 +32,7 @@ from tryon.manifest import ManifestError, parse_manifest
 from tryon.settings import Settings
 from tryon.stages.admission import todays_budget
 from tryon.stages.cancellation import CannotCancel, cancel_job
+from tryon.stages import provider_limits
 from tryon.stages.context import Context
 from tryon.wiring import build_context
 from tryon_local.runtime import FAKE_CREDENTIALS, EndpointSession
@@ -333,6 +334,18 @@ def set_budget(target: Target, limit: int | None) -> dict[str, Any]:
     return budget(target)
 
 
+# --- provider limits ---------------------------------------------------------------------
+
+def limits(target: Target, *, read: bool = False) -> list[dict[str, Any]]:
+    """Each model's limits in force and where they come from; `read` first asks the
+    provider's limits API for every model (with the stack's provider key)."""
+    ctx = target.ctx
+    outcomes = provider_limits.refresh(ctx, force=True) if read else {}
+    ctx.capacity.forget()
+    return [{**capacity.as_dict(), **({"read": outcomes[model]} if model in outcomes else {})}
+            for model, capacity in ctx.capacity.all().items()]
+
+
 # --- text for people -------------------------------------------------------------------
 
 def _when(epoch: float | None) -> str:
@@ -410,3 +423,25 @@ def format_budget(state: dict[str, Any]) -> str:
               f"{state['stack_budget']}; `tryon budget set --default` removes it)")
     return (f"{state['day']} (UTC): {state['spent']} of {state['limit']} images spent; "
             f"limit: {source}")
+
+
+SOURCES = {"override": "the operator's ModelLimits", "provider": "the provider's limits API",
+           "default": "the published table (nothing read yet)"}
+
+
+def format_limits(models: list[dict[str, Any]]) -> str:
+    lines = []
+    for m in models:
+        unit = "s" if m["period"] == 1 else "min" if m["period"] == 60 else f"{m['period']}s"
+        queue = f", provider queue {m['queue']}" if m["queue"] is not None else ""
+        ahead = f" + {m['ahead']} ahead" if m["ahead"] else ""
+        lines.append(f"{m['model']:<20} {m['in_flight']} running{ahead}, "
+                     f"{m['requests']}/{unit}{queue}; from {SOURCES[m['source']]}")
+        if m["read_at"]:
+            lines.append(f"{'':<20} read {_when(m['read_at'])}")
+        if m["read_error"]:
+            lines.append(f"{'':<20} last read failed: {m['read_error']['code']} "
+                         "(the limits above stay in force)")
+        if m["slowed"]:
+            lines.append(f"{'':<20} slowed down: the provider answered Throttling.RateQuota")
+    return "\n".join(lines)

@@ -1,13 +1,15 @@
-"""At most MaxTasksInFlight provider tasks per model: the rest wait QUEUED and are
-handed a slot as one comes free; the sweep and the workflow-ended rule close
-every gap a hand-off or a crash can leave."""
+"""At most a model's slots (its running limit, and ProviderQueueAhead tasks queued at
+the provider) per model: the rest wait QUEUED and are handed a slot as one comes
+free; the sweep and the workflow-ended rule close every gap a hand-off or a crash
+can leave."""
 
 import time
 from collections import Counter
 
 from tryon_local.driver import SAMPLES
 
-MAX_IN_FLIGHT = 5  # the template's default
+RUNNING = 5  # aitryon-plus's published running limit
+SLOTS = RUNNING + 1  # and the template's default ProviderQueueAhead
 
 
 def peak_overlap(tasks: list[dict]) -> int:
@@ -36,12 +38,13 @@ def test_jobs_past_the_slots_wait_queued_and_start_in_order_as_slots_free(
     started = time.time()
     before = emulator.stats()["submits"]
     # The first tasks run until released: however slowly twelve photos are checked on
-    # a busy machine, every slot is taken and the other seven looks must queue.
-    emulator.fault(target="hold", count=MAX_IN_FLIGHT)
+    # a busy machine, every slot is taken (five running, one queued at the provider)
+    # and the other six looks must queue.
+    emulator.fault(target="hold", count=RUNNING)
     key = manifest_of(driver, "twelve-looks", 12)
     deadline = time.monotonic() + 60
     while Counter(j["status"] for j in driver.jobs_of({key})) != {
-            "SUBMITTED": MAX_IN_FLIGHT, "QUEUED": 12 - MAX_IN_FLIGHT}:
+            "SUBMITTED": SLOTS, "QUEUED": 12 - SLOTS}:
         assert time.monotonic() < deadline, Counter(j["status"] for j in driver.jobs_of({key}))
         time.sleep(0.2)
     for job in driver.jobs_of({key}):
@@ -52,10 +55,10 @@ def test_jobs_past_the_slots_wait_queued_and_start_in_order_as_slots_free(
     assert emulator.stats()["submits"] == before + 12  # each paid once
     mine = {j["provider_task_id"] for j in jobs}
     tasks = [t for t in emulator.tasks() if t["task_id"] in mine]
-    assert len(tasks) == 12 and peak_overlap(tasks) == MAX_IN_FLIGHT
+    assert len(tasks) == 12 and peak_overlap(tasks) == SLOTS
     assert all(t["submit_time"] >= started - 1 for t in tasks)
     queued = [j for j in jobs if "queued" in j["timeline"]]
-    assert len(queued) == 12 - MAX_IN_FLIGHT
+    assert len(queued) == 12 - SLOTS
     # First in, first out: admissions follow the order the looks were queued in.
     by_queue = sorted(queued, key=lambda j: j["timeline"]["queued"])
     assert by_queue == sorted(queued, key=lambda j: j["timeline"]["admitted"])

@@ -41,6 +41,7 @@ class FakeProvider:
     calls: Counter = field(default_factory=Counter)  # by call: submit, query, call, ...
     refused: set[str] = field(default_factory=set)  # models answered as retired
     throttled: Counter = field(default_factory=Counter)  # call -> 429s still to answer
+    throttled_code: str = "Throttling"  # what those 429s say
     lost: Counter = field(default_factory=Counter)  # call -> answers still to lose
     no_garment: bool = False
     # The limits API's answers by model (tryon.providers.dashscope_limits' shape);
@@ -55,7 +56,7 @@ class FakeProvider:
                                     request_id=f"req-{call}", model=model)
         if self.throttled[call]:
             self.throttled[call] -= 1
-            raise RetryableProviderError(429, "Throttling", "Requests rate limit exceeded",
+            raise RetryableProviderError(429, self.throttled_code, "Requests rate limit exceeded",
                                          request_id=f"req-{call}")
 
     def _answer_lost(self, call: str) -> None:

@@ -21,7 +21,7 @@ def repos(request):
     return SimpleNamespace(jobs=ctx.jobs, batches=ctx.batches, slots=ctx.slots,
                            queue=ctx.queue, budget=ctx.budget, task_owners=ctx.task_owners,
                            durations=ctx.durations, retired=ctx.retired,
-                           message_errors=ctx.message_errors)
+                           message_errors=ctx.message_errors, limit_notes=ctx.limit_notes)
 
 
 def job(job_id="j", **fields) -> JobRecord:
@@ -151,3 +151,25 @@ def test_what_the_pipeline_remembers_of_the_provider(repos):
     assert repos.message_errors.last("msg") is None
     repos.message_errors.remember("msg", {"code": "E", "message": "m"}, NOW)
     assert repos.message_errors.last("msg") == {"code": "E", "message": "m"}
+
+
+def test_what_the_pipeline_learned_of_each_models_limits(repos):
+    notes = repos.limit_notes
+    assert notes.read() == {}
+    notes.record_read("qwen-image-3.0", {"requests": 20, "period": 60, "running": 10}, NOW)
+    notes.record_read("aitryon", None, NOW)  # the provider lists none
+    assert notes.record_failure("aitryon-plus", {"code": "Throttling", "message": "m"}, NOW)
+    assert not notes.record_failure("aitryon-plus", {"code": "Throttling", "message": "m"},
+                                    NOW + 5)  # said once
+    assert notes.hold_until("qwen-image-3.0", "slowed_until", NOW + 60, NOW)
+    assert not notes.hold_until("qwen-image-3.0", "slowed_until", NOW + 90, NOW + 30)
+    assert notes.hold_until("qwen-image-3.0", "slowed_until", NOW + 200, NOW + 61)
+    assert notes.read() == {
+        "qwen-image-3.0": {"limits": {"requests": 20, "period": 60, "running": 10},
+                           "read_at": NOW, "slowed_until": NOW + 200},
+        "aitryon": {"limits": {}, "read_at": NOW},
+        "aitryon-plus": {"read_error": {"code": "Throttling", "message": "m"},
+                         "failed_at": NOW + 5}}
+    notes.record_read("aitryon-plus", {"requests": 10, "period": 1}, NOW + 9)
+    assert notes.read()["aitryon-plus"] == {"limits": {"requests": 10, "period": 1},
+                                            "read_at": NOW + 9}
