@@ -30,9 +30,9 @@ from tryon.jobs import (
 )
 from tryon.manifest import ManifestError, parse_manifest
 from tryon.settings import Settings
+from tryon.stages import provider_limits
 from tryon.stages.admission import todays_budget
 from tryon.stages.cancellation import CannotCancel, cancel_job
-from tryon.stages import provider_limits
 from tryon.stages.context import Context
 from tryon.wiring import build_context
 from tryon_local.runtime import FAKE_CREDENTIALS, EndpointSession
