@@ -69,6 +69,30 @@ def test_query_parses_a_succeeded_task():
     assert state.image_count == 1 and not state.is_pending
 
 
+def test_the_task_list_is_read_in_its_documented_shape():
+    client, seen = client_answering(lambda r: httpx.Response(200, json={
+        "total": 2, "total_page": 1, "page_no": 1, "page_size": 100, "request_id": "r-l",
+        "data": [{"task_id": "t-1", "status": "RUNNING", "model_name": "aitryon-plus",
+                  "gmt_create": 1745568428109, "start_time": 1745568428138,
+                  "region": "cn-beijing", "request_id": "x", "api_key_id": "k",
+                  "user_api_unique_key": "apikey:v1:aigc:image2image:image-synthesis:aitryon-plus"},
+                 {"task_id": "t-2", "status": "SUCCEEDED", "model_name": "aitryon-plus",
+                  "gmt_create": 1745568400000, "start_time": 1745568400010,
+                  "end_time": 1745568420000}]}))
+    running, done = client.recent_tasks("aitryon-plus", 1745568000.0, 1745569000.0)
+    params = seen[0].url.params
+    assert (params["model_name"], params["page_size"], params["start_time"]) == (
+        "aitryon-plus", "100", "20250425160000")  # the provider's time zone (UTC+8)
+    assert (running.task_id, running.status, running.end_time) == ("t-1", "RUNNING", None)
+    assert running.submit_time == pytest.approx(1745568428.109)
+    assert running.scheduled_time == pytest.approx(1745568428.138)
+    assert done.end_time == pytest.approx(1745568420.0) and done.image_url is None
+    bad, _ = client_answering(lambda r: httpx.Response(200, json={"data": [
+        {"task_id": "t", "task_status": "RUNNING"}]}))
+    with pytest.raises(PermanentProviderError, match="listed task status"):
+        bad.recent_tasks("aitryon-plus", 0.0, 1.0)
+
+
 def test_failed_task_keeps_the_provider_code():
     client, _ = client_answering(lambda r: httpx.Response(200, json={
         "request_id": "r", "output": {"task_id": "t", "task_status": "FAILED",

@@ -76,6 +76,12 @@ def parse_provider_time(value: str | None) -> float | None:
     return parsed.replace(tzinfo=PROVIDER_TZ).timestamp()
 
 
+def _epoch_ms(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return value / 1000
+    return None
+
+
 def _list_time(epoch: float) -> str:
     """Epoch seconds -> the task list's '20230420000000' (provider time zone)."""
     return datetime.fromtimestamp(epoch, PROVIDER_TZ).strftime("%Y%m%d%H%M%S")
@@ -134,9 +140,9 @@ class TaskClient(DashScopeHttp):
 
     def recent_tasks(self, model: str, since: float, until: float,
                      max_pages: int = 10) -> list[TaskState]:
-        """The account's tasks of `model` submitted between two epoch times (the
-        list's answer shape is not confirmed by the provider: `data` is read as
-        a list of query outputs)."""
+        """The account's tasks of `model` submitted between two epoch times. Each list
+        item says `status` (not `task_status`), with epoch-millisecond times
+        (`gmt_create`: the submit) and no result URL (CONTRACT.md, "List")."""
         tasks: list[TaskState] = []
         for page in range(1, max_pages + 1):
             data = self._call("GET", "/tasks", params={
@@ -145,11 +151,21 @@ class TaskClient(DashScopeHttp):
             items = data.get("data")
             if not isinstance(items, list):
                 raise self._malformed(data, "task list answer carries no data array")
-            tasks += [self._task_state(item, data, item.get("task_id", "")) for item in items
+            tasks += [self._listed_task(item, data) for item in items
                       if isinstance(item, dict) and item.get("task_id")]
             if len(items) < 100:
                 break
         return tasks
+
+    def _listed_task(self, item: dict, data: dict) -> TaskState:
+        status = item.get("status")
+        if status not in TASK_STATUSES:
+            raise self._malformed(data, f"unexpected listed task status {status!r}")
+        return TaskState(task_id=item["task_id"], status=status,
+                         request_id=data.get("request_id", ""),
+                         submit_time=_epoch_ms(item.get("gmt_create")),
+                         scheduled_time=_epoch_ms(item.get("start_time")),
+                         end_time=_epoch_ms(item.get("end_time")))
 
     def _task_state(self, output: dict, data: dict, task_id: str) -> TaskState:
         status = output.get("task_status")
