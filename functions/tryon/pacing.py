@@ -24,7 +24,8 @@ class SlotLedger(Protocol):
 
 
 class PacingTimeout(Exception):
-    """No call slot within MAX_WAIT_SECONDS: the account is busier than its limit."""
+    """No call slot within MAX_WAIT_SECONDS (or one slot's width): the account is
+    busier than its limit."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,12 @@ class CallPacer:
         # Slots are numbered per width: callers that still see an older rate claim
         # slots of their own rather than collide with every past slot of a new one.
         slots = f"{operation}@{width:.3f}"
-        # The slots that start from now to MAX_WAIT_SECONDS on: a caller of a slow
-        # per-minute limit may find none, and defers rather than sleeps a minute.
-        for slot in range(math.ceil(now / width), int((now + MAX_WAIT_SECONDS) / width) + 1):
+        # The slots that start from now to MAX_WAIT_SECONDS on, or to the next slot's
+        # start when slots are wider (2/min: a call may wait up to a minute for its
+        # turn, rather than miss every slot it could have had): a caller that finds
+        # none defers.
+        horizon = max(MAX_WAIT_SECONDS, width)
+        for slot in range(math.ceil(now / width), int((now + horizon) / width) + 1):
             if self.ledger.claim_call_slot(slots, slot, now):
                 delay = slot * width - self.clock()
                 if delay > 0:

@@ -110,3 +110,12 @@ def test_a_rate_that_changes_claims_slots_of_its_own_width():
     pacer.wait_turn("submit")
     assert clock.now - before < 2 * Rate(10, 2).spacing
     assert {op for op, _ in ledger.claimed} == {"submit@0.111", "submit@0.222"}
+
+
+def test_a_caller_of_a_limit_slower_than_the_wait_may_wait_for_the_next_slot():
+    ledger, clock = Ledger(), Clock()
+    clock.now = 1021.0  # the 2/min slots start at 1020 and 1080: 59 s to the next
+    pacer = CallPacer(ledger, {"submit": Rate(2, 60)}.__getitem__, clock=clock,
+                      sleep=clock.sleep)
+    pacer.wait_turn("submit")
+    assert clock.now == 1080.0
