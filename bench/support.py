@@ -16,6 +16,8 @@ from tryon.adapters.dynamo import Table
 from tryon.adapters.jobs import JobRepository
 from tryon.jobs import Source, job_id_for
 from tryon_local.driver import SAMPLES
+from tryon_local.emulator.config import ModelQuota
+from tryon_local.events import ScheduledInvoker
 from tryon_local.runtime import LocalOptions, LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,21 +30,28 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")}
 
 
-def start_stack(speedup: float, seed: int, workdir: Path, model: str | None = None,
+def start_stack(speedup: float, seed: int, workdir: Path,
+                parameters: dict[str, str] | None = None,
+                emulator_limits: dict[str, ModelQuota] | None = None,
                 **function_env: str) -> LocalStack:
-    """The embedded stack; `model` (a call model, say) becomes the stack's Model with
-    MAX_IN_FLIGHT slots at the emulator and in the pipeline."""
-    parameters, emulator_slots = {}, {}
-    if model:
-        parameters = {"Model": model, "ModelLimits": f"{model}={MAX_IN_FLIGHT}/{MAX_IN_FLIGHT}"}
-        emulator_slots = {model: MAX_IN_FLIGHT}
+    """The embedded stack with template `parameters` over the defaults, its
+    emulator holding the published limits except `emulator_limits`."""
     # Enough warm workers that no job pays a local process start (a Lambda cold
     # start would be paid once per container in AWS, not per burst).
     stack = LocalStack(LocalOptions(speedup=speedup, seed=seed, workdir=workdir,
-                                    parameters=parameters, emulator_slots=emulator_slots,
+                                    parameters=parameters or {},
+                                    emulator_limits=emulator_limits or {},
                                     function_env=function_env, warm_workers=MAX_IN_FLIGHT + 1))
     stack.start()
     return stack
+
+
+def sweep_now(stack: LocalStack) -> None:
+    """Run the scheduled sweep once, now: it reads the provider's limits (as a
+    deployed stack's first sweep does within a minute of starting)."""
+    for loop in stack.event_loops:
+        if isinstance(loop, ScheduledInvoker) and "tryon.sweep" in loop.schedule["input"]:
+            loop.tick()
 
 
 class Meter:
@@ -69,13 +78,17 @@ class Meter:
             "throttled_429": sum(now["throttled"].values())
             - sum(self._stats["throttled"].values()),
             "lost_answers": now["lost_answers"] - self._stats["lost_answers"],
-            # Per model: billed images and 429s since the meter was made; its peak
-            # slots held (since the stack started).
+            # Per model: billed images, 429s and refusals past a full queue since
+            # the meter was made; its peak slots held and tasks queued (since the
+            # stack started).
             "by_model": {model: {"images": counts["images"]
                                  - self._stats["by_model"][model]["images"],
                                  "throttled": counts["throttled"]
                                  - self._stats["by_model"][model]["throttled"],
-                                 "peak_running": counts["peak_running"]}
+                                 "queue_full": counts["queue_full"]
+                                 - self._stats["by_model"][model]["queue_full"],
+                                 "peak_running": counts["peak_running"],
+                                 "peak_pending": counts["peak_pending"]}
                          for model, counts in now["by_model"].items()},
         }
 

@@ -47,6 +47,10 @@ class CallPacer:
     clock: Callable[[], float] = time.time  # real time: the limits are per real second
     sleep: Callable[[float], None] = time.sleep
 
+    def longest_wait(self, operation: str) -> float:
+        """The most real seconds `wait_turn` may sleep before it returns."""
+        return max(MAX_WAIT_SECONDS, self.rate_of(operation).spacing)
+
     def wait_turn(self, operation: str) -> None:
         width = self.rate_of(operation).spacing
         now = self.clock()
@@ -57,7 +61,7 @@ class CallPacer:
         # start when slots are wider (2/min: a call may wait up to a minute for its
         # turn, rather than miss every slot it could have had): a caller that finds
         # none defers.
-        horizon = max(MAX_WAIT_SECONDS, width)
+        horizon = self.longest_wait(operation)
         for slot in range(math.ceil(now / width), int((now + horizon) / width) + 1):
             if self.ledger.claim_call_slot(slots, slot, now):
                 delay = slot * width - self.clock()

@@ -57,16 +57,16 @@ class ScheduledInvoker(_Loop):
     def __init__(self, session: Any, schedule: dict[str, Any], speedup: float) -> None:
         super().__init__(f"schedule-{schedule['function']}")
         self._lambda = session.client("lambda")
-        self._schedule = schedule
+        self.schedule = schedule
         self._speedup = speedup
 
     def interval(self) -> float:
-        return self._schedule["seconds"] / self._speedup
+        return self.schedule["seconds"] / self._speedup
 
     def tick(self) -> None:
         self.invocations += 1
-        self._lambda.invoke(FunctionName=self._schedule["function"],
-                            Payload=self._schedule["input"].encode())
+        self._lambda.invoke(FunctionName=self.schedule["function"],
+                            Payload=self.schedule["input"].encode())
 
 
 class ExecutionStatusRule(_Loop):

@@ -22,6 +22,7 @@ import boto3
 import httpx
 
 from tryon_local.cfn import Deployer, Stack
+from tryon_local.emulator.config import ModelQuota
 from tryon_local.events import ExecutionStatusRule, ScheduledInvoker
 from tryon_local.gateway import ApiGateway
 from tryon_local.lambdas import FunctionSpec, LambdaRuntime, install_moto_hook
@@ -45,8 +46,8 @@ class LocalOptions:
     seed: int | None = None
     retired_models: tuple[str, ...] = ()  # the embedded emulator answers these as retired
     parameters: dict[str, str] = field(default_factory=dict)  # template overrides
-    # Concurrent images and requests/s of a model at the embedded emulator.
-    emulator_slots: dict[str, int] = field(default_factory=dict)
+    # Models' limits at the embedded emulator, over the published ones.
+    emulator_limits: dict[str, ModelQuota] = field(default_factory=dict)
     # Set last, over the template's variables, e.g. short timeouts for tests.
     function_env: dict[str, str] = field(default_factory=dict)
     warm_workers: int = 1  # workers started per function before the first job
@@ -251,7 +252,7 @@ class LocalStack:
         config = EmulatorConfig(
             api_keys=frozenset({EMULATOR_API_KEY}), gen_time=self.options.gen_time,
             speedup=self.options.speedup, seed=self.options.seed,
-            model_max_running=self.options.emulator_slots, model_rps=self.options.emulator_slots,
+            model_quotas=self.options.emulator_limits,
             retired_models=frozenset(self.options.retired_models))
         self.emulator = serve_in_thread(config, host="127.0.0.1", port=0)
         self._stoppers.append(self.emulator.stop)

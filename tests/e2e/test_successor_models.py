@@ -75,8 +75,9 @@ def test_each_protocol_makes_every_kind_of_look(stack, emulator, out_dir):
         after = by_model(emulator, model)
         counted = "submits" if protocol == "task" else "generations"
         assert after[counted] - before[model][counted] == len(LOOKS)  # each look paid once
-        # Admission and pacing kept each model inside its own limits (2 at once, 2/s).
-        assert after["peak_running"] <= 2 and after["throttled"] == before[model]["throttled"]
+        # Pacing kept each model inside its own published rate (3.0: 20 a minute,
+        # spread; 2.0: 2 a second): not one 429.
+        assert after["throttled"] == before[model]["throttled"]
     assert emulator.stats()["parsings"] == parsings  # a kept garment is an instruction
 
 
@@ -87,7 +88,7 @@ def test_a_retired_call_model_hands_the_look_to_the_fallbacks_workflow(
                                            model="qwen-image-2.0-pro")],
                        out_dir, timeout=120, progress=quiet)
     [job] = report["jobs"]
-    assert job["status"] == "SUCCEEDED", job
+    assert job["status"] == "SUCCEEDED", json.dumps(job, default=str)
     assert (job["requested_model"], job["model"]) == ("qwen-image-2.0-pro", "qwen-image-3.0")
     assert len(notes_of(report, job["job_id"])) == 1
     sfn = stack.client("stepfunctions")

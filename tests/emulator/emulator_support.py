@@ -8,14 +8,14 @@ import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import httpx
 from PIL import Image
-from tryon_local.emulator.config import QWEN_MODELS
+from tryon_local.emulator.config import PUBLISHED_QUOTAS, QWEN_MODELS
 from tryon_local.emulator.server import EmulatorServer
 
 SAMPLES = Path(__file__).resolve().parents[2] / "infra" / "tryon_local" / "samples"
@@ -32,7 +32,8 @@ GENERATE_TASK = "/services/aigc/image-generation/generation"
 # start an emulator with the defaults).
 FAST_QWEN: dict[str, Any] = {
     "model_gen_time": dict.fromkeys(QWEN_MODELS, (1.0, 2.0)),
-    "model_rps": dict.fromkeys(QWEN_MODELS, 50),
+    "model_quotas": {model: replace(PUBLISHED_QUOTAS[model], request_limit=50,
+                                    request_limit_period=1) for model in QWEN_MODELS},
 }
 
 
@@ -188,10 +189,11 @@ class Api:
             time.sleep(0.06)
 
     def statuses(self) -> dict[str, str]:
-        """task_id -> status of every task, without using the query rate limit."""
-        response = self.http.get("/tasks", params={"page_size": 100})
+        """task_id -> status of every task, as a query reports it, without using the
+        query rate limit (the timelines knob)."""
+        response = self.knobs.get("/tasks")
         assert response.status_code == 200, response.text
-        return {t["task_id"]: t["task_status"] for t in response.json()["data"]}
+        return {t["task_id"]: t["status"] for t in response.json() if not t["purged"]}
 
     def wait_until(self, check: Any, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

@@ -226,7 +226,7 @@ def test_peaks_count_tasks_in_flight_and_tasks_in_slots(api: Api) -> None:
     assert burst(api.submit, 7) == [200] * 7
     stats = api.stats()
     assert stats["peak_in_flight"] == 7
-    assert stats["peak_running"] == 5  # max_running
+    assert stats["peak_running"] == 5  # aitryon-plus's running limit
     assert stats["tasks"]["PENDING"] == 2
 
     tasks = api.statuses()

@@ -216,7 +216,7 @@ def test_task_list_filters_and_pages(api: Api) -> None:
     listing = api.http.get("/tasks", params={"model_name": "aitryon-plus"}).json()
     assert listing["total"] == 2 and listing["page_no"] == 1 and listing["page_size"] == 10
     assert [t["task_id"] for t in listing["data"]] == [second, first]  # newest first
-    assert all(t["model"] == "aitryon-plus" for t in listing["data"])
+    assert all(t["model_name"] == "aitryon-plus" for t in listing["data"])
 
     page = api.http.get("/tasks", params={"page_size": 1, "page_no": 2}).json()
     assert page["total"] == 3 and len(page["data"]) == 1

@@ -66,7 +66,7 @@ def test_sync_call_answers_a_png_of_the_requested_size(api: Api) -> None:
     assert stats["submits"] == 0 and stats["results"] == 1
     assert stats["by_model"]["qwen-image-2.0"] == {
         "submits": 0, "generations": 1, "images": 1, "throttled": 0, "running": 0,
-        "peak_running": 1,
+        "peak_running": 1, "peak_pending": 0, "queue_full": 0,
     }
     # Signed and expiring like every result URL.
     api.advance(DAY)
@@ -137,8 +137,8 @@ def test_3_0_task_without_size_picks_1024_square(api: Api) -> None:
 
 
 def test_pending_task_can_be_canceled_and_tasks_are_listed(api: Api) -> None:
-    api.fault(target="hold", count=2)
-    running = [api.create_generation() for _ in range(2)]  # the model's 2 slots
+    api.fault(target="hold", count=10)
+    running = [api.create_generation() for _ in range(10)]  # the model's 10 slots
     queued = api.create_generation()
     api.wait_until(lambda: all(api.statuses()[t] == "RUNNING" for t in running))
     assert api.query(queued)["output"]["task_status"] == "PENDING"
@@ -149,13 +149,14 @@ def test_pending_task_can_be_canceled_and_tasks_are_listed(api: Api) -> None:
                          "UnsupportedOperation")
     assert "RUNNING" in refused["message"]
 
-    listed = api.http.get("/tasks", params={"model_name": "qwen-image-3.0"}).json()
-    assert listed["total"] == 3
-    assert {item["model"] for item in listed["data"]} == {"qwen-image-3.0"}
+    listed = api.http.get("/tasks", params={"model_name": "qwen-image-3.0",
+                                            "page_size": 20}).json()
+    assert listed["total"] == 11
+    assert {item["model_name"] for item in listed["data"]} == {"qwen-image-3.0"}
     assert {item["task_id"] for item in listed["data"]} == {*running, queued}
     by_status = api.http.get("/tasks", params={"status": "RUNNING"}).json()
     assert {item["task_id"] for item in by_status["data"]} == set(running)
-    assert api.stats()["tasks"]["RUNNING"] == 2 and api.stats()["cancels"] == 1
+    assert api.stats()["tasks"]["RUNNING"] == 10 and api.stats()["cancels"] == 1
 
 
 def test_task_fault_fails_a_qwen_task(api: Api) -> None:
@@ -167,27 +168,32 @@ def test_task_fault_fails_a_qwen_task(api: Api) -> None:
 
 
 def test_qwen_and_try_on_slots_are_separate_pools(api: Api) -> None:
-    api.fault(target="hold", count=7)
-    tryon = [api.create() for _ in range(5)]  # the shared try-on slots, all held
-    qwen = [api.create_generation() for _ in range(2)]  # qwen-image-3.0's 2, held
+    api.fault(target="hold", count=15)
+    tryon = [api.create() for _ in range(5)]  # aitryon-plus's 5 slots, all held
+    qwen = [api.create_generation() for _ in range(10)]  # qwen-image-3.0's 10, held
     api.wait_until(lambda: all(api.statuses()[t] == "RUNNING" for t in (*tryon, *qwen)))
-    # Neither pool is full for the other, nor for another Qwen model.
+    # Each model's pool is its own: aitryon, another Qwen model and 2.0 still run.
+    basic = api.create(body={**api.body(), "model": "aitryon"})
     pro = api.create_generation(model="qwen-image-3.0-pro")
+    assert api.wait(basic)["output"]["task_status"] == "SUCCEEDED"
     assert api.wait(pro)["output"]["task_status"] == "SUCCEEDED"
     assert api.generate(model="qwen-image-2.0").status_code == 200
-    # A sync 3.0 call shares the 3.0 pool with its tasks: full.
-    full = error_body(api.generate(model="qwen-image-3.0"), 429, "Throttling.RateQuota")
-    assert "concurrent" in full["message"]
-    queued = api.create_generation()
+    # Sync 3.0 calls are unlimited in number: a full task pool does not refuse one.
+    assert api.generate(model="qwen-image-3.0").status_code == 200
+    queued, queued_tryon = api.create_generation(), api.create()
     assert api.query(queued)["output"]["task_status"] == "PENDING"
+    assert api.query(queued_tryon)["output"]["task_status"] == "PENDING"
 
     api.hold(qwen[0], False)
+    api.hold(tryon[0], False)
     assert api.wait(queued)["output"]["task_status"] == "SUCCEEDED"
+    assert api.wait(queued_tryon)["output"]["task_status"] == "SUCCEEDED"
     stats = api.stats()
-    assert stats["peak_running"] == 5  # the try-on pool only
-    assert stats["by_model"]["qwen-image-3.0"]["peak_running"] == 2
-    assert stats["throttled"]["generation"] == 1
-    assert stats["by_model"]["qwen-image-3.0"]["throttled"] == 1
+    assert stats["peak_running"] == 10  # the most of any one model
+    assert stats["by_model"]["aitryon-plus"]["peak_running"] == 5
+    assert stats["by_model"]["qwen-image-3.0"]["peak_running"] == 10
+    assert stats["by_model"]["qwen-image-3.0"]["peak_pending"] == 1
+    assert stats["throttled"]["generation"] == 0
 
 
 # --- inputs ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Qwen Image limits (per-model concurrency and rate) and fault knobs."""
+"""Qwen Image limits (per-model concurrency and rate, per second and per minute)
+and fault knobs."""
 
 from __future__ import annotations
 
@@ -10,19 +11,20 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from emulator_support import API_KEY, SPEEDUP, Api, InputSite, burst, error_body
-from tryon_local.emulator import EmulatorConfig, serve_in_thread
+from tryon_local.emulator import EmulatorConfig, ModelQuota, serve_in_thread
 from tryon_local.emulator.server import EmulatorServer
 
 
 @pytest.fixture(scope="module")
 def limited() -> Iterator[EmulatorServer]:
-    """Default per-model limits (2 at once, 2 requests/s), except that a
-    qwen-image-2.0 image takes one real second and its window is wide, so its
-    concurrency can be seen on its own; downloads time out after 0.3 s."""
+    """The published limits (3.0: 20/min, 2.0-pro: 2/min...), except that a
+    qwen-image-2.0 image takes one real second and the model is given 2 calls at
+    once under a wide window, so a sync-only model's concurrency can be seen on its
+    own; downloads time out after 0.3 s."""
     config = EmulatorConfig(
         api_keys=frozenset({API_KEY}), speedup=SPEEDUP, seed=3, download_timeout=0.3,
         model_gen_time={"qwen-image-2.0": (100.0, 100.0)},
-        model_rps={"qwen-image-2.0": 10},
+        model_quotas={"qwen-image-2.0": ModelQuota(10, 1, concurrency=2)},
     )
     with serve_in_thread(config) as server:
         yield server
@@ -59,45 +61,51 @@ def test_third_concurrent_sync_call_is_throttled(slow: Api) -> None:
     assert stats["throttled"]["generation"] == 1 and stats["generation_requests"] == 4
 
 
-def test_third_async_task_waits_pending(api: Api) -> None:
-    api.fault(target="hold", count=3)
-    tasks = [api.create_generation() for _ in range(3)]
-    api.wait_until(lambda: [api.statuses()[t] for t in tasks] == ["RUNNING", "RUNNING", "PENDING"])
+def test_eleventh_async_task_waits_pending(api: Api) -> None:
+    api.fault(target="hold", count=11)
+    tasks = [api.create_generation() for _ in range(11)]
+    api.wait_until(lambda: [api.statuses()[t] for t in tasks] == ["RUNNING"] * 10 + ["PENDING"])
     stats = api.stats()
-    assert stats["by_model"]["qwen-image-3.0"]["running"] == 2
-    assert stats["tasks"]["PENDING"] == 1 and stats["running"] == 2
+    assert stats["by_model"]["qwen-image-3.0"]["running"] == 10
+    assert stats["tasks"]["PENDING"] == 1 and stats["running"] == 10
     api.hold(tasks[1], False)
     api.wait(tasks[1])
-    api.wait(tasks[2], "RUNNING")  # took the freed slot
+    api.wait(tasks[10], "RUNNING")  # took the freed slot
 
 
-def test_third_sync_call_in_one_second_is_throttled(slow: Api) -> None:
-    # Admitted calls fail fast on the unreachable input; the third is over 2/s.
+def test_a_per_minute_limit_and_its_per_second_share(slow: Api) -> None:
+    # 2.0-pro: 2 calls a minute, at most 1 in any second. Admitted calls fail fast
+    # on the unreachable input.
     unreachable = _closed_port_url()
     call = lambda: slow.generate(model="qwen-image-2.0-pro", images=(unreachable,))  # noqa: E731
-    assert burst(call, 3) == [415, 415, 429]
+    assert burst(call, 3) == [415, 429, 429]
     error_body(call(), 429, "Throttling.RateQuota")
     # Another model's window is its own.
     assert slow.generate(model="qwen-image-3.0", images=(unreachable,)).status_code == 415
     time.sleep(1.05)
-    assert call().status_code == 415
+    assert call().status_code == 415  # the minute's second
+    time.sleep(1.05)
+    assert call().status_code == 429  # the minute's third, though its second is free
     stats = slow.stats()
-    assert stats["throttled"]["generation"] == 2
-    assert stats["by_model"]["qwen-image-2.0-pro"]["throttled"] == 2
+    assert stats["throttled"]["generation"] == 4
+    assert stats["by_model"]["qwen-image-2.0-pro"]["throttled"] == 4
     assert stats["generations"] == 0
 
 
-def test_third_async_submit_in_one_second_is_throttled(slow: Api) -> None:
+def test_second_async_submit_in_one_second_is_throttled(slow: Api) -> None:
+    # 3.0's 20 a minute, spread: 1 in any second.
     slow.fault(target="hold", count=4)
-    assert burst(slow.submit_generation, 3) == [200, 200, 429]
+    assert burst(slow.submit_generation, 3) == [200, 429, 429]
     throttled = error_body(slow.submit_generation(), 429, "Throttling.RateQuota")
     assert "rate" in throttled["message"]
     # Other windows are untouched: another Qwen model, and the try-on submits.
     assert slow.submit_generation(model="qwen-image-3.0-pro").status_code == 200
     assert slow.submit().status_code == 200
+    time.sleep(1.05)
+    assert slow.submit_generation().status_code == 200
     stats = slow.stats()
-    assert stats["submits"] == 4 and stats["throttled"]["submit"] == 2
-    assert stats["by_model"]["qwen-image-3.0"]["throttled"] == 2
+    assert stats["submits"] == 4 and stats["throttled"]["submit"] == 3
+    assert stats["by_model"]["qwen-image-3.0"]["throttled"] == 3
     assert stats["by_model"]["qwen-image-3.0"]["submits"] == 2
 
 
@@ -106,7 +114,9 @@ def test_input_not_fetched_in_time_is_a_download_failure(slow: Api) -> None:
     body = error_body(slow.generate(model="qwen-image-3.0", images=images), 415,
                       "BadRequest.InputDownloadFailed")
     assert "timed out" in body["message"] and "image 2" in body["message"]
-    output = slow.wait(slow.create_generation(images=images))["output"]
+    # 3.0-pro: 3.0's window (calls and submits together) is spent for this second.
+    output = slow.wait(slow.create_generation(model="qwen-image-3.0-pro",
+                                              images=images))["output"]
     assert (output["task_status"], output["code"]) == ("FAILED", "BadRequest.InputDownloadFailed")
 
 

@@ -17,7 +17,7 @@ from emulator_support import (
     InputSite,
     error_body,
 )
-from tryon_local.emulator import EmulatorConfig, serve_in_thread
+from tryon_local.emulator import EmulatorConfig, ModelQuota, serve_in_thread
 from tryon_local.emulator import server as server_module
 from tryon_local.emulator.generation import QWEN_2, QWEN_3
 from tryon_local.emulator.server import EmulatorServer
@@ -182,18 +182,21 @@ def test_command_line_retires_models(monkeypatch: pytest.MonkeyPatch, capsys) ->
 def test_config_rejects_unknown_retired_and_per_model_settings() -> None:
     with pytest.raises(ValueError, match="retired_models"):
         EmulatorConfig(retired_models=frozenset({"qwen-image-9"}))
-    with pytest.raises(ValueError, match="model_rps"):
-        EmulatorConfig(model_rps={"aitryon-plus": 3})
+    with pytest.raises(ValueError, match="model_quotas"):
+        EmulatorConfig(model_quotas={"aitryon-refiner": ModelQuota(3)})
     with pytest.raises(ValueError):
-        EmulatorConfig(model_max_running={"qwen-image-2.0": 0})
+        EmulatorConfig(model_quotas={"qwen-image-2.0": ModelQuota(0)})
     with pytest.raises(ValueError):
         EmulatorConfig(model_gen_time={"qwen-image-2.0": (5, 1)})
     config = EmulatorConfig(model_gen_time={"qwen-image-2.0": (1, 2)}, gen_time=(3, 4))
     assert config.gen_time_for("qwen-image-2.0") == (1.0, 2.0)
     assert config.gen_time_for("qwen-image-3.0-pro") == (25.0, 45.0)
     assert config.gen_time_for("aitryon") == (3.0, 4.0)
-    assert config.model_max_running["qwen-image-3.0"] == 2
-    assert config.model_rps["qwen-image-3.0"] == 2
+    # The published limits, a given one merged over them.
+    assert config.model_quotas["qwen-image-3.0"] == ModelQuota(20, 60, 10, 500)
+    assert config.model_quotas["qwen-image-2.0-pro"] == ModelQuota(2, 60)
+    merged = EmulatorConfig(model_quotas={"aitryon": ModelQuota(4, 60, 3)}).model_quotas
+    assert merged["aitryon"] == ModelQuota(4, 60, 3) and merged["aitryon-plus"].concurrency == 5
 
 
 # --- the body --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from tryon_local.emulator import EmulatorConfig
+from tryon_local.emulator import EmulatorConfig, ModelQuota
 from tryon_local.emulator.clock import EmulatorClock, format_provider_time, parse_list_time
 
 
@@ -31,7 +31,9 @@ def test_clock_scales_durations_and_only_moves_forward() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"gen_time": (30, 15)}, {"speedup": 0}, {"api_keys": frozenset()}, {"max_running": 0}],
+    [{"gen_time": (30, 15)}, {"speedup": 0}, {"api_keys": frozenset()},
+     {"model_quotas": {"aitryon": ModelQuota(10, 1, 0)}},
+     {"model_quotas": {"qwen-image-3.0": ModelQuota(20, 30)}}],
 )
 def test_config_rejects_nonsense(kwargs) -> None:
     with pytest.raises(ValueError):

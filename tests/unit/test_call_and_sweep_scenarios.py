@@ -6,9 +6,10 @@ workflow, and a job whose workflow stopped."""
 import pytest
 from tryon.job_record import JobRecord, JobStatus
 from tryon.stages.admission import acquire_slot, admit_or_queue
+from tryon.stages.calling import CALL_ATTEMPTS
 from tryon.stages.completion import execution_ended
 from tryon.stages.provider_calls import SubmitDeferred, defer
-from tryon.stages.submit import submit_admitted
+from tryon.stages.submit import LEASE_MARGIN_SECONDS, submit_admitted
 from tryon.stages.sweep import sweep
 
 CALL, TASK = "qwen-image-2.0", "aitryon-plus"
@@ -54,6 +55,31 @@ def test_a_call_step_retried_after_its_function_died_does_not_call_again(fake):
     end, _, _ = fake.run(job_id)  # the step finds the call already sent
     assert end == "JobFailed" and fake.provider.calls["call"] == 0
     assert fake.jobs.get(job_id).error["code"] == "CallOutcomeUnknown"
+
+
+def test_a_call_waiting_its_turn_is_not_taken_for_a_lost_one(fake):
+    """A 2/min model's call may wait up to a minute for its turn: the sweep that runs
+    meanwhile finds its lease alive and leaves it alone."""
+    job_id = fake.admitted(model=CALL)
+    submit_admitted(fake.ctx, job_id)
+
+    swept: dict = {}
+
+    class SlowTurn:
+        def longest_wait(self, operation):
+            return 60.0
+
+        def wait_turn(self, operation):
+            if operation.startswith("submit:"):
+                # Past the margin and both attempts' timeouts, within their turns.
+                fake.advance(LEASE_MARGIN_SECONDS + CALL_ATTEMPTS
+                             * fake.ctx.settings.call_timeout_seconds + 60)
+                swept.update(sweep(fake.ctx))
+
+    fake.ctx.pacer = SlowTurn()
+    end, _, _ = fake.run(job_id)
+    assert end == "JobSucceeded" and fake.provider.calls["call"] == 1
+    assert swept and not {"failed", "reclaimed"} & set(swept)
 
 
 def test_a_retired_call_model_hands_the_look_to_the_fallbacks_workflow(fake):

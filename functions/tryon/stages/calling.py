@@ -38,14 +38,18 @@ def call_model(ctx: Context, state: WorkflowState) -> WorkflowState:
         return _not_callable(ctx, state)
     job = ctx.jobs.get(job_id)
     spec = model_spec(job.model)
+    # Each attempt may wait its turn (a 2/min model: up to a minute) before the call:
+    # the lease covers that too, or the sweep would take a waiting call for a lost one.
+    turn = f"submit:{spec.model_id}"
+    wait = ctx.pacer.longest_wait(turn) * ctx.settings.timebase.scale
     ctx.slots.renew(spec.model_id, job_id, ctx.clock() + LEASE_MARGIN_SECONDS
-                    + CALL_ATTEMPTS * ctx.settings.call_timeout_seconds)
+                    + CALL_ATTEMPTS * (wait + ctx.settings.call_timeout_seconds))
     clients = ctx.provider()
     oss = uploads_to_provider(ctx)
     sent_at: list[float] = []
 
     def generate() -> Any:
-        ctx.pacer.wait_turn(f"submit:{spec.model_id}")
+        ctx.pacer.wait_turn(turn)
         sent_at.append(ctx.clock())
         return clients.generation.generate(request, oss_resolve=oss)
 

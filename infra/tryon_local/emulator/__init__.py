@@ -8,7 +8,9 @@ successors (see CONTRACT.md).
 """
 
 from .app import create_app
-from .config import EmulatorConfig
+from .config import EmulatorConfig, ModelQuota
 from .server import EmulatorServer, main, serve_in_thread
 
-__all__ = ["EmulatorConfig", "EmulatorServer", "create_app", "main", "serve_in_thread"]
+__all__ = [
+    "EmulatorConfig", "EmulatorServer", "ModelQuota", "create_app", "main", "serve_in_thread",
+]

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 from .config import EmulatorConfig
-from .routes import file_host, generation, knobs, parsing, tasks, tryon, upload_policy
+from .routes import file_host, generation, knobs, limits, parsing, tasks, tryon, upload_policy
 from .routes.protocol import http_exception
 from .state import EmulatorState
 
@@ -44,6 +44,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
             *parsing.ROUTES,
             *generation.ROUTES,
             *tasks.ROUTES,
+            *limits.ROUTES,
             *upload_policy.ROUTES,
             *file_host.ROUTES,
             *knobs.ROUTES,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from .clock import EmulatorClock
-from .config import QWEN_MODELS, TRYON_MODELS, EmulatorConfig
-from .limits import SlidingWindowLimiter
+from .config import QWEN_MODELS, TRYON_MODELS, EmulatorConfig, ModelQuota
+from .limits import RequestLimiter, SlidingWindowLimiter
 from .results import ResultStore
 from .scheduler import Scheduler
 from .tasks import SUCCEEDED, Failure, Task, TaskBoard, TaskRequest
@@ -77,26 +77,27 @@ class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.clock = EmulatorClock(config.speedup)
-        self.board = TaskBoard(self.clock, config.max_running, config.model_max_running)
+        # Each model's limits: the account's, and a workspace's lower ones if set.
+        self.quotas: dict[str, ModelQuota] = dict(config.model_quotas)
+        self.workspace_quotas: dict[str, ModelQuota | None] = dict.fromkeys(self.quotas)
+        self.board = TaskBoard(self.clock)
         self.results = ResultStore()
         self.uploads = UploadStore(self.clock, config.upload_max_file_mb)
         self.scheduler = Scheduler(
             self.board, self.clock, self.results, self.uploads, config.download_timeout
         )
-        self.submit_limiter = SlidingWindowLimiter(config.submit_rps)
         self.query_limiter = SlidingWindowLimiter(config.query_rps)
-        self.parsing_limiter = SlidingWindowLimiter(config.parsing_rps)
-        # Each Qwen model has its own window, for sync calls and submits together.
-        self.model_limiters = {
-            model: SlidingWindowLimiter(rps) for model, rps in config.model_rps.items()
-        }
+        # Each model's request window, for sync calls and submits together.
+        self.model_limiters: dict[str, RequestLimiter] = {}
+        for model in self.quotas:
+            self._apply_quota(model)
         # Models answering like unknown ids; the retire knob changes the set.
         self.retired: set[str] = set(config.retired_models)
         # The provider limits getPolicy per account and model.
         self._policy_limiters: dict[str, SlidingWindowLimiter] = {}
         self._rng = random.Random(config.seed)
         self._request_faults: dict[str, deque[RequestFault]] = {
-            "submit": deque(), "query": deque(), "generation": deque(),
+            "submit": deque(), "query": deque(), "generation": deque(), "limits": deque(),
         }
         self._task_faults: deque[TaskFault] = deque()
         self._lost_answers: deque[LostAnswerFault] = deque()
@@ -105,6 +106,28 @@ class EmulatorState:
         self._parsing_faults: list[ParsingFault] = []
         self._holds = 0
         self.counters: Counter[str] = Counter()
+
+    # --- limits ------------------------------------------------------------
+
+    def quota(self, model: str) -> ModelQuota:
+        """The limits enforced on `model`: the lower of the account's and the
+        workspace's."""
+        return self.quotas[model].lower(self.workspace_quotas[model])
+
+    def set_quota(self, model: str, quota: ModelQuota,
+                  workspace: ModelQuota | None) -> None:
+        self.quotas[model], self.workspace_quotas[model] = quota, workspace
+        self._apply_quota(model)
+        self.scheduler.tick()  # a raised running limit starts queued tasks at once
+
+    def _apply_quota(self, model: str) -> None:
+        quota = self.quota(model)
+        self.model_limiters[model] = RequestLimiter(quota.request_limit,
+                                                    quota.request_limit_period)
+        if quota.concurrency is None:
+            self.board.model_slots.pop(model, None)
+        else:
+            self.board.model_slots[model] = quota.concurrency
 
     # --- tasks -------------------------------------------------------------
 
@@ -229,16 +252,16 @@ class EmulatorState:
 
     def reset(self) -> None:
         """Forget tasks, results, uploads, knobs, counters, rate windows and clock
-        offset; the retired models are the config's again."""
+        offset; the retired models and the limits are the config's again."""
         self.scheduler.cancel_jobs()
         self.board.clear()
         self.results.clear()
         self.uploads.clear()
-        self.submit_limiter.reset()
         self.query_limiter.reset()
-        self.parsing_limiter.reset()
-        for limiter in self.model_limiters.values():
-            limiter.reset()
+        self.quotas = dict(self.config.model_quotas)
+        self.workspace_quotas = dict.fromkeys(self.quotas)
+        for model in self.quotas:
+            self._apply_quota(model)
         self.retired = set(self.config.retired_models)
         self._policy_limiters.clear()
         self._clear_faults()
@@ -283,13 +306,14 @@ class EmulatorState:
                 "submit": c["injected.submit"],
                 "query": c["injected.query"],
                 "generation": c["injected.generation"],
+                "limits": c["injected.limits"],
             },
             "lost_answers": c["lost_answers"],
             "lost_calls": c["lost_calls"],
             "running": self.board.active_count(),
-            # Most try-on tasks at once in a shared concurrency slot
-            # (PRE-PROCESSING, RUNNING, POST-PROCESSING), at most `max_running`;
-            # and most tasks of any model not yet ended.
+            # Most slots one model held at once (tasks PRE-PROCESSING, RUNNING or
+            # POST-PROCESSING, and bounded calls); and most tasks of any model not
+            # yet ended (PENDING included).
             "peak_running": self.board.peak_running,
             "peak_in_flight": self.board.peak_in_flight,
             "tasks": self.board.counts(),
@@ -323,9 +347,13 @@ class EmulatorState:
                 "images": images[model] + c[f"images.{model}"],
                 # 429s for this model's own rate or concurrency limit.
                 "throttled": c[f"throttled.{model}"],
-                # Slots held now and at most (running tasks and sync calls).
+                # Of those, submits refused past a full queue.
+                "queue_full": c[f"queue_full.{model}"],
+                # Slots held now and at most (running tasks and sync calls), and
+                # most tasks at once queued PENDING past them.
                 "running": slots[model],
                 "peak_running": self.board.peak_by_model[model],
+                "peak_pending": self.board.peak_pending_by_model[model],
             }
             for model in (*TRYON_MODELS, *QWEN_MODELS)
         }

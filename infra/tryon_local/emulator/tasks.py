@@ -7,9 +7,10 @@ in between and reports back. A Qwen Image task goes through the same phases
 but reports PRE- and POST-PROCESSING as RUNNING: its contract lists no such
 statuses.
 
-Concurrency slots come in pools: the try-on models share the account's
-`max_running`; each model in `model_slots` has its own, which its synchronous
-calls (`claim_call`) and its running tasks share.
+Each model in `model_slots` has its own pool of running slots (CONTRACT.md's
+limits are per model); a model not in it runs everything at once. A synchronous
+call (`claim_call`) takes a slot of its model's pool only when asked to (a
+sync-only model given a concurrency); past the pool, tasks wait PENDING.
 """
 
 from __future__ import annotations
@@ -151,12 +152,9 @@ class Task:
 class TaskBoard:
     """All tasks of the one emulated account, and the rules for moving them."""
 
-    def __init__(
-        self, clock: EmulatorClock, max_running: int, model_slots: Mapping[str, int] | None = None
-    ) -> None:
+    def __init__(self, clock: EmulatorClock, model_slots: Mapping[str, int] | None = None) -> None:
         self._clock = clock
-        self.max_running = max_running
-        # Models with a pool of their own, and its size.
+        # Models with a bounded pool, and its size.
         self.model_slots = dict(model_slots or {})
         self._tasks: dict[str, Task] = {}
         self._queue: deque[Task] = deque()  # PENDING tasks, first come first served
@@ -164,11 +162,12 @@ class TaskBoard:
         self._calls: dict[str, set[object]] = {}
         # Every task since the last clear, purged ones included, oldest first.
         self._history: list[Task] = []
-        # Most tasks at once holding one of the shared `max_running` slots
-        # (PRE-PROCESSING, RUNNING or POST-PROCESSING)...
+        # Most slots any one model held at once (tasks PRE-PROCESSING, RUNNING or
+        # POST-PROCESSING, and calls)...
         self.peak_running = 0
-        # ...most slots each model held at once (its tasks and calls)...
+        # ...most slots each model held at once, and most of its tasks PENDING...
         self.peak_by_model: Counter[str] = Counter()
+        self.peak_pending_by_model: Counter[str] = Counter()
         # ...and most tasks at once not yet ended (PENDING included).
         self.peak_in_flight = 0
 
@@ -176,6 +175,9 @@ class TaskBoard:
         self._tasks[task.task_id] = task
         self._queue.append(task)
         self._history.append(task)
+        pending = self.pending(task.model)
+        self.peak_pending_by_model[task.model] = max(self.peak_pending_by_model[task.model],
+                                                     pending)
         # Only a new task raises the number in flight; every other move ends one or keeps it.
         in_flight = sum(1 for t in self._tasks.values() if t.status not in ENDED)
         self.peak_in_flight = max(self.peak_in_flight, in_flight)
@@ -211,12 +213,19 @@ class TaskBoard:
             held[model] += len(calls)
         return held
 
-    def claim_call(self, model: str) -> object | None:
+    def pending(self, model: str) -> int:
+        """The model's tasks waiting PENDING (queued, not started)."""
+        return sum(1 for t in self._tasks.values() if t.model == model and t.status == PENDING)
+
+    def claim_call(self, model: str, bounded: bool = True) -> object | None:
         """A slot of `model`'s pool for a synchronous call (a token for
-        `release_call`), or None when the pool is full."""
-        if self._free_slots()[self._pool(model)] <= 0:
-            return None
+        `release_call`), or None when the pool is full. An unbounded call (a sync
+        call of an async model: "sync calls unlimited") takes no slot."""
         token = object()
+        if not bounded:
+            return token
+        if model in self.model_slots and self._free_slots()[model] <= 0:
+            return None
         self._calls.setdefault(model, set()).add(token)
         self._note_peak()
         return token
@@ -235,14 +244,15 @@ class TaskBoard:
             task = self._queue.popleft()
             if not self.is_current(task, PENDING):
                 continue  # canceled or ended while queued
-            pool = self._pool(task.model)
-            if free[pool] <= 0:
+            pool = task.model
+            if pool in free and free[pool] <= 0:
                 waiting.append(task)
                 continue
             task.status = PRE_PROCESSING
             task.scheduled_at = self._clock.now()
             started.append(task)
-            free[pool] -= 1
+            if pool in free:
+                free[pool] -= 1
         self._queue = waiting
         self._note_peak()
         return started
@@ -339,24 +349,21 @@ class TaskBoard:
         self._history.clear()
         self.peak_running = 0
         self.peak_by_model.clear()
+        self.peak_pending_by_model.clear()
         self.peak_in_flight = 0
 
-    def _pool(self, model: str) -> str:
-        """The pool a model's slots come from: its own, or the shared one ("")."""
-        return model if model in self.model_slots else ""
-
     def _free_slots(self) -> Counter[str]:
-        free = Counter({"": self.max_running, **self.model_slots})
+        """Free slots of each bounded pool."""
+        free = Counter(self.model_slots)
         for model, held in self.slots_by_model().items():
-            free[self._pool(model)] -= held
+            if model in free:
+                free[model] -= held
         return free
 
     def _note_peak(self) -> None:
-        held = self.slots_by_model()
-        shared = sum(n for model, n in held.items() if self._pool(model) == "")
-        self.peak_running = max(self.peak_running, shared)
-        for model, n in held.items():
+        for model, n in self.slots_by_model().items():
             self.peak_by_model[model] = max(self.peak_by_model[model], n)
+            self.peak_running = max(self.peak_running, n)
 
     def _is_purgeable(self, task: Task, now: float) -> bool:
         return now - task.submitted_at >= self._clock.scaled(PURGE_AFTER)

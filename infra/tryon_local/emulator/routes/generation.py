@@ -48,7 +48,9 @@ async def generate_images(request: Request) -> Response:
     model, parsed, admitted = checked
     if not admitted:
         return throttled(state, "generation", model)
-    token = state.board.claim_call(model)
+    # An async-capable model's sync calls are unlimited in number (CONTRACT.md):
+    # only a sync-only model given a concurrency bounds them.
+    token = state.board.claim_call(model, bounded=not FAMILIES[model].asynchronous)
     if token is None:
         return throttled(
             state, "generation", model,

@@ -1,9 +1,10 @@
 """Test knobs under /_emulator (no auth): faults, holding or failing a task,
-retiring a model, the clock, stats, timelines, reset."""
+retiring a model, a model's limits, the clock, stats, timelines, reset."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, replace
 from typing import Any
 
 from starlette.requests import Request
@@ -11,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import parsing
 from ..clock import format_provider_time
-from ..config import MODELS
+from ..config import MODELS, ModelQuota, check_quota
 from ..state import (
     RESULT_FAULT_MODES,
     EmulatorState,
@@ -26,8 +27,8 @@ from .protocol import emulator_state, json_object, route
 from .tasks import describe
 
 FAULT_TARGETS = (
-    "submit", "query", "generation", "task", "lost_submit", "lost_call", "hold", "parsing",
-    "result",
+    "submit", "query", "generation", "limits", "task", "lost_submit", "lost_call", "hold",
+    "parsing", "result",
 )
 
 
@@ -51,13 +52,13 @@ async def add_fault(request: Request) -> Response:
     if count is None:
         return _knob_error(400, "count must be an integer >= 1")
     code, message = body.get("code"), body.get("message")
-    if target in ("submit", "query", "generation", "task") and (
+    if target in ("submit", "query", "generation", "limits", "task") and (
         not isinstance(code, str) or not code
     ):
         return _knob_error(400, f"a {target} fault needs a code")
     if message is not None and not isinstance(message, str):
         return _knob_error(400, "message must be a string")
-    if target in ("submit", "query", "generation"):
+    if target in ("submit", "query", "generation", "limits"):
         status = body.get("status", 500)
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             return _knob_error(400, "status must be an HTTP error status (400-599)")
@@ -173,6 +174,55 @@ async def list_retired(request: Request) -> Response:
     return JSONResponse({"retired": sorted(emulator_state(request).retired)})
 
 
+QUOTA_FIELDS = ("request_limit", "request_limit_period", "concurrency", "queue")
+
+
+def _quota(given: dict[str, Any], base: ModelQuota) -> ModelQuota:
+    """`base` with the fields `given` names (ValueError when one is not a whole number)."""
+    if any(isinstance(given.get(f), bool) or not isinstance(given.get(f), int | None)
+           for f in QUOTA_FIELDS) or set(given) - set(QUOTA_FIELDS):
+        raise ValueError(f"the limits are whole numbers: {', '.join(QUOTA_FIELDS)}")
+    quota = replace(base, **{f: given[f] for f in QUOTA_FIELDS if f in given})
+    check_quota("limits", quota)
+    return quota
+
+
+def _limits_body(state: EmulatorState) -> dict[str, Any]:
+    return {model: {**asdict(state.quotas[model]),
+                    "workspace": (asdict(state.workspace_quotas[model])
+                                  if state.workspace_quotas[model] else None),
+                    "enforced": asdict(state.quota(model))}
+            for model in state.quotas}
+
+
+async def set_limits(request: Request) -> Response:
+    """A model's limits changed at run time, enforced and answered by the limits API
+    at once: `{"model", "request_limit"?, "request_limit_period"?, "concurrency"?,
+    "queue"?, "workspace"?: {...the same...} | null}`."""
+    state = emulator_state(request)
+    body = await json_object(request)
+    if body is None:
+        return _knob_error(400, "body must be a JSON object")
+    model = body.pop("model", None)
+    if model not in state.quotas:
+        return _knob_error(400, f"model must be one of {', '.join(state.quotas)}")
+    workspace = body.pop("workspace", state.workspace_quotas[model])
+    try:
+        quota = _quota(body, state.quotas[model])
+        if isinstance(workspace, dict):
+            workspace = _quota(workspace, quota)
+        elif workspace is not None and not isinstance(workspace, ModelQuota):
+            raise ValueError("workspace must be an object of limits, or null")
+    except ValueError as exc:
+        return _knob_error(400, str(exc))
+    state.set_quota(model, quota, workspace)
+    return JSONResponse(_limits_body(state))
+
+
+async def list_limits(request: Request) -> Response:
+    return JSONResponse(_limits_body(emulator_state(request)))
+
+
 def _clock_body(state: EmulatorState) -> dict[str, Any]:
     return {
         "now": format_provider_time(state.clock.now()),
@@ -213,6 +263,8 @@ ROUTES = [
     *route("/_emulator/tasks/{task_id}/hold", hold_task, ["POST"]),
     *route("/_emulator/retire", retire_model, ["POST"]),
     *route("/_emulator/retire", list_retired, ["GET"]),
+    *route("/_emulator/limits", set_limits, ["POST"]),
+    *route("/_emulator/limits", list_limits, ["GET"]),
     *route("/_emulator/clock", advance_clock, ["POST"]),
     *route("/_emulator/clock", read_clock, ["GET"]),
     *route("/_emulator/stats", read_stats, ["GET"]),

@@ -37,8 +37,8 @@ async def parse_garments(request: Request) -> Response:
     state.counters["parsing_requests"] += 1
     if (denied := authenticate(request, state)) is not None:
         return denied
-    # Parsing has its own window: the provider limits each model to 10 requests/s.
-    admitted = state.parsing_limiter.try_acquire()
+    # Parsing has its own window: the provider limits each model (10 requests/s).
+    admitted = state.model_limiters[PARSING_MODEL].try_acquire()
     # Inferred, not documented: the provider refuses the async header on its
     # synchronous endpoints, as the try-on endpoint refuses synchronous calls.
     if asynchronous(request):

@@ -83,12 +83,13 @@ def _injected(state: EmulatorState, target: str) -> JSONResponse | None:
 
 
 def throttled(
-    state: EmulatorState, target: str, model: str | None = None, message: str = RATE_EXCEEDED
+    state: EmulatorState, target: str, model: str | None = None, message: str = RATE_EXCEEDED,
+    code: str = "Throttling.RateQuota",
 ) -> JSONResponse:
     state.counters[f"throttled.{target}"] += 1
     if model is not None:
         state.counters[f"throttled.{model}"] += 1
-    return error(429, "Throttling.RateQuota", message)
+    return error(429, code, message)
 
 
 def asynchronous(request: Request) -> bool:

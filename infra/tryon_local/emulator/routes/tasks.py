@@ -4,6 +4,7 @@ and how a submit that passed its checks becomes a task."""
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -12,12 +13,24 @@ from starlette.responses import Response
 from ..clock import parse_list_time
 from ..generation import GenerationRequest
 from ..state import EmulatorState
-from ..tasks import STATUSES, SUCCEEDED, UNKNOWN, Task, TaskRequest
+from ..tasks import (
+    CANCELED,
+    FAILED,
+    PENDING,
+    POST_PROCESSING,
+    PRE_PROCESSING,
+    RUNNING,
+    SUCCEEDED,
+    UNKNOWN,
+    Task,
+    TaskRequest,
+)
 from .protocol import (
     API_PREFIX,
     authenticate,
     emulator_state,
     error,
+    new_request_id,
     ok,
     refused,
     result_urls,
@@ -27,6 +40,14 @@ from .protocol import (
 
 
 async def accept_task(state: EmulatorState, model: str, parsed: TaskRequest) -> Response:
+    quota = state.quota(model)
+    if quota.queue is not None and state.board.pending(model) >= quota.queue:
+        # Past the running tasks and a full queue: what the provider answers is not
+        # documented ("expect 429"); this code and message are ours.
+        state.counters[f"queue_full.{model}"] += 1
+        return throttled(state, "submit", model,
+                         f"Too many queued tasks for {model} (queue cap {quota.queue}); "
+                         "try again later.", code="Throttling")
     task = state.create_task(model, parsed)
     state.counters["submits"] += 1
     state.counters[f"submits.{model}"] += 1
@@ -76,6 +97,8 @@ async def cancel_task(request: Request) -> Response:
     state = emulator_state(request)
     if (denied := authenticate(request, state)) is not None:
         return denied
+    if not state.query_limiter.try_acquire():  # query, list and cancel share 20/s
+        return throttled(state, "query")
     task_id = request.path_params["task_id"]
     task = state.board.get(task_id)
     # The provider documents that only PENDING tasks can be canceled but not
@@ -95,13 +118,38 @@ async def cancel_task(request: Request) -> Response:
     return ok({})
 
 
+# How a listed task's status reads: the list knows no phases (CONTRACT.md, "List").
+LISTED = {PRE_PROCESSING: RUNNING, POST_PROCESSING: RUNNING}
+LISTED_STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, UNKNOWN)
+REGION = "cn-beijing"
+API_KEY_ID = "ak-emulator"
+
+
+def _epoch_ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def listed(task: Task) -> dict[str, Any]:
+    """One item of the task list, in the documented shape: `status`, epoch-ms times
+    (`end_time` absent until the task ends), no result URL."""
+    item: dict[str, Any] = {
+        "task_id": task.task_id, "status": LISTED.get(task.status, task.status),
+        "model_name": task.model, "gmt_create": _epoch_ms(task.submitted_at),
+        "region": REGION, "request_id": new_request_id(), "api_key_id": API_KEY_ID,
+        "user_api_unique_key": f"apikey:v1:aigc:image2image:image-synthesis:{task.model}"}
+    if task.scheduled_at is not None:
+        item["start_time"] = _epoch_ms(task.scheduled_at)
+    if task.ended_at is not None:
+        item["end_time"] = _epoch_ms(task.ended_at)
+    return item
+
+
 async def list_tasks(request: Request) -> Response:
-    # The provider confirms this endpoint and its query parameters, but not the
-    # response beyond `request_id`; this shape (data/total/page_no/page_size,
-    # each item a query `output` plus `model`) is ours.
     state = emulator_state(request)
     if (denied := authenticate(request, state)) is not None:
         return denied
+    if not state.query_limiter.try_acquire():  # query, list and cancel share 20/s
+        return throttled(state, "query")
     params = request.query_params
     try:
         page_no = int(params.get("page_no", "1"))
@@ -120,15 +168,17 @@ async def list_tasks(request: Request) -> Response:
     statuses = None
     if params.get("status"):
         statuses = [s.strip().upper() for s in params["status"].split(",") if s.strip()]
-        unknown = [s for s in statuses if s not in STATUSES]
+        unknown = [s for s in statuses if s not in LISTED_STATUSES]
         if unknown:
             return error(400, "InvalidParameter", f"Unknown task status: {', '.join(unknown)}")
+        if RUNNING in statuses:
+            statuses += list(LISTED)
     found = state.board.select(
         since=since, until=until, model=params.get("model_name") or None, statuses=statuses
     )
     page = found[(page_no - 1) * page_size : page_no * page_size]
-    data = [{**describe(state, t, request), "model": t.model} for t in page]
-    return ok({"data": data, "total": len(found), "page_no": page_no, "page_size": page_size})
+    return ok({"total": len(found), "total_page": math.ceil(len(found) / page_size),
+               "page_no": page_no, "page_size": page_size, "data": [listed(t) for t in page]})
 
 
 ROUTES = [

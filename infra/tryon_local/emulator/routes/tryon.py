@@ -32,15 +32,15 @@ async def submit_task(request: Request) -> Response:
     state = emulator_state(request)
     if (denied := refused(request, state, "submit_requests", "submit")) is not None:
         return denied
-    # Every authenticated call takes its place in the rate window, but the
-    # provider reports malformed requests before throttling them.
-    admitted = state.submit_limiter.try_acquire()
     if not asynchronous(request):
         return error(403, "AccessDenied", NO_SYNC)
     checked = await served_request(request, state, TRYON_MODELS)
     if isinstance(checked, JSONResponse):
         return checked
     body, model = checked
+    # Every call naming the model takes its place in the model's rate window, but
+    # the provider reports malformed requests before throttling them.
+    admitted = state.model_limiters[model].try_acquire()
     parsed = _parse_tryon(body, oss_resolve=oss_resolve(request))
     if isinstance(parsed, JSONResponse):
         return parsed
