@@ -63,7 +63,3 @@ class RequestLimiter:
         for window in self.windows:
             window.record()
         return True
-
-    def reset(self) -> None:
-        for window in self.windows:
-            window.reset()

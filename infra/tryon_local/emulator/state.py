@@ -77,9 +77,6 @@ class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.clock = EmulatorClock(config.speedup)
-        # Each model's limits: the account's, and a workspace's lower ones if set.
-        self.quotas: dict[str, ModelQuota] = dict(config.model_quotas)
-        self.workspace_quotas: dict[str, ModelQuota | None] = dict.fromkeys(self.quotas)
         self.board = TaskBoard(self.clock)
         self.results = ResultStore()
         self.uploads = UploadStore(self.clock, config.upload_max_file_mb)
@@ -87,10 +84,12 @@ class EmulatorState:
             self.board, self.clock, self.results, self.uploads, config.download_timeout
         )
         self.query_limiter = SlidingWindowLimiter(config.query_rps)
-        # Each model's request window, for sync calls and submits together.
+        # Each model's limits: the account's, and a workspace's lower ones if set;
+        # and its request window, for sync calls and submits together.
+        self.quotas: dict[str, ModelQuota] = {}
+        self.workspace_quotas: dict[str, ModelQuota | None] = {}
         self.model_limiters: dict[str, RequestLimiter] = {}
-        for model in self.quotas:
-            self._apply_quota(model)
+        self._restore_quotas()
         # Models answering like unknown ids; the retire knob changes the set.
         self.retired: set[str] = set(config.retired_models)
         # The provider limits getPolicy per account and model.
@@ -119,6 +118,13 @@ class EmulatorState:
         self.quotas[model], self.workspace_quotas[model] = quota, workspace
         self._apply_quota(model)
         self.scheduler.tick()  # a raised running limit starts queued tasks at once
+
+    def _restore_quotas(self) -> None:
+        """The configured limits, no workspace caps, fresh request windows."""
+        self.quotas = dict(self.config.model_quotas)
+        self.workspace_quotas = dict.fromkeys(self.quotas)
+        for model in self.quotas:
+            self._apply_quota(model)
 
     def _apply_quota(self, model: str) -> None:
         quota = self.quota(model)
@@ -258,10 +264,7 @@ class EmulatorState:
         self.results.clear()
         self.uploads.clear()
         self.query_limiter.reset()
-        self.quotas = dict(self.config.model_quotas)
-        self.workspace_quotas = dict.fromkeys(self.quotas)
-        for model in self.quotas:
-            self._apply_quota(model)
+        self._restore_quotas()
         self.retired = set(self.config.retired_models)
         self._policy_limiters.clear()
         self._clear_faults()

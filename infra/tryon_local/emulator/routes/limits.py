@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from ..config import ModelQuota
-from .protocol import API_PREFIX, emulator_state, error, ok, refused, route
+from .protocol import API_PREFIX, emulator_state, ok, paging, refused, route
 
 WORKSPACE_ID = "ws-emulator"
 
@@ -28,14 +28,10 @@ async def read_limits(request: Request) -> Response:
     state = emulator_state(request)
     if (denied := refused(request, state, "limits_requests", "limits")) is not None:
         return denied
+    if isinstance(paged := paging(request, default_size=20), JSONResponse):
+        return paged
+    page_no, page_size = paged
     params = request.query_params
-    try:
-        page_no = int(params.get("page_no", "1"))
-        page_size = int(params.get("page_size", "20"))
-    except ValueError:
-        return error(400, "InvalidParameter", "page_no and page_size must be integers.")
-    if page_no < 1 or page_size < 1:
-        return error(400, "InvalidParameter", "page_no and page_size must be >= 1.")
     # An unknown model lists nothing (not documented); a retired one is still listed:
     # its limits are the account's facts.
     models = [m for m in state.quotas if m == params["model"]] if params.get("model") else list(

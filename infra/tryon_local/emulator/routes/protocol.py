@@ -57,6 +57,18 @@ async def http_exception(_request: Request, exc: HTTPException) -> JSONResponse:
     return error(exc.status_code, codes.get(exc.status_code, "InvalidParameter"), exc.detail)
 
 
+def paging(request: Request, default_size: int) -> tuple[int, int] | JSONResponse:
+    """`page_no` and `page_size` of a listing, or the answer to bad ones."""
+    try:
+        page_no = int(request.query_params.get("page_no", "1"))
+        page_size = int(request.query_params.get("page_size", str(default_size)))
+    except ValueError:
+        return error(400, "InvalidParameter", "page_no and page_size must be integers.")
+    if page_no < 1 or page_size < 1:
+        return error(400, "InvalidParameter", "page_no and page_size must be >= 1.")
+    return page_no, page_size
+
+
 def authenticate(request: Request, state: EmulatorState) -> JSONResponse | None:
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip()

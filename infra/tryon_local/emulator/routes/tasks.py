@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from ..clock import parse_list_time
 from ..generation import GenerationRequest
@@ -32,6 +32,7 @@ from .protocol import (
     error,
     new_request_id,
     ok,
+    paging,
     refused,
     result_urls,
     route,
@@ -150,21 +151,15 @@ async def list_tasks(request: Request) -> Response:
         return denied
     if not state.query_limiter.try_acquire():  # query, list and cancel share 20/s
         return throttled(state, "query")
+    if isinstance(paged := paging(request, default_size=10), JSONResponse):
+        return paged
+    page_no, page_size = paged
     params = request.query_params
     try:
-        page_no = int(params.get("page_no", "1"))
-        page_size = int(params.get("page_size", "10"))
         since = parse_list_time(params["start_time"]) if params.get("start_time") else None
         until = parse_list_time(params["end_time"]) if params.get("end_time") else None
     except ValueError:
-        return error(
-            400,
-            "InvalidParameter",
-            "page_no and page_size must be integers; start_time and end_time look like "
-            "20230420000000.",
-        )
-    if page_no < 1 or page_size < 1:
-        return error(400, "InvalidParameter", "page_no and page_size must be >= 1.")
+        return error(400, "InvalidParameter", "start_time and end_time look like 20230420000000.")
     statuses = None
     if params.get("status"):
         statuses = [s.strip().upper() for s in params["status"].split(",") if s.strip()]
