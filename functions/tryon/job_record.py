@@ -182,7 +182,8 @@ class WorkflowState:
     model: str
     task_id: str | None = None
     deadline: int | None = None
-    plan: list[float] | None = None
+    plan: list[float] | None = None  # query times from the task's start
+    plan_from_submit: list[float] | None = None  # until a query finds it started
     next_delay: int | None = None
     poll_at: float | None = None
     polls: int = 0

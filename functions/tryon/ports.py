@@ -5,7 +5,7 @@ tests/fakes implements them in memory, failing the way the real ones do."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from tryon.job_record import JobRecord, JobStatus
 
@@ -61,9 +61,13 @@ class TaskOwners(Protocol):
     def owner(self, task_id: str) -> str | None: ...
 
 
+Since = Literal["start", "submit"]  # a task's time to its end, counted from
+
+
 class Durations(Protocol):
-    def record(self, model: str, task_id: str, seconds: float) -> None: ...
-    def recent(self, model: str) -> list[float]: ...
+    def record(self, model: str, task_id: str, seconds: float, *,
+               since: Since = "start") -> None: ...
+    def recent(self, model: str, *, since: Since = "start") -> list[float]: ...
 
 
 class RetiredModels(Protocol):

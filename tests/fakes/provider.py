@@ -27,6 +27,7 @@ class FakeTask:
     model: str
     submitted: float
     duration: float
+    queued_for: float = 0.0  # PENDING this long after its submit, behind running tasks
     held: bool = False
     started: float | None = None  # when a held (queued) task was let run
     failed: tuple[str, str] | None = None
@@ -37,6 +38,7 @@ class FakeTask:
 class FakeProvider:
     clock: Callable[[], float]
     duration: float = 20.0
+    queue_wait: float = 0.0  # how long each new task waits PENDING before it starts
     tasks: dict[str, FakeTask] = field(default_factory=dict)
     calls: Counter = field(default_factory=Counter)  # by call: submit, query, call, ...
     refused: set[str] = field(default_factory=set)  # models answered as retired
@@ -68,7 +70,8 @@ class FakeProvider:
 
     def submit(self, request: Any, *, oss_resolve: bool = False) -> SubmittedTask:
         self._enter("submit", request.model)
-        task = FakeTask(f"task-{next(self._ids)}", request.model, self.clock(), self.duration)
+        task = FakeTask(f"task-{next(self._ids)}", request.model, self.clock(), self.duration,
+                        self.queue_wait)
         self.tasks[task.task_id] = task
         self._answer_lost("submit")  # the task exists: only its answer is lost
         return SubmittedTask(task_id=task.task_id, request_id=f"req-{task.task_id}")
@@ -81,13 +84,13 @@ class FakeProvider:
         return self._state(task)
 
     def _state(self, task: FakeTask) -> TaskState:
-        start = task.started or task.submitted
+        start = task.started or task.submitted + task.queued_for
         now, end = self.clock(), start + task.duration
         base = {"task_id": task.task_id, "request_id": f"req-q-{task.task_id}",
                 "submit_time": task.submitted}
         if task.canceled:
             return TaskState(status="CANCELED", **base)
-        if task.held:
+        if task.held or now < start:
             return TaskState(status="PENDING", **base)
         if task.failed:
             return TaskState(status="FAILED", code=task.failed[0], message=task.failed[1],
@@ -106,7 +109,7 @@ class FakeProvider:
     def cancel(self, task_id: str) -> str:
         self._enter("cancel")
         task = self.tasks[task_id]
-        if not task.held:
+        if not (task.held or self.clock() < task.submitted + task.queued_for):
             raise PermanentProviderError(400, "UnsupportedOperation",
                                          "only a PENDING task can be canceled")
         task.canceled = True

@@ -213,12 +213,13 @@ class FakeDurations:
     def __init__(self) -> None:
         self.samples: dict[str, dict[int, float]] = {}
 
-    def record(self, model: str, task_id: str, seconds: float) -> None:
+    def record(self, model: str, task_id: str, seconds: float, *,
+               since: str = "start") -> None:
         place = int(hashlib.sha256(task_id.encode()).hexdigest(), 16) % DURATION_PLACES
-        self.samples.setdefault(model, {})[place] = seconds
+        self.samples.setdefault(f"{model}/{since}", {})[place] = seconds
 
-    def recent(self, model: str) -> list[float]:
-        return list(self.samples.get(model, {}).values())
+    def recent(self, model: str, *, since: str = "start") -> list[float]:
+        return list(self.samples.get(f"{model}/{since}", {}).values())
 
 
 class FakeRetired:

@@ -145,6 +145,9 @@ def test_what_the_pipeline_remembers_of_the_provider(repos):
     repos.durations.record("m", "t1", 12.5)
     repos.durations.record("m", "t1", 13.0)  # a task has one place
     assert repos.durations.recent("m") == [13.0] and repos.durations.recent("x") == []
+    repos.durations.record("m", "t1", 20.0, since="submit")  # its queue wait included
+    assert repos.durations.recent("m", since="submit") == [20.0]
+    assert repos.durations.recent("m") == [13.0]
     assert repos.retired.until("m") == 0
     repos.retired.remember("m", NOW + 60, {"code": "ModelNotFound", "message": "gone"})
     assert repos.retired.until("m") == NOW + 60

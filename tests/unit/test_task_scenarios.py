@@ -219,3 +219,21 @@ def test_a_kept_garment_not_on_the_person_fails_before_the_try_on(fake):
     job = fake.jobs.get(job_id)
     assert job.status == JobStatus.FAILED and job.error["code"] == "KeptGarmentNotFound"
     assert fake.provider.calls["submit"] == 0
+
+
+def test_a_task_that_waits_in_the_provider_queue_is_polled_on_the_times_from_submit(fake):
+    # Submitted ahead of a free slot (ProviderQueueAhead), each task waits 20 s PENDING
+    # behind running ones, then runs 20 s: the run's plan counted from the submit
+    # would query while it still waits (6 queries a task once learned, not 4).
+    fake.provider.queue_wait = 20.0
+    polls = []  # queries of each task, in turn: the plans learn from the ones before
+    for i in range(10):
+        job_id = fake.admitted(f"look-{i}")
+        submit_admitted(fake.ctx, job_id)
+        assert fake.run(job_id)[0] == "JobSucceeded"
+        polls.append(fake.jobs.get(job_id).polls)
+    assert set(fake.durations.recent(MODEL)) == {20.0}  # the run, for the plan once started
+    assert set(fake.durations.recent(MODEL, since="submit")) == {40.0}
+    job = fake.jobs.get("look-9")
+    assert polls[-1] <= 4
+    assert job.timeline["end_seen"] - job.timeline["provider_end"] <= 1.0

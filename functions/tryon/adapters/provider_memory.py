@@ -9,6 +9,7 @@ import hashlib
 from typing import Any
 
 from tryon.adapters.dynamo import RECORD_TTL_SECONDS, Table, applied, to_dynamo
+from tryon.ports import Since
 
 TASK_PK, TASK_SK = "TASK#", "TASK"
 DURATIONS_PK, DURATIONS_SK = "DURATIONS#", "DURATIONS"
@@ -40,23 +41,27 @@ class Durations:
     def __init__(self, table: Table) -> None:
         self._t = table
 
-    def record(self, model: str, task_id: str, seconds: float) -> None:
-        """Keep a task's generation time among the model's recent ones (a fixed
-        number of places, picked by task id, so the item stays small)."""
+    def record(self, model: str, task_id: str, seconds: float, *,
+               since: Since = "start") -> None:
+        """Keep a task's time to its end, from its start (its generation time) or from
+        its submit (its wait in the provider's queue included), among the model's
+        recent ones (a fixed number of places, picked by task id, so the item stays
+        small)."""
         place = int(hashlib.sha256(task_id.encode()).hexdigest(), 16) % DURATION_PLACES
         self._t.table.update_item(
-            Key=self._t.ensure({**self._key(model), "samples": {}}),
+            Key=self._t.ensure({**self._key(model, since), "samples": {}}),
             UpdateExpression="SET samples.#place = :seconds",
             ExpressionAttributeNames={"#place": str(place)},
             ExpressionAttributeValues={":seconds": to_dynamo(float(seconds))})
 
-    def recent(self, model: str) -> list[float]:
-        item = self._t.read(self._key(model), consistent=False) or {}
+    def recent(self, model: str, *, since: Since = "start") -> list[float]:
+        item = self._t.read(self._key(model, since), consistent=False) or {}
         return [float(v) for v in item.get("samples", {}).values()]
 
     @staticmethod
-    def _key(model: str) -> dict[str, str]:
-        return {"pk": f"{DURATIONS_PK}{model}", "sk": DURATIONS_SK}
+    def _key(model: str, since: Since) -> dict[str, str]:
+        suffix = "" if since == "start" else "#FROM-SUBMIT"
+        return {"pk": f"{DURATIONS_PK}{model}{suffix}", "sk": DURATIONS_SK}
 
 
 class RetiredModels:

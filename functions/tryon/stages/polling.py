@@ -39,9 +39,8 @@ def poll(ctx: Context, state: WorkflowState) -> WorkflowState:
                     last_query_request_id=task.request_id, timeline=timeline)
     out = state.but(polls=polls, status=StepStatus(task.status))
     if not task.is_pending:
-        if task.status == "SUCCEEDED" and {"provider_start", "provider_end"} <= set(timeline):
-            ctx.durations.record(model, task.task_id, timeline["provider_end"]
-                                 - timeline["provider_start"])
+        if task.status == "SUCCEEDED":
+            _record_durations(ctx, model, task.task_id, timeline)
         if task.status == "SUCCEEDED":
             return out.but(image_url=task.image_url, usage=_usage(task))
         return out.but(error=_task_error(task))
@@ -49,13 +48,25 @@ def poll(ctx: Context, state: WorkflowState) -> WorkflowState:
     if now >= deadline:
         return out.but(status=StepStatus.TIMED_OUT, error=_give_up(ctx, client, job_id, task))
     started = timeline.get("provider_start") if task.status != "PENDING" else None
-    # A task still in the provider's queue (submitted ahead of a free slot) is polled
-    # as if it had started at its submit: it waits about one task's share, and its
-    # first query then finds it running, with its real start.
-    since = started or timeline.get("provider_submit")
-    running_for = now - since if since else None
-    plan = state.plan or poll_plan(ctx, model)
+    if started is not None:
+        plan, running_for = state.plan or poll_plan(ctx, model), now - started
+    else:
+        # Still in the provider's queue (submitted ahead of a free slot): polled on
+        # the model's times from submit to end, until a query finds it started.
+        submitted = timeline.get("provider_submit")
+        plan = state.plan_from_submit or poll_plan(ctx, model, since="submit")
+        running_for = now - submitted if submitted is not None else None
     return out.but(**next_wait(ctx, plan, running_for, polls, now=now, deadline=deadline))
+
+
+def _record_durations(ctx: Context, model: str, task_id: str,
+                      timeline: dict[str, float]) -> None:
+    """The poll plans learn from what the provider's own times say."""
+    end = timeline.get("provider_end")
+    for since in ("start", "submit"):
+        begin = timeline.get(f"provider_{since}")
+        if end is not None and begin is not None:
+            ctx.durations.record(model, task_id, end - begin, since=since)
 
 
 def run_deadline(ctx: Context, state: WorkflowState, task: TaskState,

@@ -137,12 +137,14 @@ def start_workflow(ctx: Context, job: JobRecord) -> None:
         now = ctx.clock()
         submitted = job.timeline.get("submitted", now)
         deadline = submitted + ctx.settings.poll_deadline_seconds
-        plan = poll_plan(ctx, job.model)
+        # Its first query is planned from its submit: it may wait in the provider's
+        # queue (a lookahead slot), or have started at once.
+        from_submit = poll_plan(ctx, job.model, since="submit")
         state = WorkflowState(
             job_id=job.job_id, protocol="task", task_id=job.provider_task_id,
-            model=job.model, deadline=int(deadline), plan=plan, polls=job.polls,
-            # The task started when it was submitted: this job holds a provider slot.
-            **next_wait(ctx, plan, now - submitted, 0, now=now, deadline=deadline))
+            model=job.model, deadline=int(deadline), plan=poll_plan(ctx, job.model),
+            plan_from_submit=from_submit, polls=job.polls,
+            **next_wait(ctx, from_submit, now - submitted, 0, now=now, deadline=deadline))
     execution_arn = ctx.workflow.start(execution_name(job), state.to_event())
     ctx.jobs.update(job.job_id, execution_arn=execution_arn)
 

@@ -9,6 +9,7 @@ from typing import Any
 from tryon import poll_schedule
 from tryon.models.registry import model_spec
 from tryon.poll_schedule import plan_polls
+from tryon.ports import Since
 from tryon.stages.context import Context
 
 # The poll sleeps at most this long to land on its planned time (the Wait state
@@ -16,9 +17,12 @@ from tryon.stages.context import Context
 MAX_TOP_UP_SECONDS = 1.5
 
 
-def poll_plan(ctx: Context, model: str) -> list[float]:
-    """When to query a task of `model`, in seconds after it starts running."""
-    return list(plan_polls(ctx.durations.recent(model),
+def poll_plan(ctx: Context, model: str, *, since: Since = "start") -> list[float]:
+    """When to query a task of `model`, in seconds after it starts running, or after
+    its submit while it may still wait in the provider's queue (planned from the
+    model's recent times from submit to end: a task submitted ahead of a free slot
+    starts when a running one ends)."""
+    return list(plan_polls(ctx.durations.recent(model, since=since),
                            model_spec(model).generation_seconds,
                            gap=ctx.capacity.query_gap()))
 
