@@ -21,6 +21,7 @@ MAX_WAIT_SECONDS = 20.0
 
 class SlotLedger(Protocol):
     def claim_call_slot(self, operation: str, slot: int, now: float) -> bool: ...
+    def call_slot_taken(self, operation: str, slot: int) -> bool: ...
 
 
 class PacingTimeout(Exception):
@@ -51,12 +52,17 @@ class CallPacer:
         """The most real seconds `wait_turn` may sleep before it returns."""
         return max(MAX_WAIT_SECONDS, self.rate_of(operation).spacing)
 
+    def turn_soon(self, operation: str, within: float) -> bool:
+        """Whether a turn of `operation` starts within `within` seconds and is still
+        free: a look at the first two such slots, not a claim (another caller may
+        take it first). A rate-bound model's turns are seconds apart."""
+        width, slots, now = self._slots(operation)
+        first = math.ceil(now / width)
+        return any(not self.ledger.call_slot_taken(slots, slot)
+                   for slot in range(first, min(first + 2, int((now + within) / width) + 1)))
+
     def wait_turn(self, operation: str) -> None:
-        width = self.rate_of(operation).spacing
-        now = self.clock()
-        # Slots are numbered per width: callers that still see an older rate claim
-        # slots of their own rather than collide with every past slot of a new one.
-        slots = f"{operation}@{width:.3f}"
+        width, slots, now = self._slots(operation)
         # The slots that start from now to MAX_WAIT_SECONDS on, or to the next slot's
         # start when slots are wider (2/min: a call may wait up to a minute for its
         # turn, rather than miss every slot it could have had): a caller that finds
@@ -69,3 +75,9 @@ class CallPacer:
                     self.sleep(delay)
                 return
         raise PacingTimeout(f"no {operation} slot free within {MAX_WAIT_SECONDS:.0f} s")
+
+    def _slots(self, operation: str) -> tuple[float, str, float]:
+        width = self.rate_of(operation).spacing
+        # Slots are numbered per width: callers that still see an older rate claim
+        # slots of their own rather than collide with every past slot of a new one.
+        return width, f"{operation}@{width:.3f}", self.clock()

@@ -57,9 +57,13 @@ class Pacer:
 
     def __init__(self) -> None:
         self.turns: list[str] = []
+        self.far: set[str] = set()  # operations whose next turn is not soon
 
     def wait_turn(self, operation: str) -> None:
         self.turns.append(operation)
+
+    def turn_soon(self, operation: str, within: float) -> bool:
+        return operation not in self.far
 
     def longest_wait(self, operation: str) -> float:
         return 0.0  # a turn here never waits

@@ -56,6 +56,20 @@ def test_a_hand_off_that_cannot_submit_goes_through_the_submit_queue(fake):
     assert "first" in fake.slots.holders(MODEL)  # it keeps the slot it was handed
 
 
+def test_a_hand_off_whose_submit_turn_is_far_goes_through_the_submit_queue(fake):
+    # A rate-bound model (20 submits a minute): waiting here for the submit's turn
+    # would hold up the result of the job that just ended.
+    holders = full(fake)
+    waiting_job(fake, "first")
+    fake.pacer.far.add(f"submit:{MODEL}")
+
+    hand_on(fake.ctx, MODEL, holders[0])
+
+    assert fake.status("first") == "ADMITTED" and fake.admissions.sent == ["first"]
+    assert fake.provider.calls["submit"] == 0 and fake.counted == ["HandOffsQueued"]
+    assert "first" in fake.slots.holders(MODEL)  # it keeps the slot it was handed
+
+
 def test_a_hand_off_whose_queue_message_is_lost_too_leaves_it_to_the_sweep(fake):
     fake.configure(provider_queue_ahead=0)
     holders = full(fake)

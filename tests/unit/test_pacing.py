@@ -17,6 +17,9 @@ class Ledger:
         self.claimed.add((operation, slot))
         return True
 
+    def call_slot_taken(self, operation: str, slot: int) -> bool:
+        return (operation, slot) in self.claimed
+
 
 class Clock:
     def __init__(self) -> None:
@@ -119,3 +122,19 @@ def test_a_caller_of_a_limit_slower_than_the_wait_may_wait_for_the_next_slot():
                       sleep=clock.sleep)
     pacer.wait_turn("submit")
     assert clock.now == 1080.0
+
+
+def test_a_turn_is_soon_only_when_a_free_slot_starts_within_the_bound():
+    clock, ledger = Clock(), Ledger()
+    rates = {"submit": Rate(20, 60), "query": Rate(20)}  # slots 3.16 s and 0.05 s wide
+    pacer = CallPacer(ledger, rates.__getitem__, clock=clock, sleep=clock.sleep)
+    assert pacer.turn_soon("submit", 1.5)  # the next slot starts in 1.05 s
+    pacer.wait_turn("submit")  # taken: the one after is 3.16 s away
+    assert not pacer.turn_soon("submit", 1.5) and pacer.turn_soon("submit", 3.2)
+    assert len(ledger.claimed) == 1  # a look claims nothing
+    before = clock.now
+    assert pacer.turn_soon("query", 1.5)
+    pacer.wait_turn("query")
+    pacer.wait_turn("query")
+    clock.now = before  # the two next query slots are taken: a turn within 1.5 s may
+    assert not pacer.turn_soon("query", 1.5)  # still be free, but it is not looked for

@@ -97,6 +97,9 @@ class PacingLedger:
                              "expires_at": int(now) + 3600},
                        ConditionExpression="attribute_not_exists(pk)")
 
+    def call_slot_taken(self, operation: str, slot: int) -> bool:
+        return self._t.read({"pk": f"{RATE_PK}{operation}#{slot}", "sk": RATE_SK}) is not None
+
 
 class LimitNotes:
     """What the stack learned of each model's capacity, in one item (every function
