@@ -8,6 +8,7 @@ validator's words would not do."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -24,6 +25,10 @@ SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest-v1.schema.json"
 MAX_MANIFEST_BYTES = 512 * 1024
 _MANIFEST_FIELDS = {"version", "defaults", "attributes", "looks"}
 _OPTIONS = ("model", "resolution", "restore_face", "instruction")
+# The retailer's instruction goes into the model's own text: one line of plain text. The
+# schema's pattern cannot name Unicode categories, so format characters (a U+202E that
+# reverses what a reader sees, a U+200B that hides a word) are refused here.
+_NOT_PLAIN = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 class ManifestError(ValueError):
@@ -85,6 +90,7 @@ def parse_manifest(raw: bytes, default_model: str) -> Manifest:
             path = path[2:]  # the look is the manifest itself
         raise ManifestError(_pointer(path), message) from None
 
+    _check_instruction(doc.get("defaults", {}), "/defaults")
     looks, pointers = [], {}
     for index, entry in enumerate(doc["looks"]):
         pointer = f"/looks/{index}" if is_batch else ""
@@ -97,14 +103,29 @@ def parse_manifest(raw: bytes, default_model: str) -> Manifest:
                     attributes=doc.get("attributes", {}))
 
 
+def instruction_refusals(manifest: Manifest, owner: str | None) -> dict[str, str]:
+    """Look id -> why its instruction is refused, where the operator has not allowed
+    instructions for whoever wrote the manifest (owner: the integration; None: a
+    bucket manifest)."""
+    how = (f"`tryon keys set {owner} --allow-instruction`" if owner
+           else "the stack parameter AllowManifestInstructions=true")
+    return {look.look_id: f"look {look.look_id!r} (at {manifest.pointers[look.look_id] or '/'}) "
+            "has an instruction, which is off unless the operator allows it (the text goes to "
+            "the provider account every tenant shares, where a harmful one risks moderation "
+            "strikes for all of them): remove instruction from the look and the defaults, or "
+            f"ask the operator to allow it with {how}"
+            for look in manifest.looks if look.instruction}
+
+
 # Inputs are the user's images, never the pipeline's own files: manifests and the
 # normalized copies preflight writes.
 RESERVED_INPUT_PREFIXES = ("jobs/", "normalized/")
 
 
 def _look(entry: dict, pointer: str, number: int, doc: dict, default_model: str) -> Look:
-    """The rules a schema states poorly: which garments may go together, and where
-    images may come from."""
+    """The rules a schema states poorly: which garments may go together, where
+    images may come from, and what an instruction may hold."""
+    _check_instruction(entry, pointer)
     for slot in ("person", "top", "bottom", "dress"):
         if str(entry.get(slot, "")).startswith(RESERVED_INPUT_PREFIXES):
             raise ManifestError(f"{pointer}/{slot}", f"{entry[slot]!r} is under "
@@ -145,6 +166,16 @@ def _look(entry: dict, pointer: str, number: int, doc: dict, default_model: str)
         instruction=options.get("instruction"),
         attributes=tuple(sorted(attributes.items())),
     )
+
+
+def _check_instruction(options: dict[str, Any], pointer: str) -> None:
+    text = options.get("instruction", "")
+    bad = next((char for char in text if unicodedata.category(char) in _NOT_PLAIN), None)
+    if bad is not None:
+        rule = manifest_schema()["definitions"]["instruction"]["errorMessage"]["pattern"]
+        raise ManifestError(f"{pointer}/instruction", f"{rule}; character "
+                            f"{text.index(bad) + 1} is U+{ord(bad):04X} "
+                            f"{unicodedata.name(bad, '')}".rstrip())
 
 
 def _explain(exc: JsonSchemaValueException) -> tuple[list[str], str]:

@@ -62,6 +62,9 @@ class Settings:
     input_transport: str  # "presigned-url" | "provider-upload"
     inbox_bucket: str = ""  # where the API writes its looks' manifests and uploads go
     integration_daily_quota: int = 100  # an API integration's images per day, unless set
+    # Whether bucket manifests may carry a retailer's instruction: free text sent to the
+    # provider account every tenant shares (API integrations: allowed one by one).
+    allow_manifest_instructions: bool = False
     provider_read_timeout: float = 20.0
     call_timeout_seconds: float = 240.0  # one synchronous generation, answer included
     # Where the provider answers its limits (the workspace's base URL; "" for
@@ -106,6 +109,7 @@ class Settings:
             input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
             inbox_bucket=env.get("INBOX_BUCKET", ""),
             integration_daily_quota=int(env.get("INTEGRATION_DAILY_QUOTA", "100")),
+            allow_manifest_instructions=env.get("ALLOW_MANIFEST_INSTRUCTIONS") == "true",
             # Local runs only: a short read timeout for tests, and a faster clock.
             provider_read_timeout=float(env.get("PROVIDER_READ_TIMEOUT_SECONDS", "20")),
             timebase=Timebase(float(env.get("TIME_SCALE", "1")),

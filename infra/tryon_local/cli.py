@@ -110,6 +110,10 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+INSTRUCTION_HELP = ("let its looks carry a retailer's instruction (Qwen models), off unless "
+                    "allowed: the text goes to the provider account every tenant shares")
+
+
 def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
     target = argparse.ArgumentParser(add_help=False)
     where = target.add_mutually_exclusive_group(required=True)
@@ -154,7 +158,13 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
                         "stack's IntegrationDailyQuota)")
     create.add_argument("--iam-principal", metavar="ARN",
                         help="also let this IAM role or user act for it (SigV4 API)")
-    command(keys_commands, "list", _keys_list, "integrations, keys, quotas (no secrets)")
+    create.add_argument("--allow-instruction", action="store_true", help=INSTRUCTION_HELP)
+    keys_set = command(keys_commands, "set", _keys_set, "change an integration's settings")
+    keys_set.add_argument("name")
+    keys_set.add_argument("--allow-instruction", action=argparse.BooleanOptionalAction,
+                         required=True, help=INSTRUCTION_HELP)
+    command(keys_commands, "list", _keys_list,
+            "integrations, keys, quotas, instruction allowed (no secrets)")
     revoke = command(keys_commands, "revoke", _keys_revoke,
                      "one key, or (no --key-id) every key and IAM principal of it")
     revoke.add_argument("name")
@@ -241,16 +251,24 @@ def _jobs_cancel(target: ops.Target, args: argparse.Namespace) -> int:
 
 
 def _keys_create(target: ops.Target, args: argparse.Namespace) -> int:
-    made = ops.create_key(target, args.name, args.quota, args.iam_principal)
+    made = ops.create_key(target, args.name, args.quota, args.iam_principal,
+                          args.allow_instruction)
     lines = [f"integration {made['name']}: new key {made['key_id']}, shown only now "
              "(keep it as a secret):", made["key"],
              f"send it as `Authorization: Bearer <key>`, e.g. curl -H \"Authorization: Bearer "
              f"$TRYON_KEY\" {made['api_url'] or '<ApiUrl>'}/jobs",
-             f"daily quota: {made['daily_quota']} images"]
+             f"daily quota: {made['daily_quota']} images",
+             f"instruction: {'allowed' if made['allow_instruction'] else 'off'}"]
     if made["principal"]:
         lines.append(f"{made['principal']} may act for {made['name']} through the IAM API "
                      "(SigV4, output IamApiUrl)")
     return _show(args, made, "\n".join(lines))
+
+
+def _keys_set(target: ops.Target, args: argparse.Namespace) -> int:
+    changed = ops.set_allow_instruction(target, args.name, args.allow_instruction)
+    return _show(args, changed, f"integration {args.name}: instruction "
+                 f"{'allowed' if args.allow_instruction else 'off'}")
 
 
 def _keys_list(target: ops.Target, args: argparse.Namespace) -> int:
@@ -308,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--keep", choices=["top", "bottom"],
                      help="keep the person's own top or bottom")
     run.add_argument("--model", choices=MODEL_IDS)
-    run.add_argument("--instruction", help="Qwen models: words appended to the instruction")
+    run.add_argument("--instruction", help="Qwen models: the retailer's styling note (allowed "
+                     "on this local stack: AllowManifestInstructions=true)")
     run.add_argument("--resolution", type=int, choices=[-1, 1024, 1280])
     run.add_argument("--no-restore-face", action="store_true",
                      help="let the model generate a new face")
@@ -357,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in (args.person, args.top, args.bottom, args.dress):
         if path and not path.is_file():
             parser.error(f"{path}: no such file")
+    if args.instruction:  # asked for on the command line: allowed on this local stack
+        args.parameter.insert(0, "AllowManifestInstructions=true")
     look = LookRequest(
         args.look_id, args.person, top=args.top, bottom=args.bottom, dress=args.dress,
         keep=args.keep, model=args.model, resolution=args.resolution,

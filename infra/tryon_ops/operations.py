@@ -280,8 +280,10 @@ def progress_line(view: dict[str, Any], width: int = 30) -> str:
 
 # --- keys --------------------------------------------------------------------------------
 
-def create_key(target: Target, name: str, quota: int | None,
-               principal: str | None) -> dict[str, Any]:
+def create_key(target: Target, name: str, quota: int | None, principal: str | None,
+               allow_instruction: bool = False) -> dict[str, Any]:
+    """`allow_instruction`: allow its looks a retailer's instruction (False leaves an
+    existing integration's setting as it is)."""
     if not INTEGRATION_NAME.match(name):
         raise OperatorError(f"{name!r} is not an integration name: 1-40 lowercase letters, "
                             "digits or '-', starting with a letter or digit")
@@ -289,9 +291,22 @@ def create_key(target: Target, name: str, quota: int | None,
     key, key_id = target.integrations.create_key(name, quota, now)
     if principal:
         target.integrations.allow_principal(name, principal, now)
+    if allow_instruction:
+        target.integrations.set_allow_instruction(name, True)
     item = target.integrations.get(name) or {}
     return {"name": name, "key_id": key_id, "key": key, "principal": principal,
-            "daily_quota": _quota(target, item), "api_url": target.api_url}
+            "daily_quota": _quota(target, item),
+            "allow_instruction": bool(item.get("allow_instruction")), "api_url": target.api_url}
+
+
+def set_allow_instruction(target: Target, name: str, allowed: bool) -> dict[str, Any]:
+    """Allow or refuse an integration's looks a retailer's instruction (the text goes to
+    the provider account every tenant shares)."""
+    try:
+        target.integrations.set_allow_instruction(name, allowed)
+    except KeyError as exc:
+        raise OperatorError(f"cannot set: {exc.args[0]}") from None
+    return {"name": name, "allow_instruction": allowed}
 
 
 def list_keys(target: Target) -> list[dict[str, Any]]:
@@ -407,8 +422,9 @@ def format_keys(integrations: list[dict[str, Any]]) -> str:
     for item in integrations:
         state = f"revoked {_when(item['revoked_at'])}" if item.get("revoked_at") else "active"
         quota = f"{item['daily_quota']}{' (default)' if item['quota_is_default'] else ''}"
+        instruction = "allowed" if item["allow_instruction"] else "off"
         lines.append(f"{item['name']}: {state}; {item['used_today']} of {quota} images "
-                     "used today (UTC)")
+                     f"used today (UTC); instruction {instruction}")
         for key in item["keys"]:
             revoked = f", revoked {_when(key['revoked_at'])}" if key.get("revoked_at") else ""
             lines.append(f"  key {key['key_id']}  created {_when(key['created_at'])}{revoked}")

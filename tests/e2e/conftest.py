@@ -26,7 +26,9 @@ def stack(tmp_path_factory) -> LocalStack:
     workdir = tmp_path_factory.mktemp("stack")
     options = LocalOptions(speedup=SPEEDUP, seed=7, workdir=workdir, function_env={
         "PROVIDER_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS),
-        "CALL_TIMEOUT_SECONDS": str(CALL_TIMEOUT_SECONDS)})
+        "CALL_TIMEOUT_SECONDS": str(CALL_TIMEOUT_SECONDS)},
+        # Bucket manifests with a retailer's instruction (tests/e2e/test_successor_models.py).
+        parameters={"AllowManifestInstructions": "true"})
     with LocalStack(options) as running:
         yield running
 

@@ -24,6 +24,7 @@ from fakes.store import (
     FakeBatches,
     FakeBudget,
     FakeDurations,
+    FakeIntegrations,
     FakeJobs,
     FakeLimitNotes,
     FakeMessageErrors,
@@ -91,6 +92,7 @@ class FakeStack:
     preparations: FakeMessages = field(default_factory=FakeMessages)
     pacer: Pacer = field(default_factory=Pacer)
     counted: list[str] = field(default_factory=list)
+    integrations: FakeIntegrations = field(default_factory=FakeIntegrations)
 
     def __post_init__(self) -> None:
         self.budget = FakeBudget(self.jobs)
@@ -109,7 +111,7 @@ class FakeStack:
             retired=self.retired, message_errors=self.message_errors,
             storage=self.storage, notifier=self.notifier, workflow=self.workflow,
             admissions=self.admissions, preparations=self.preparations,
-            provider=lambda: clients, pacer=self.pacer, integrations=None,
+            provider=lambda: clients, pacer=self.pacer, integrations=self.integrations,
             capacity=Capacity(stack_settings, self.limit_notes, self.clock),
             limit_notes=self.limit_notes,
             sleep=self.clock.sleep, count=self.counted.append)

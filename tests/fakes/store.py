@@ -270,3 +270,14 @@ class FakeLimitNotes:
             return False
         notes[note] = until
         return True
+
+
+class FakeIntegrations:
+    """The integration records intake reads; the rest of tryon.adapters.integrations
+    (keys, quotas) is tested on moto."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self.items.get(name)

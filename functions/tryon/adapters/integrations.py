@@ -33,6 +33,7 @@ class Integration:
     name: str
     daily_quota: int
     key_id: str | None = None  # the key that authenticated the request (None: IAM)
+    allow_instruction: bool = False  # its looks may carry a retailer's instruction
 
 
 def key_hash(key: str) -> str:
@@ -88,6 +89,20 @@ class Integrations:
                                 UpdateExpression="ADD principals :arn REMOVE revoked_at",
                                 ExpressionAttributeValues={":arn": {role_of(principal_arn)}})
 
+    def set_allow_instruction(self, name: str, allowed: bool) -> None:
+        """Whether the integration's looks may carry a retailer's instruction: off until
+        the operator allows it (the text goes to the provider account every tenant
+        shares)."""
+        try:
+            self._table.update_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
+                                    UpdateExpression="SET allow_instruction = :allowed",
+                                    ConditionExpression="attribute_exists(pk)",
+                                    ExpressionAttributeValues={":allowed": allowed})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise KeyError(f"no integration named {name!r}") from None
+            raise
+
     def revoke(self, name: str, key_id: str | None, now: float) -> list[str]:
         """Revoke one key of the integration, or (no key id) all of them and its IAM
         principals. Returns the key ids revoked."""
@@ -132,6 +147,7 @@ class Integrations:
             keys.append({"key_id": key_id, "created_at": record.get("created_at"),
                          "revoked_at": record.get("revoked_at")})
         return {"name": item["sk"], "daily_quota": item.get("daily_quota"),
+                "allow_instruction": bool(item.get("allow_instruction")),
                 "created_at": item.get("created_at"), "revoked_at": item.get("revoked_at"),
                 "principals": sorted(item.get("principals", ())), "keys": keys}
 
@@ -175,7 +191,8 @@ class Integrations:
         if item is None or "revoked_at" in item:
             return None
         quota = item.get("daily_quota")
-        return Integration(name, default_quota if quota is None else int(quota), key_id)
+        return Integration(name, default_quota if quota is None else int(quota), key_id,
+                           bool(item.get("allow_instruction")))
 
     def charge_quota(self, name: str, day: str, count: int, quota: int, now: float) -> bool:
         """Count `count` images against the integration's quota for the day, all or

@@ -26,7 +26,13 @@ from tryon.jobs import (
     unique_looks,
     utc_day,
 )
-from tryon.manifest import MAX_MANIFEST_BYTES, ManifestError, batch_form, parse_manifest
+from tryon.manifest import (
+    MAX_MANIFEST_BYTES,
+    ManifestError,
+    batch_form,
+    instruction_refusals,
+    parse_manifest,
+)
 from tryon.review import render_review
 from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.context import Context
@@ -75,6 +81,9 @@ def accept_looks(ctx: Context, who: Integration, manifest: dict[str, Any],
         parsed = parse_manifest(raw, ctx.settings.default_model)
     except ManifestError as exc:
         raise Problem(422, exc.code, str(exc)) from None
+    refusals = {} if who.allow_instruction else instruction_refusals(parsed, who.name)
+    if refusals:
+        raise Problem(422, "InstructionNotAllowed", next(iter(refusals.values())))
     bucket = ctx.settings.inbox_bucket
     own = f"{UPLOADS_PREFIX}{who.name}/"
     for look in parsed.looks:

@@ -25,7 +25,13 @@ from tryon.jobs import (
     roster_looks,
     unique_looks,
 )
-from tryon.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest
+from tryon.manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    ManifestError,
+    instruction_refusals,
+    parse_manifest,
+)
 from tryon.models.registry import model_spec
 from tryon.preflight import InputRejected
 from tryon.stages.admission import admit_or_queue
@@ -63,7 +69,27 @@ def _take_manifest(ctx: Context, source: Source, received: float) -> list[str]:
         return [reject_upload(ctx, source, received, exc.code, message, pointer=exc.pointer)]
     return _take_looks(ctx, source, manifest.looks,
                        lambda look_id, job_id: manifest_result_stem(source, look_id, job_id),
-                       received, batch=manifest.is_batch, attributes=manifest.attributes)
+                       received, batch=manifest.is_batch, attributes=manifest.attributes,
+                       refusals=_instruction_refusals(ctx, source, manifest))
+
+
+def _instruction_refusals(ctx: Context, source: Source, manifest: Manifest
+                          ) -> dict[str, dict[str, str]]:
+    """The errors of the looks whose instruction is not allowed: per integration for the
+    manifests its API requests (and the operator's retries of its jobs) write, per stack
+    for any other. Checked here as well as by the API: whoever may write to the bucket
+    may write under jobs/api/."""
+    owner = owner_of(source.key)
+    refusals = instruction_refusals(manifest, owner)
+    if owner and refusals:
+        allowed = (ctx.integrations.get(owner) or {}).get("allow_instruction")
+    else:
+        allowed = ctx.settings.allow_manifest_instructions
+    if allowed:
+        return {}
+    return {look_id: {"code": "InstructionNotAllowed",
+                      "message": f"s3://{source.bucket}/{source.key}: {why}"}
+            for look_id, why in refusals.items()}
 
 
 def _check_inputs_exist(ctx: Context, bucket: str, manifest: Manifest) -> None:
@@ -137,7 +163,10 @@ def reject_upload(ctx: Context, source: Source, received: float, code: str, mess
 
 def _take_looks(ctx: Context, source: Source, looks: list[Look],
                 result_stem: Callable[[str, str], str], received: float, *, batch: bool,
-                attributes: dict[str, str]) -> list[str]:
+                attributes: dict[str, str], refusals: dict[str, dict] | None = None
+                ) -> list[str]:
+    """`refusals`: look id -> the error its job ends with, recorded but never prepared;
+    the other looks go on."""
     looks, repeats = unique_looks(looks)
     job_ids = [job_id_for(source, look.look_id) for look in looks]
     batch_id = job_id_for(source, "batch") if batch else None
@@ -149,13 +178,14 @@ def _take_looks(ctx: Context, source: Source, looks: list[Look],
     checked: Checked = {}  # each image is checked once per set of rules
     for look, job_id in zip(looks, job_ids, strict=True):
         _take_look(ctx, source, look, job_id, received, result_stem(look.look_id, job_id),
-                   batch_id, checked, repeats.get(look.look_id))
+                   batch_id, checked, repeats.get(look.look_id),
+                   (refusals or {}).get(look.look_id))
     return job_ids
 
 
 def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: float,
                result_stem: str, batch_id: str | None, checked: Checked,
-               duplicate_looks: list[str] | None) -> None:
+               duplicate_looks: list[str] | None, refusal: dict | None) -> None:
     ctx.on_job(job_id)
     model, requested_model = model_for_look(ctx, look.model)
     created = ctx.jobs.create(JobRecord(
@@ -185,6 +215,9 @@ def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: 
             log.info("duplicate delivery ignored",
                      extra={"job_status": existing and existing.status})
             return
+    if refusal:
+        end_job(ctx, job_id, JobStatus.FAILED, error=refusal)
+        return
     try:
         # The upload that triggered this (a dropped garment) is read at the version
         # its event named, whatever was uploaded over it since.
