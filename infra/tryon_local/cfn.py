@@ -79,9 +79,12 @@ class Stack:
     # EventBridge schedules and rules that target functions: the runtime plays them.
     schedules: list[dict[str, Any]] = field(default_factory=list)
     event_rules: list[dict[str, Any]] = field(default_factory=list)
-    # HTTP API routes to functions ({"api", "auth", "method", "path", "function"}): the
-    # runtime's gateway serves them.
-    http_routes: list[dict[str, Any]] = field(default_factory=list)
+    # REST APIs by logical id, as the runtime's gateway serves them: "routes" ({"path",
+    # "method", "auth" (an authorizer's name, "AWS_IAM" or None), "function"}),
+    # "authorizers" (token authorizers by name: "function", "header", "validation",
+    # "ttl"), "responses" (gateway responses), "stage", "variables", "firewall" (the
+    # rules of the web ACL associated with its stage, or None).
+    rest_apis: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def pseudo(self) -> dict[str, str]:
         return {
@@ -416,9 +419,13 @@ class Deployer:
         props = stack.resolve({k: v for k, v in spec.items() if k not in ("Code", "Tags")})
         name = props.pop("FunctionName", self._name(logical_id))
         environment = props.pop("Environment", {}).get("Variables", {})
+        reserved = props.pop("ReservedConcurrentExecutions", None)
         function = self.client("lambda").create_function(
             FunctionName=name, Code={"ZipFile": self._code_zip()},
             Environment={"Variables": {k: str(v) for k, v in environment.items()}}, **props)
+        if reserved is not None:  # kept as configuration: the local workers are not bounded
+            self.client("lambda").put_function_concurrency(
+                FunctionName=name, ReservedConcurrentExecutions=int(reserved))
         stack.refs[logical_id] = name
         stack.attributes[logical_id] = {"Arn": function["FunctionArn"]}
 
@@ -462,33 +469,93 @@ class Deployer:
                                   "pattern": props["EventPattern"]}
                                  for target in props["Targets"])
 
-    def _AWS_ApiGatewayV2_Api(self, stack: Stack, logical_id: str, spec: dict) -> None:
-        """Recorded in moto's API Gateway v2; the routes of its OpenAPI body are served
-        by the runtime's gateway (gateway.py), which checks no SigV4: a route with an
-        authorizer (AWS_IAM) is not served locally."""
+    def _AWS_ApiGateway_RestApi(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        """Imported into moto's API Gateway; its routes, token authorizers and gateway
+        responses are served by the runtime's gateway (gateway.py), which checks no
+        SigV4: a route with AWS_IAM auth is not served locally."""
         props = stack.resolve(spec)
         if "Body" not in props:
             raise DeployError(f"{logical_id}: only an inline OpenAPI Body is served locally")
-        api = self.client("apigatewayv2").create_api(Name=self._name(logical_id),
-                                                     ProtocolType="HTTP")
-        for path, operations in props["Body"]["paths"].items():
+        body = props["Body"]
+        client = self.client("apigateway")
+        api_id = client.create_rest_api(name=self._name(logical_id))["id"]
+        client.put_rest_api(restApiId=api_id, mode="overwrite", body=json.dumps(body))
+        routes = []
+        for path, operations in body["paths"].items():
             for method, operation in operations.items():
-                security = operation.get("security") or [{}]
-                stack.http_routes.append({
-                    "api": logical_id, "path": path, "auth": next(iter(security[0]), None),
+                auth = next(iter((operation.get("security") or [{}])[0]), None)
+                routes.append({
+                    "path": path, "auth": None if auth == "NONE" else auth,
                     "method": "ANY" if method == "x-amazon-apigateway-any-method"
                     else method.upper(),
                     "function": _function_name(
-                        operation["x-amazon-apigateway-integration"]["uri"]),
-                })
-        stack.refs[logical_id] = api["ApiId"]
-        stack.attributes[logical_id] = {"ApiEndpoint": api["ApiEndpoint"]}
+                        operation["x-amazon-apigateway-integration"]["uri"])})
+        authorizers = {}
+        for name, scheme in body.get("components", {}).get("securitySchemes", {}).items():
+            authorizer = scheme.get("x-amazon-apigateway-authorizer")
+            if authorizer is None:
+                continue
+            if authorizer["type"] != "token":
+                raise DeployError(f"{logical_id}: authorizer {name}: only token "
+                                  "authorizers are served locally")
+            authorizers[name] = {
+                "function": _function_name(authorizer["authorizerUri"]),
+                "header": scheme["name"],
+                "validation": authorizer.get("identityValidationExpression"),
+                "ttl": int(authorizer.get("authorizerResultTtlInSeconds", 300))}
+        stack.rest_apis[logical_id] = {
+            "id": api_id, "routes": routes, "authorizers": authorizers,
+            "responses": body.get("x-amazon-apigateway-gateway-responses", {}),
+            "stage": None, "variables": {}, "firewall": None}
+        stack.refs[logical_id] = api_id
+        stack.attributes[logical_id] = {"RootResourceId": client.get_resources(
+            restApiId=api_id)["items"][0]["id"]}
 
-    def _AWS_ApiGatewayV2_Stage(self, stack: Stack, logical_id: str, spec: dict) -> None:
-        """Throttling and access logs are kept as configuration: the gateway applies neither."""
+    def _AWS_ApiGateway_Deployment(self, stack: Stack, logical_id: str, spec: dict) -> None:
         props = stack.resolve(spec)
-        self.client("apigatewayv2").create_stage(**props)
+        deployment = self.client("apigateway").create_deployment(
+            restApiId=props["RestApiId"], description=props.get("Description", ""))
+        stack.refs[logical_id] = deployment["id"]
+
+    def _AWS_ApiGateway_Stage(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        """Method throttling and access logs are kept as configuration: the gateway
+        applies neither (the web ACL's rate rules it does apply)."""
+        props = stack.resolve(spec)
+        self.client("apigateway").create_stage(
+            restApiId=props["RestApiId"], stageName=props["StageName"],
+            deploymentId=props["DeploymentId"], variables=props.get("Variables", {}),
+            tracingEnabled=bool(props.get("TracingEnabled", False)))
+        api = next(a for a in stack.rest_apis.values() if a["id"] == props["RestApiId"])
+        api.update(stage=props["StageName"], variables=props.get("Variables", {}))
         stack.refs[logical_id] = props["StageName"]
+
+    def _AWS_WAFv2_WebACL(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        props = stack.resolve(spec)
+        for rule in props.get("Rules", []):  # numbers given as parameters arrive as strings
+            rule["Priority"] = int(rule["Priority"])
+            rate = rule["Statement"].get("RateBasedStatement", {})
+            for number in ("Limit", "EvaluationWindowSec"):
+                if number in rate:
+                    rate[number] = int(rate[number])
+        acl = self.client("wafv2").create_web_acl(Name=props.get("Name", self._name(logical_id)),
+                                                  **{k: v for k, v in props.items()
+                                                     if k != "Name"})["Summary"]
+        stack.refs[logical_id] = f"{acl['Name']}|{acl['Id']}|{props['Scope']}"
+        stack.attributes[logical_id] = {"Arn": acl["ARN"], "Id": acl["Id"],
+                                        "Rules": props.get("Rules", [])}
+
+    def _AWS_WAFv2_WebACLAssociation(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        """Recorded in moto; the gateway applies the web ACL's rate-based rules."""
+        props = stack.resolve(spec)
+        self.client("wafv2").associate_web_acl(**props)
+        api_id, stage = re.fullmatch(r".*/restapis/([^/]+)/stages/([^/]+)",
+                                     props["ResourceArn"]).groups()
+        rules = next(a["Rules"] for a in stack.attributes.values()
+                     if a.get("Arn") == props["WebACLArn"])
+        for api in stack.rest_apis.values():
+            if api["id"] == api_id and api["stage"] == stage:
+                api["firewall"] = rules
+        stack.refs[logical_id] = props["ResourceArn"]
 
     def _AWS_StepFunctions_StateMachine(self, stack: Stack, logical_id: str, spec: dict) -> None:
         props = stack.resolve(spec)

@@ -222,7 +222,8 @@ class LocalStack:
             self.pollers.append(poller)
             self._stoppers.append(poller.stop)
         self.lambda_client = self.client("lambda")
-        self.gateway = ApiGateway(self.stack.http_routes, self._invoke, self.options.api_port)
+        self.gateway = ApiGateway(self.stack.rest_apis["Api"], self._invoke,
+                                  self.options.api_port)
         self.gateway.start()
         self._stoppers.append(self.gateway.stop)
         self.event_loops = [
@@ -294,8 +295,8 @@ class LocalStack:
 
     @property
     def api_url(self) -> str:
-        """The HTTP API's base URL, ending in /v1 (the template's bearer-key API)."""
-        return f"{self.gateway.base_url}/v1"
+        """The HTTP API's base URL, ending in /v1 (the bearer-key API's stage)."""
+        return self.gateway.base_url
 
     def create_api_key(self, name: str, daily_quota: int | None = None) -> str:
         """A key for integration `name` (created if new), as `tryon keys create` makes it."""

@@ -220,11 +220,11 @@ def test_a_queued_job_is_canceled_at_no_cost_and_a_running_one_is_not(
 def test_the_openapi_document_describes_every_route(stack):
     document = httpx.get(f"{stack.api_url}/openapi.json").json()
     assert document["openapi"].startswith("3.")
+    assert document["servers"] == [{"url": "/v1"}]  # the stage: paths are under it
     assert set(document["paths"]) == {
-        "/v1/uploads", "/v1/looks", "/v1/jobs", "/v1/jobs/{job_id}",
-        "/v1/jobs/{job_id}/result", "/v1/jobs/{job_id}/cancel", "/v1/batches/{batch_id}",
-        "/v1/batches/{batch_id}/review"}
-    looks = document["paths"]["/v1/looks"]["post"]
+        "/uploads", "/looks", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/result",
+        "/jobs/{job_id}/cancel", "/batches/{batch_id}", "/batches/{batch_id}/review"}
+    looks = document["paths"]["/looks"]["post"]
     assert "idempotency-key" in {p["name"].lower() for p in looks["parameters"]}
     docs = httpx.get(f"{stack.api_url}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()

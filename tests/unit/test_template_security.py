@@ -121,6 +121,7 @@ def test_each_function_sends_only_to_the_queues_it_uses():
     expected = {name: {"SubmitQueue"} for name in FUNCTIONS}
     for name in ("SubmitFunction", "PollFunction", "CallFunction"):
         expected[name] = {"SubmitQueue", "IntakeQueue"}
+    expected["AuthorizerFunction"] = set()  # it only reads a key's item
     for name, spec in FUNCTIONS.items():
         queues = set()
         for policy in spec["Properties"]["Policies"]:
@@ -185,3 +186,42 @@ def test_every_skipped_checkov_check_says_why():
         for skip in spec.get("Metadata", {}).get("checkov", {}).get("skip", []):
             assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), name
             assert len(skip.get("comment", "")) >= 40, f"{name}: {skip['id']} needs a reason"
+
+
+def test_the_apis_front_door_refuses_before_any_function_runs_and_bounds_each_client():
+    from tryon.adapters.integrations import KEY_PREFIX
+
+    api = RESOURCES["Api"]["Properties"]
+    authorizer = api["Auth"]["Authorizers"][api["Auth"]["DefaultAuthorizer"]]
+    assert authorizer["FunctionPayloadType"] == "TOKEN"
+    assert authorizer["Identity"]["Header"] == "Authorization"
+    # A revoked key works at most this long (README, security).
+    assert 0 < authorizer["Identity"]["ReauthorizeEvery"] <= 60
+    # The validation expression takes the keys tryon keys create makes, and no other.
+    shape = authorizer["Identity"]["ValidationExpression"]
+    key = f"{KEY_PREFIX}0123abcd_{'A' * 42}-"
+    assert re.fullmatch(shape, f"Bearer {key}")
+    for other in (key, f"Bearer {key}x", f"Basic {key}", "Bearer ", f"bearer {key}"):
+        assert not re.fullmatch(shape, other), other
+    events = FUNCTIONS["ApiFunction"]["Properties"]["Events"]
+    assert {e["Properties"]["RestApiId"]["Ref"] for e in events.values()} == {"Api", "IamApi"}
+    public = {e["Properties"]["Path"] for e in events.values()
+              if e["Properties"].get("Auth", {}).get("Authorizer") == "NONE"}
+    assert public == {"/openapi.json", "/docs"}
+    assert RESOURCES["IamApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    # The firewall covers both APIs' stages, by source address and by key.
+    associated = {re.search(r"/restapis/\$\{(\w+)\}/stages/",
+                            spec["Properties"]["ResourceArn"]["Fn::Sub"])[1]
+                  for spec in RESOURCES.values()
+                  if spec["Type"] == "AWS::WAFv2::WebACLAssociation"}
+    assert associated == {"Api", "IamApi"}
+    rates = [rule["Statement"]["RateBasedStatement"]
+             for rule in RESOURCES["ApiFirewall"]["Properties"]["Rules"]
+             if "RateBasedStatement" in rule["Statement"]]
+    assert [r["AggregateKeyType"] for r in rates] == ["IP", "CUSTOM_KEYS"]
+    assert rates[1]["CustomKeys"][0]["Header"]["Name"] == "authorization"
+    # Neither the API nor its authorizer can take the account's whole concurrency.
+    for name in ("ApiFunction", "AuthorizerFunction"):
+        assert FUNCTIONS[name]["Properties"]["ReservedConcurrentExecutions"] == {
+            "Ref": "ApiConcurrency"}, name
+    assert not [n for n, s in RESOURCES.items() if s["Type"] == "AWS::Serverless::HttpApi"]

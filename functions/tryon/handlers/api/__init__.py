@@ -1,14 +1,17 @@
-"""The HTTP API (`/v1`), on API Gateway's HTTP API: Powertools' resolver routes and
+"""The HTTP API (the `v1` stage of two REST APIs): Powertools' resolver routes and
 validates with Pydantic and serves the OpenAPI document it generates (`routes`,
-`models`). Callers authenticate with `Authorization: Bearer <key>` (or SigV4 on the
-IAM API; `auth`); every refusal is a problem document (RFC 9457) with a code, what to
-fix and the request id (`problems`). The work is in tryon.stages.api_requests."""
+`models`). Callers authenticate with `Authorization: Bearer <key>` (checked by the
+token authorizer) or SigV4 on the IAM API (`auth`), before their request is read;
+every refusal is a problem document (RFC 9457) with a code, what to fix and the
+request id (`problems`). The work is in tryon.stages.api_requests."""
 
 from __future__ import annotations
 
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tryon.handlers.api.problems import not_json
+from tryon.handlers.api import problems
+from tryon.handlers.api.auth import PUBLIC_PATHS, caller_of
 from tryon.handlers.api.routes import IDEMPOTENCY, app
 from tryon.handlers.observability import logger, metrics, tracer
 
@@ -18,4 +21,13 @@ from tryon.handlers.observability import logger, metrics, tracer
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     IDEMPOTENCY.register_lambda_context(context)
-    return not_json(event) or app.resolve(event, context)
+    request = APIGatewayProxyEvent(event)
+    # The caller first: an unknown one learns nothing of how its request would fare.
+    if request.path not in PUBLIC_PATHS:
+        who = caller_of(request)
+        if who is None:
+            return problems.answer(401, "Unauthorized", problems.UNAUTHORIZED,
+                                   request.request_context.request_id)
+        app.append_context(integration=who)
+        logger.append_keys(integration=who.name, key_id=who.key_id)
+    return problems.refused_body(event) or app.resolve(event, context)

@@ -1,44 +1,38 @@
-"""Who is calling: an IAM principal (the IAM API signs and checks; we map it to an
-integration), or a bearer key (checked against its stored hash). The documents
-(`PUBLIC_PATHS`) are open to anyone."""
+"""Who is calling. On the bearer API, the token authorizer (handlers/authorizer.py)
+has already checked the key and names its integration in the request's authorizer
+context; on the IAM API, API Gateway has checked the SigV4 signature and we map the
+principal to an integration. Which API a request came through is its stage's
+`auth` variable (the template's). The documents (`PUBLIC_PATHS`) are open."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from tryon.adapters.integrations import Integration
-from tryon.handlers.api import problems
-from tryon.handlers.observability import logger
 from tryon.wiring import stage_context
 
-PUBLIC_PATHS = ("/v1/openapi.json", "/v1/docs")
+PUBLIC_PATHS = ("/openapi.json", "/docs")
 
 
-def authenticate(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-    """The resolver's middleware: the caller's integration on `app.context`, or 401."""
-    event = app.current_event
-    if event.path in PUBLIC_PATHS:
-        return next_middleware(app)
-    ctx = stage_context()
-    quota = ctx.settings.integration_daily_quota
-    authorizer = event.request_context.authorizer
-    iam = authorizer.iam if authorizer else None
-    if iam and iam.user_arn:
-        who = ctx.integrations.for_principal(iam.user_arn, quota)
-    else:
-        scheme, _, key = (event.headers.get("authorization") or "").partition(" ")
-        who = (ctx.integrations.authenticate(key.strip(), quota)
-               if scheme.lower() == "bearer" else None)
-    if who is None:
-        return problems.response(401, "Unauthorized", "send Authorization: Bearer <key> with a "
-                                 "key the operator created (tryon keys create); a revoked key "
-                                 "is refused", event.request_context.request_id)
-    app.append_context(integration=who)
-    logger.append_keys(integration=who.name)
-    return next_middleware(app)
+def caller_of(event: APIGatewayProxyEvent) -> Integration | None:
+    """The integration the request comes from, or None (an unknown caller)."""
+    api = (event.stage_variables or {}).get("auth")
+    context = event.request_context
+    if api == "bearer":
+        found = context.authorizer.raw_event if context.authorizer else {}
+        if not found.get("integration"):
+            return None
+        # Authorizer context values reach the function as strings.
+        return Integration(str(found["integration"]), int(found["daily_quota"]),
+                           str(found.get("key_id") or "") or None,
+                           str(found.get("allow_instruction")).lower() == "true")
+    if api == "iam" and context.identity.user_arn:
+        return stage_context().integrations.for_principal(
+            context.identity.user_arn, stage_context().settings.integration_daily_quota)
+    return None
 
 
-def caller(app: APIGatewayHttpResolver) -> Integration:
+def caller(app: APIGatewayRestResolver) -> Integration:
     """The integration `authenticate` found for this request."""
     return app.context["integration"]

@@ -26,13 +26,14 @@ class ProblemDocument(BaseModel):
 
 def answers(success: Any, *statuses: int, status: int = 200) -> dict[int, Any]:
     """What a route documents: its answer (a model, or a JSON schema), its own refusals
-    and those of every route."""
+    and those of every route (429: API Gateway's, past the firewall's or the stage's
+    request limits)."""
     content = {"model": success} if isinstance(success, type) else {"schema": success}
     return {status: {"description": HTTPStatus(status).phrase,
                      "content": {"application/json": content}},
             **{refusal: {"description": HTTPStatus(refusal).phrase,
                          "content": {PROBLEM_TYPE: {"model": ProblemDocument}}}
-               for refusal in (401, 422, 500, *statuses)}}
+               for refusal in (401, 422, 429, 500, *statuses)}}
 
 
 OBJECT = {"type": "object"}  # a job or batch: the fields of its notification (README)

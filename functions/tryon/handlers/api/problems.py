@@ -16,6 +16,9 @@ from tryon.handlers.observability import logger
 from tryon.stages.api_requests import Problem
 
 PROBLEM_TYPE = "application/problem+json"
+MAX_NESTING = 32  # JSON levels a request body may nest (a manifest uses 4)
+UNAUTHORIZED = ("send Authorization: Bearer <key> with a key the operator created "
+                "(tryon keys create); a revoked key is refused")
 
 
 def document(status: int, code: str, detail: str, request_id: str) -> str:
@@ -55,14 +58,48 @@ def no_route(method: str, path: str, allowed: list[str]) -> tuple[int, str, str]
     return 404, "NoSuchRoute", f"no route {method} {path}; see /v1/docs"
 
 
-def not_json(event: dict) -> dict | None:
-    """A body that is not JSON, refused before the resolver parses it (as form data,
-    which it would fail on): the Lambda answer itself."""
+def answer(status: int, code: str, detail: str, request_id: str) -> dict:
+    """A problem as the Lambda's own answer (before the resolver runs)."""
+    return {"statusCode": status, "headers": {"Content-Type": PROBLEM_TYPE},
+            "body": document(status, code, detail, request_id)}
+
+
+def refused_body(event: dict) -> dict | None:
+    """A body refused before the resolver parses it: not JSON (the resolver would
+    read it as form data and fail), or nested deeper than any manifest (its
+    validation would recurse past Python's limit)."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     media = headers.get("content-type", "").split(";")[0].strip().lower()
-    if not event.get("body") or media in ("", "application/json"):
-        return None
+    body = event.get("body")
     request_id = event.get("requestContext", {}).get("requestId", "")
-    return {"statusCode": 415, "headers": {"Content-Type": PROBLEM_TYPE},
-            "body": document(415, "UnsupportedMediaType", "send the body as JSON, "
-                             "with Content-Type: application/json", request_id)}
+    if not body:
+        return None
+    if media not in ("", "application/json"):
+        return answer(415, "UnsupportedMediaType", "send the body as JSON, with "
+                      "Content-Type: application/json", request_id)
+    if nesting(body) > MAX_NESTING:
+        return answer(400, "InvalidRequest", f"the JSON is nested deeper than {MAX_NESTING} "
+                      "levels; a manifest needs at most 4", request_id)
+    return None
+
+
+def nesting(text: str) -> int:
+    """How deep arrays and objects nest in JSON `text` (brackets in strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest

@@ -1,4 +1,4 @@
-"""The routes of `/v1`: Powertools' resolver validates each request against its models,
+"""The routes of the `v1` stage: Powertools' resolver validates each request against its models,
 `auth` says who is calling, tryon.stages.api_requests does the work, and every error
 becomes a problem document (`problems`)."""
 
@@ -11,8 +11,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 
 from tryon.adapters.integrations import Integration
 from tryon.handlers.api import problems
-from tryon.handlers.api.auth import authenticate, caller
+from tryon.handlers.api.auth import caller
 from tryon.handlers.api.models import (
     OBJECT,
     Accepted,
@@ -41,22 +41,22 @@ from tryon.wiring import stage_context
 
 # What the OpenAPI document says of the API as a whole (/v1/openapi.json, /v1/docs).
 OPENAPI = {"title": "Try-on API", "version": "1", "security": [{"bearer": []}],
+           "servers": [Server(url="/v1")],  # the REST APIs' stage (template.yaml)
            "security_schemes": {"bearer": HTTPBearer(description="the integration's key")}}
 IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="[integration, key]",
                                 payload_validation_jmespath="manifest",
                                 expires_after_seconds=24 * 3600)
 
-app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/v1/docs", **OPENAPI)
-app.use(middlewares=[authenticate])
+app = APIGatewayRestResolver(enable_validation=True)
+app.enable_swagger(path="/docs", **OPENAPI)
 
 
-@app.get("/v1/openapi.json", include_in_schema=False)
+@app.get("/openapi.json", include_in_schema=False)
 def openapi():
     return Response(200, "application/json", app.get_openapi_json_schema(**OPENAPI))
 
 
-@app.post("/v1/uploads", summary="Upload forms for images to name in looks",
+@app.post("/uploads", summary="Upload forms for images to name in looks",
           responses=answers(Uploads, 415))
 def create_uploads(request: UploadsRequest) -> Uploads:
     links = api_requests.upload_links(stage_context(), caller(app),
@@ -64,7 +64,7 @@ def create_uploads(request: UploadsRequest) -> Uploads:
     return Uploads(uploads=[UploadLink(**link) for link in links])
 
 
-@app.post("/v1/looks", status_code=202, summary="Make the looks of a manifest",
+@app.post("/looks", status_code=202, summary="Make the looks of a manifest",
           responses=answers(Accepted, 409, 413, 415, 429, status=202))
 def create_looks(manifest: LooksRequest,
                  idempotency_key: Annotated[str | None, Header(
@@ -86,13 +86,13 @@ def create_looks(manifest: LooksRequest,
         batch_url=f"{base}/batches/{accepted['batch_id']}")
 
 
-@app.get("/v1/jobs/<job_id>", summary="A job: the fields of its notification",
+@app.get("/jobs/<job_id>", summary="A job: the fields of its notification",
          responses=answers(OBJECT, 404))
 def get_job(job_id: str) -> dict[str, Any]:
     return job_view(api_requests.owned_job(stage_context(), caller(app), job_id))
 
 
-@app.get("/v1/jobs", summary="Your jobs, newest first", responses=answers(JobList, 404))
+@app.get("/jobs", summary="Your jobs, newest first", responses=answers(JobList, 404))
 def list_jobs(status: Annotated[JobStatus | None, Query()] = None,
               batch: Annotated[str | None, Query(max_length=64)] = None,
               limit: Annotated[int, Query(ge=1, le=api_requests.MAX_PAGE)] = 20,
@@ -104,25 +104,25 @@ def list_jobs(status: Annotated[JobStatus | None, Query()] = None,
                                             batch=batch, limit=limit, after=after))
 
 
-@app.get("/v1/jobs/<job_id>/result", summary="Short-lived links to a job's image and sidecar",
+@app.get("/jobs/<job_id>/result", summary="Short-lived links to a job's image and sidecar",
          responses=answers(OBJECT, 404, 409))
 def get_result(job_id: str) -> dict[str, Any]:
     return api_requests.result_links(stage_context(), caller(app), job_id)
 
 
-@app.post("/v1/jobs/<job_id>/cancel", summary="Cancel a job the provider has not started",
+@app.post("/jobs/<job_id>/cancel", summary="Cancel a job the provider has not started",
           responses=answers(OBJECT, 404, 409))
 def cancel_job(job_id: str) -> dict[str, Any]:
     return api_requests.cancel(stage_context(), caller(app), job_id)
 
 
-@app.get("/v1/batches/<batch_id>", summary="A batch: counts by status and its jobs",
+@app.get("/batches/<batch_id>", summary="A batch: counts by status and its jobs",
          responses=answers(OBJECT, 404))
 def get_batch(batch_id: str) -> dict[str, Any]:
     return api_requests.batch_of(stage_context(), caller(app), batch_id)
 
 
-@app.get("/v1/batches/<batch_id>/review", summary="The batch's review page (HTML)",
+@app.get("/batches/<batch_id>/review", summary="The batch's review page (HTML)",
          responses={**answers(OBJECT, 404), 200: {"description": "The page", "content": {
              "text/html": {"schema": {"type": "string"}}}}})
 def review(batch_id: str):
@@ -176,7 +176,7 @@ def _base_url() -> str:
     event = app.current_event
     domain = event.request_context.domain_name or event.headers.get("host", "")
     scheme = "http" if domain.startswith(("127.0.0.1", "localhost")) else "https"
-    return f"{scheme}://{domain}/v1"
+    return f"{scheme}://{domain}/{event.request_context.stage}"
 
 
 def _problem(status: int, code: str, detail: str) -> Response:
