@@ -144,3 +144,4 @@ def test_the_stack_parameter_reaches_the_intake_function_off_by_default():
                              ).allow_manifest_instructions
     for off in ({}, {"ALLOW_MANIFEST_INSTRUCTIONS": "false"}):
         assert not Settings.from_env({"JOBS_TABLE": "j", **off}).allow_manifest_instructions
+

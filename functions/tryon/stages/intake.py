@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 def take_upload(ctx: Context, source: Source) -> list[str]:
     """Turn an upload into jobs; returns the ids of the jobs it concerns."""
     received = ctx.clock()
+    if source.bucket != ctx.settings.inbox_bucket:
+        # Whoever can send to the intake queue could name any bucket the role reads.
+        log.warning("upload ignored: not in the inbox bucket", extra={"bucket": source.bucket})
+        return []
     if source.key.endswith("/"):  # a "folder" placeholder made by a console or tool
         return []
     if source.key.startswith(MANIFEST_PREFIX):
