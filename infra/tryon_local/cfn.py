@@ -287,11 +287,15 @@ class Deployer:
     def _AWS_S3_BucketPolicy(self, stack: Stack, logical_id: str, spec: dict) -> None:
         props = stack.resolve(spec)
         document = dict(props["PolicyDocument"])
-        # The embedded endpoint is plain HTTP on loopback, and moto enforces bucket
-        # policies: statements about aws:SecureTransport are the one thing left out.
+        # moto enforces bucket policies, and the embedded endpoint is plain HTTP on
+        # loopback where every local function is the same principal: statements on the
+        # transport (aws:SecureTransport, s3:TlsVersion) or the caller's role
+        # (aws:PrincipalArn) are left out (tests/unit/test_template_security.py
+        # checks them).
         document["Statement"] = [
             statement for statement in document["Statement"]
-            if "aws:SecureTransport" not in json.dumps(statement.get("Condition", {}))
+            if not any(key in json.dumps(statement.get("Condition", {})) for key in
+                       ("aws:SecureTransport", "s3:TlsVersion", "aws:PrincipalArn"))
         ]
         if document["Statement"]:
             self.client("s3").put_bucket_policy(Bucket=props["Bucket"],

@@ -99,7 +99,8 @@ class ApiGateway:
         self.api = api
         self.routes = [(route, route_pattern(route["path"])) for route in api["routes"]
                        if route["auth"] != "AWS_IAM"]
-        self.firewall = Firewall(api["firewall"])
+        self._clock_offset = 0.0
+        self.firewall = Firewall(api["firewall"], clock=self.clock)
         self._invoke = invoke
         self._cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
@@ -111,6 +112,14 @@ class ApiGateway:
 
     def start(self) -> None:
         self._thread.start()
+
+    def clock(self) -> float:
+        return time.monotonic() + self._clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass for the authorizer cache and the firewall's windows (a
+        test of what happens once they expire, without waiting for it)."""
+        self._clock_offset += seconds
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -161,7 +170,7 @@ class ApiGateway:
         method_arn = (f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{self.api['id']}/"
                       f"{self.api['stage']}/{method}{path}")
         cached = self._cache.get((name, token))
-        if cached and cached[0] > time.monotonic():
+        if cached and cached[0] > self.clock():
             policy = cached[1]
         else:
             policy, error = self._invoke(spec["function"], {
@@ -171,7 +180,7 @@ class ApiGateway:
                 raised = (policy or {}).get("errorMessage")
                 return "UNAUTHORIZED" if raised == "Unauthorized" else "AUTHORIZER_FAILURE"
             if spec["ttl"]:
-                self._cache[(name, token)] = (time.monotonic() + spec["ttl"], policy)
+                self._cache[(name, token)] = (self.clock() + spec["ttl"], policy)
         if not _allows(policy, method_arn):
             return "ACCESS_DENIED"
         # The context reaches the function with its values as strings, as at AWS.

@@ -87,7 +87,7 @@ def test_an_upload_whose_message_reaches_the_dead_letter_queue_ends_failed_once(
     """An intake message that fails on every delivery is redriven to the dead-letter
     queue; its consumer ends the upload FAILED with the last error, one record and
     one notification (here the queue gives up after 2 receives, not 5 x 18 min)."""
-    sqs = stack.client("sqs")
+    sqs, inbox = stack.client("sqs"), stack.outputs["InboxBucketName"]
     queue_url = sqs.get_queue_url(QueueName="tryon-local-intakequeue")["QueueUrl"]
     # (moto forgets the queue's Policy on any attribute change: restore it too.)
     saved = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
@@ -99,18 +99,18 @@ def test_an_upload_whose_message_reaches_the_dead_letter_queue_ends_failed_once(
         "RedrivePolicy": json.dumps({**redrive, "maxReceiveCount": 2})})
     time.sleep(2)  # receives already waiting took the old visibility timeout
     try:
-        # Every delivery fails: the bucket it names is gone (NoSuchBucket).
+        # Every delivery fails: the object it names is gone (NoSuchKey).
         sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"Records": [{
             "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": "tryon-gone-bucket"},
+            "s3": {"bucket": {"name": inbox},
                    "object": {"key": "jobs/ghost.json", "size": 10, "eTag": "e1"}}}]}))
         [job], notes = driver.follow(["jobs/ghost.json"], timeout=60)
     finally:
         sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=saved)
     assert job["status"] == "FAILED" and job["error"]["code"] == "IntakeFailed"
     message = job["error"]["message"]
-    assert message.startswith("s3://tryon-gone-bucket/jobs/ghost.json: the intake function "
+    assert message.startswith(f"s3://{inbox}/jobs/ghost.json: the intake function "
                               "failed at every delivery")
-    assert "NoSuchBucket: An error occurred (NoSuchBucket)" in message  # the last error
+    assert "NoSuchKey: An error occurred (NoSuchKey)" in message  # the last error
     assert [n["message"]["event"] for n in notes] == ["job.failed"]
     assert emulator.stats()["submit_requests"] == before

@@ -81,6 +81,9 @@ def test_a_key_created_works_on_the_api_until_revoked(stack, tryon):
     code, _, err = tryon("keys", "revoke", name, "--key-id", "nokey")
     assert code == 2 and "has no key 'nokey'" in err
     assert tryon("keys", "revoke", name, "--key-id", listed_key["key_id"])[0] == 0
+    # Revoked, it works until the authorizer's answer cached for it expires (30 s).
+    assert httpx.get(f"{stack.api_url}/jobs", headers=bearer).status_code == 200
+    stack.gateway.advance(31)
     assert httpx.get(f"{stack.api_url}/jobs", headers=bearer).status_code == 401
 
 

@@ -112,3 +112,27 @@ def test_an_iam_caller_acts_for_the_integration_its_role_was_allowed_for(handler
     assert call(handlers, api="iam", user_arn=SESSION)["status"] == 401
     integrations.allow_principal("acme", ROLE, DAY_ONE)  # allowed again: open again
     assert call(handlers, api="iam", user_arn=SESSION)["status"] == 200
+
+
+def test_every_answer_says_no_sniffing_and_no_framing_and_the_docs_their_own_policy(handlers):
+    def headers_of(answer: dict) -> dict:
+        return {**answer.get("headers", {}),
+                **{k: v[-1] for k, v in answer.get("multiValueHeaders", {}).items()}}
+
+    event = {"resource": "/{proxy+}", "path": "/jobs", "httpMethod": "GET", "headers": {},
+             "stageVariables": {"auth": "bearer"}, "body": None,
+             "requestContext": {"requestId": "r-1", "stage": "v1", "path": "/v1/jobs",
+                                "identity": {}}}
+    for path, authorizer in (("/jobs", None), ("/jobs", {"integration": "acme",
+                                                          "daily_quota": "5"})):
+        answer = handlers.api.handler({**event, "path": path, "requestContext": {
+            **event["requestContext"], **({"authorizer": authorizer} if authorizer else {})}},
+            LAMBDA_CONTEXT)
+        headers = headers_of(answer)
+        assert headers["X-Content-Type-Options"] == "nosniff", answer["statusCode"]
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    docs = handlers.api.handler({**event, "path": "/docs", "resource": "/docs",
+                                 "requestContext": {**event["requestContext"],
+                                                    "path": "/v1/docs"}}, LAMBDA_CONTEXT)
+    assert docs["statusCode"] == 200
+    assert "script-src 'unsafe-inline'" in headers_of(docs)["Content-Security-Policy"]

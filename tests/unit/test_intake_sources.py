@@ -1,7 +1,11 @@
-"""What intake takes an upload from: the inbox bucket only."""
+"""What intake takes uploads from: the inbox bucket only, and an integration's
+uploads only in that integration's own manifests."""
 
 import json
 
+import pytest
+from fakes import INBOX
+from tryon.job_record import JobStatus
 from tryon.jobs import Source
 from tryon.stages.intake import take_upload
 
@@ -15,3 +19,17 @@ def test_an_upload_event_naming_another_bucket_makes_nothing(fake):
     source = Source("someone-elses-bucket", "jobs/looks.json", "etag", version)
     assert take_upload(fake.ctx, source) == []
     assert fake.jobs.records == {}
+
+
+@pytest.mark.parametrize("key", ["jobs/looks.json", "jobs/api/other/request.json"])
+def test_an_integrations_upload_is_named_only_by_that_integrations_manifests(fake, key):
+    fake.storage.put(INBOX, "uploads/acme/x/person.jpg", b"image")
+    fake.storage.put(INBOX, "t.jpg", b"image")
+    manifest = json.dumps({"version": 1, "person": "uploads/acme/x/person.jpg",
+                           "top": "t.jpg"}).encode()
+    source = Source(INBOX, key, "etag", fake.storage.put(INBOX, key, manifest,
+                                                         "application/json"))
+    [job_id] = take_upload(fake.ctx, source)
+    job = fake.jobs.get(job_id)
+    assert job.status == JobStatus.FAILED and job.error["code"] == "ForeignInput"
+    assert "only that integration's requests may name" in job.error["message"]

@@ -2,6 +2,7 @@
 template, checked against the code that needs it; log groups, alarms, and the
 reasons for every checkov check the template skips."""
 
+import json
 import re
 from pathlib import Path
 
@@ -225,3 +226,46 @@ def test_the_apis_front_door_refuses_before_any_function_runs_and_bounds_each_cl
         assert FUNCTIONS[name]["Properties"]["ReservedConcurrentExecutions"] == {
             "Ref": "ApiConcurrency"}, name
     assert not [n for n, s in RESOURCES.items() if s["Type"] == "AWS::Serverless::HttpApi"]
+
+
+def _denied(bucket_policy: str, principal: str, action: str, key: str) -> bool:
+    """Whether the bucket policy's Deny statements on the caller's role refuse
+    `action` on `key` (the template's own statements: ArnNotEquals on
+    aws:PrincipalArn, resources as ${Bucket.Arn}/<glob>)."""
+    import fnmatch
+
+    for statement in RESOURCES[bucket_policy]["Properties"]["PolicyDocument"]["Statement"]:
+        allowed = statement.get("Condition", {}).get("ArnNotEquals", {}).get("aws:PrincipalArn")
+        if statement["Effect"] != "Deny" or allowed is None:
+            continue
+        roles = [r["Fn::GetAtt"][0] for r in allowed["Fn::If"][2]]
+        globs = [r["Fn::Sub"].split("}/", 1)[1] for r in statement["Resource"]]
+        if (action in _listed(statement["Action"]) and principal not in roles
+                and any(fnmatch.fnmatchcase(key, glob) for glob in globs)):
+            return True
+    return False
+
+
+def test_only_the_api_writes_where_a_key_says_whose_a_job_or_upload_is():
+    for key in ("jobs/api/acme/request.json", "uploads/acme/1/person.jpg"):
+        assert _denied("InboxBucketPolicy", "IntakeFunctionRole", "s3:PutObject", key), key
+        assert _denied("InboxBucketPolicy", "SomeBucketWriter", "s3:PutObject", key), key
+        assert not _denied("InboxBucketPolicy", "ApiFunctionRole", "s3:PutObject", key), key
+    for key in ("jobs/looks.json", "garments/top/sku.jpg", "models/anna.jpg"):
+        assert not _denied("InboxBucketPolicy", "SomeBucketWriter", "s3:PutObject", key), key
+    # The operator's roles may be added (tryon jobs retry of an integration's job).
+    condition = next(s for s in RESOURCES["InboxBucketPolicy"]["Properties"][
+        "PolicyDocument"]["Statement"] if s["Sid"] == "OnlyTheApiWritesIntegrationsPrefixes")
+    assert "OperatorRoleArns" in json.dumps(condition)
+
+
+def test_buckets_refuse_old_tls_and_tables_cannot_be_deleted_by_accident():
+    for policy in ("InboxBucketPolicy", "ResultsBucketPolicy"):
+        conditions = [s.get("Condition", {}) for s in
+                      RESOURCES[policy]["Properties"]["PolicyDocument"]["Statement"]
+                      if s["Effect"] == "Deny"]
+        assert {"Bool": {"aws:SecureTransport": False}} in conditions, policy
+        assert {"NumericLessThan": {"s3:TlsVersion": 1.2}} in conditions, policy
+    for name, spec in RESOURCES.items():
+        if spec["Type"] == "AWS::DynamoDB::Table":
+            assert spec["Properties"]["DeletionProtectionEnabled"] is True, name

@@ -13,6 +13,7 @@ from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import (
     MANIFEST_PREFIX,
     ROSTER_PREFIX,
+    UPLOADS_PREFIX,
     DroppedGarment,
     Look,
     Source,
@@ -67,6 +68,7 @@ def _take_manifest(ctx: Context, source: Source, received: float) -> list[str]:
         manifest = parse_manifest(ctx.storage.read(source.bucket, source.key,
                                                    source.version_id, MAX_MANIFEST_BYTES),
                                   ctx.settings.default_model)
+        _check_inputs_owned(source, manifest)
         _check_inputs_exist(ctx, source.bucket, manifest)
     except ManifestError as exc:
         message = f"s3://{source.bucket}/{source.key}: {exc}"
@@ -94,6 +96,23 @@ def _instruction_refusals(ctx: Context, source: Source, manifest: Manifest
     return {look_id: {"code": "InstructionNotAllowed",
                       "message": f"s3://{source.bucket}/{source.key}: {why}"}
             for look_id, why in refusals.items()}
+
+
+def _check_inputs_owned(source: Source, manifest: Manifest) -> None:
+    """An integration's uploads (uploads/<integration>/) may be named only by that
+    integration's own manifests (jobs/api/<integration>/): not by another's, nor by
+    a manifest a bucket writer puts elsewhere under jobs/."""
+    owner = owner_of(source.key)
+    own = f"{UPLOADS_PREFIX}{owner}/" if owner else None
+    for look in manifest.looks:
+        for role, key in look.inputs().items():
+            if key.startswith(UPLOADS_PREFIX) and not (own and key.startswith(own)):
+                field_name = "dress" if role == "top" and look.top_is_dress else role
+                raise ManifestError(
+                    f"{manifest.pointers[look.look_id]}/{field_name}",
+                    f"{key} is an API integration's upload, which only that integration's "
+                    "requests may name; put the image elsewhere in the bucket (e.g. under "
+                    "models/ or garments/) and name that key", code="ForeignInput")
 
 
 def _check_inputs_exist(ctx: Context, bucket: str, manifest: Manifest) -> None:

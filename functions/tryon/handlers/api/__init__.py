@@ -14,6 +14,12 @@ from tryon.handlers.api import problems
 from tryon.handlers.api.auth import PUBLIC_PATHS, caller_of
 from tryon.handlers.api.routes import IDEMPOTENCY, app
 from tryon.handlers.observability import logger, metrics, tracer
+from tryon.review import CONTENT_SECURITY_POLICY
+
+# Swagger UI is served inline (scripts and styles in the page) and calls this API.
+DOCS_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+               "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+               "form-action 'none'; frame-ancestors 'none'")
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -22,6 +28,10 @@ from tryon.handlers.observability import logger, metrics, tracer
 def handler(event: dict, context: LambdaContext) -> dict:
     IDEMPOTENCY.register_lambda_context(context)
     request = APIGatewayProxyEvent(event)
+    return with_security_headers(_answer(request, event, context), request.path)
+
+
+def _answer(request: APIGatewayProxyEvent, event: dict, context: LambdaContext) -> dict:
     # The caller first: an unknown one learns nothing of how its request would fare.
     if request.path not in PUBLIC_PATHS:
         who = caller_of(request)
@@ -31,3 +41,17 @@ def handler(event: dict, context: LambdaContext) -> dict:
         app.append_context(integration=who)
         logger.append_keys(integration=who.name, key_id=who.key_id)
     return problems.refused_body(event) or app.resolve(event, context)
+
+
+def with_security_headers(answer: dict, path: str) -> dict:
+    """Every answer: no content sniffing, never framed, and a content security policy
+    (the review page's own: images only; the docs page's: its inline Swagger UI)."""
+    policy = {"/docs": DOCS_POLICY}.get(path) or (
+        f"{CONTENT_SECURITY_POLICY}; frame-ancestors 'none'"
+        if path.endswith("/review") else "default-src 'none'; frame-ancestors 'none'")
+    headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": policy}
+    if "multiValueHeaders" in answer:
+        answer["multiValueHeaders"].update({k: [v] for k, v in headers.items()})
+    else:
+        answer.setdefault("headers", {}).update(headers)
+    return answer

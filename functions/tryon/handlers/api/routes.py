@@ -53,7 +53,13 @@ app.enable_swagger(path="/docs", **OPENAPI)
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi():
-    return Response(200, "application/json", app.get_openapi_json_schema(**OPENAPI))
+    return Response(200, "application/json", _openapi_document())
+
+
+@cache
+def _openapi_document() -> str:
+    """Built once per cold start: the routes do not change while the function runs."""
+    return app.get_openapi_json_schema(**OPENAPI)
 
 
 @app.post("/uploads", summary="Upload forms for images to name in looks",
