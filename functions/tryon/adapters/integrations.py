@@ -41,13 +41,23 @@ def key_hash(key: str) -> str:
 
 
 def role_of(principal_arn: str) -> str:
-    """The IAM role behind an assumed-role session ARN (what API Gateway reports for
-    a role's SigV4 request); any other ARN as it is."""
+    """The form a principal is stored and looked up by. A role's is
+    `arn:aws:iam::ACCT:role/NAME`, from its ARN (any path dropped) or from an
+    assumed-role session ARN (what API Gateway reports for a role's SigV4 request):
+    a session ARN carries the role's name but not its path, and a role's name is
+    unique in its account whatever its path. Any other ARN as it is: an IAM user's
+    userArn carries the user's path, so a user is matched exactly."""
     parts = principal_arn.split(":", 5)
-    if len(parts) == 6 and parts[2] == "sts" and parts[5].startswith("assumed-role/"):
-        role = parts[5].split("/")[1]
-        return f"{parts[0]}:{parts[1]}:iam::{parts[4]}:role/{role}"
-    return principal_arn
+    if len(parts) != 6:
+        return principal_arn
+    partition, service, account, resource = parts[1], parts[2], parts[4], parts[5]
+    if service == "sts" and resource.startswith("assumed-role/"):
+        role = resource.split("/")[1]  # assumed-role/NAME/SESSION
+    elif service == "iam" and resource.startswith("role/"):
+        role = resource.rsplit("/", 1)[1]  # role/PATH/NAME
+    else:
+        return principal_arn
+    return f"arn:{partition}:iam::{account}:role/{role}"
 
 
 class Integrations:
@@ -78,16 +88,50 @@ class Integrations:
                                              "created_at": now}))
         return key, key_id
 
-    def allow_principal(self, name: str, principal_arn: str, now: float) -> None:
-        """Let an IAM role or user act as `name` through the SigV4 API."""
+    def allow_principal(self, name: str, principal_arn: str, now: float) -> str | None:
+        """Let an IAM role or user act as `name` through the SigV4 API, and for no other
+        integration: returns the one it acted for until now, which no longer lists it.
+        A role is matched by its account and name whatever its path (`role/PATH/NAME`
+        is kept as `role/NAME`, see `role_of`); a user by its ARN, path included."""
+        arn = role_of(principal_arn)
         self._ensure_integration(name, now)
-        self._table.put_item(Item=to_dynamo({"pk": PRINCIPAL_PK + role_of(principal_arn),
-                                             "sk": PRINCIPAL_SK, "name": name,
-                                             "created_at": now}))
+        old = self._table.put_item(Item=to_dynamo({"pk": PRINCIPAL_PK + arn,
+                                                   "sk": PRINCIPAL_SK, "name": name,
+                                                   "created_at": now}),
+                                   ReturnValues="ALL_OLD").get("Attributes")
+        left = old["name"] if old and old["name"] != name else None
+        if left:
+            self._table.update_item(Key={"pk": INTEGRATIONS_PK, "sk": left},
+                                    UpdateExpression="DELETE principals :arn",
+                                    ExpressionAttributeValues={":arn": {arn}})
         # Like a new key, a principal allowed opens a revoked integration again.
         self._table.update_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
                                 UpdateExpression="ADD principals :arn REMOVE revoked_at",
-                                ExpressionAttributeValues={":arn": {role_of(principal_arn)}})
+                                ExpressionAttributeValues={":arn": {arn}})
+        return left
+
+    def revoke_principal(self, name: str, principal_arn: str, now: float) -> None:
+        """Stop one IAM role or user acting as `name` (its ARN in any form
+        `allow_principal` takes); its keys and other principals stay."""
+        arn = role_of(principal_arn)
+        item = self.get(name)
+        if item is None:
+            raise KeyError(f"no integration named {name!r}")
+        if arn not in item.get("principals", ()):
+            raise KeyError(f"integration {name!r} has no IAM principal {arn!r}")
+        try:
+            self._table.update_item(Key={"pk": PRINCIPAL_PK + arn, "sk": PRINCIPAL_SK},
+                                    UpdateExpression="SET revoked_at = :now",
+                                    ConditionExpression="#name = :name",
+                                    ExpressionAttributeNames={"#name": "name"},
+                                    ExpressionAttributeValues={":now": to_dynamo(now),
+                                                               ":name": name})
+        except ClientError as exc:  # meanwhile allowed for another integration: leave it
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        self._table.update_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
+                                UpdateExpression="DELETE principals :arn",
+                                ExpressionAttributeValues={":arn": {arn}})
 
     def set_allow_instruction(self, name: str, allowed: bool) -> None:
         """Whether the integration's looks may carry a retailer's instruction: off until

@@ -3,16 +3,18 @@ validates with Pydantic and serves the OpenAPI document it generates (`routes`,
 `models`). Callers authenticate with `Authorization: Bearer <key>` (checked by the
 token authorizer) or SigV4 on the IAM API (`auth`), before their request is read;
 every refusal is a problem document (RFC 9457) with a code, what to fix and the
-request id (`problems`). The work is in tryon.stages.api_requests."""
+request id (`problems`). Each request, answered or refused, leaves one audit line in
+the log (`audit`). The work is in tryon.stages.api_requests."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tryon.adapters.integrations import Integration
 from tryon.handlers.api import problems
 from tryon.handlers.api.auth import PUBLIC_PATHS, caller_of
-from tryon.handlers.api.routes import IDEMPOTENCY, app
+from tryon.handlers.api.routes import IDEMPOTENCY, app, route_pattern
 from tryon.handlers.observability import logger, metrics, tracer
 from tryon.review import CONTENT_SECURITY_POLICY
 
@@ -28,19 +30,41 @@ DOCS_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsaf
 def handler(event: dict, context: LambdaContext) -> dict:
     IDEMPOTENCY.register_lambda_context(context)
     request = APIGatewayProxyEvent(event)
-    return with_security_headers(_answer(request, event, context), request.path)
+    who, status = None, 502  # what API Gateway answers when this raises
+    try:
+        who = None if request.path in PUBLIC_PATHS else caller_of(request)
+        answer = with_security_headers(_answer(request, event, context, who), request.path)
+        status = answer["statusCode"]
+        return answer
+    finally:
+        audit(request, who, status)
 
 
-def _answer(request: APIGatewayProxyEvent, event: dict, context: LambdaContext) -> dict:
+def _answer(request: APIGatewayProxyEvent, event: dict, context: LambdaContext,
+            who: Integration | None) -> dict:
     # The caller first: an unknown one learns nothing of how its request would fare.
     if request.path not in PUBLIC_PATHS:
-        who = caller_of(request)
         if who is None:
             return problems.answer(401, "Unauthorized", problems.UNAUTHORIZED,
                                    request.request_context.request_id)
         app.append_context(integration=who)
         logger.append_keys(integration=who.name, key_id=who.key_id)
     return problems.refused_body(event) or app.resolve(event, context)
+
+
+def audit(request: APIGatewayProxyEvent, who: Integration | None, status: int) -> None:
+    """One line per request: who (integration, key id, IAM principal), what (method,
+    route, path) and how it ended. Never headers, the body or the query string: they
+    may hold a key, a signed link or a retailer's data."""
+    context = request.request_context
+    identity = context.get("identity") or {}  # .get: the audit never fails a request
+    logger.info("api request", extra={
+        "audit": True, "integration": who.name if who else None,
+        "key_id": who.key_id if who else None, "principal": identity.get("userArn"),
+        "method": request.http_method, "route": route_pattern(request.http_method,
+                                                              request.path),
+        "path": request.path, "status": status, "request_id": context.get("requestId"),
+        "source_ip": identity.get("sourceIp")})
 
 
 def with_security_headers(answer: dict, path: str) -> dict:

@@ -27,7 +27,9 @@ def caller_of(event: APIGatewayProxyEvent) -> Integration | None:
         return Integration(str(found["integration"]), int(found["daily_quota"]),
                            str(found.get("key_id") or "") or None,
                            str(found.get("allow_instruction")).lower() == "true")
-    if api == "iam" and context.identity.user_arn:
+    # SigV4 on the IAM API names a principal and no authorizer runs there: a request
+    # with an authorizer's context, or without a principal, did not come that way.
+    if api == "iam" and context.identity.user_arn and not context.authorizer.raw_event:
         return stage_context().integrations.for_principal(
             context.identity.user_arn, stage_context().settings.integration_daily_quota)
     return None

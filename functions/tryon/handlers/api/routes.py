@@ -164,6 +164,13 @@ def _documented_routes() -> list[tuple[re.Pattern[str], list[str]]]:
     return [(rule, sorted(methods)) for rule, methods in table.values()]
 
 
+def route_pattern(method: str, path: str) -> str | None:
+    """The route a request is for, as the OpenAPI document writes it (`/jobs/{job_id}`);
+    None when no route answers it. Matched as the resolver matches (static routes first)."""
+    return next((route.openapi_path for route in app._static_routes + app._dynamic_routes
+                 if route.method == method.upper() and route.rule.match(path)), None)
+
+
 def _accept(request: dict[str, Any]) -> dict[str, Any]:
     who = Integration(request["integration"], request["quota"])
     return api_requests.accept_looks(stage_context(), who, request["manifest"], request["name"])
