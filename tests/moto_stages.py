@@ -46,11 +46,14 @@ class MotoStages:
 def moto_stages(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
-        table = load_template(ROOT / "template.yaml")["Resources"]["JobsTable"]["Properties"]
-        boto3.client("dynamodb").create_table(
-            TableName="jobs", BillingMode="PAY_PER_REQUEST", KeySchema=table["KeySchema"],
-            AttributeDefinitions=table["AttributeDefinitions"],
-            GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"])
+        resources = load_template(ROOT / "template.yaml")["Resources"]
+        for name, logical_id in (("jobs", "JobsTable"), ("credentials", "CredentialsTable")):
+            table = resources[logical_id]["Properties"]
+            boto3.client("dynamodb").create_table(
+                TableName=name, BillingMode="PAY_PER_REQUEST", KeySchema=table["KeySchema"],
+                AttributeDefinitions=table["AttributeDefinitions"],
+                **({"GlobalSecondaryIndexes": table["GlobalSecondaryIndexes"]}
+                   if "GlobalSecondaryIndexes" in table else {}))
         s3, sns, sqs = boto3.client("s3"), boto3.client("sns"), boto3.client("sqs")
         s3.create_bucket(Bucket="inbox")
         s3.put_bucket_versioning(Bucket="inbox", VersioningConfiguration={"Status": "Enabled"})
@@ -60,13 +63,14 @@ def moto_stages(monkeypatch):
             "Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
         monkeypatch.setenv("JOBS_TABLE", "jobs")
+        monkeypatch.setenv("CREDENTIALS_TABLE", "credentials")
         monkeypatch.setenv("DAILY_IMAGE_BUDGET", "2")
         counted: list[str] = []
-        stores = repositories("jobs", boto3.resource("dynamodb"))
+        stores = repositories("jobs", boto3.resource("dynamodb"), "credentials")
         settings = at(Settings.from_env(), DAY_ONE)
         ctx = Context(settings=settings, **stores,
                       capacity=Capacity(settings, stores["limit_notes"], settings.timebase.wall),
-                      integrations=Integrations("jobs"),
+                      integrations=Integrations("credentials"),
                       storage=ObjectStorage(s3), notifier=Notifier(topic), workflow=None,
                       admissions=None, preparations=None, provider=None, pacer=None,
                       count=counted.append)

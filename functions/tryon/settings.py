@@ -41,6 +41,7 @@ class Timebase:
 @dataclass(frozen=True)
 class Settings:
     jobs_table: str
+    credentials_table: str  # integrations, key hashes, quotas, the budget override
     results_bucket: str
     topic_arn: str
     bus_name: str  # the EventBridge bus notifications are also put on ("" for none)
@@ -50,6 +51,9 @@ class Settings:
     default_model: str
     provider_base_url: str
     api_key_secret_arn: str
+    # The API function's only provider call (a queued task's cancel) goes through
+    # this function, which holds the key (providers/remote_cancel.py).
+    provider_cancel_function: str
     poll_deadline_seconds: int
     limit_overrides: dict[str, Limits]  # the operator's, per model (tryon.capacity)
     query_rate_limit: int  # task queries per second, account-wide
@@ -81,6 +85,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             jobs_table=env["JOBS_TABLE"],
+            credentials_table=env.get("CREDENTIALS_TABLE", ""),
             results_bucket=env.get("RESULTS_BUCKET", ""),
             topic_arn=env.get("NOTIFICATION_TOPIC_ARN", ""),
             bus_name=env.get("NOTIFICATION_BUS_NAME", ""),
@@ -92,6 +97,7 @@ class Settings:
                 "PROVIDER_BASE_URL", "https://dashscope.aliyuncs.com/api/v1"
             ),
             api_key_secret_arn=env.get("PROVIDER_API_KEY_SECRET_ARN", ""),
+            provider_cancel_function=env.get("PROVIDER_CANCEL_FUNCTION", ""),
             poll_deadline_seconds=int(env.get("POLL_DEADLINE_SECONDS", "900")),
             limit_overrides=parse_limits(env.get("MODEL_LIMITS", "")),
             limits_base_url=env.get("PROVIDER_LIMITS_BASE_URL", ""),

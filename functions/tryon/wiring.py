@@ -25,6 +25,7 @@ from tryon.providers.dashscope_generation import GenerationClient
 from tryon.providers.dashscope_limits import LimitsClient
 from tryon.providers.dashscope_tasks import TaskClient
 from tryon.providers.http import DEFAULT_TIMEOUT
+from tryon.providers.remote_cancel import cancel_only
 from tryon.settings import Settings
 from tryon.stages.context import Context
 
@@ -46,7 +47,7 @@ def build_context(settings: Settings, session: Any,
     CLI acting on a stack)."""
     clients: dict[str, ProviderClients] = {}
     dynamodb = session.resource("dynamodb")
-    stores = repositories(settings.jobs_table, dynamodb)
+    stores = repositories(settings.jobs_table, dynamodb, settings.credentials_table)
 
     def timeout(read: float) -> httpx.Timeout:
         return httpx.Timeout(connect=DEFAULT_TIMEOUT.connect, read=read,
@@ -81,6 +82,8 @@ def build_context(settings: Settings, session: Any,
         boto3_client=session.client("secretsmanager")))
     sqs = session.client("sqs")
     capacity = Capacity(settings, stores["limit_notes"], settings.timebase.wall)
+    if settings.provider_cancel_function:  # the API function: it holds no provider key
+        provider = cancel_only(settings.provider_cancel_function, session.client("lambda"))
     return Context(
         settings=settings,
         **stores,
@@ -94,7 +97,7 @@ def build_context(settings: Settings, session: Any,
         pacer=CallPacer(PacingLedger(Table(settings.jobs_table, dynamodb)),
                         partial(operation_rate, capacity, Rate(settings.query_rate_limit))),
         capacity=capacity,
-        integrations=Integrations(settings.jobs_table, dynamodb),
+        integrations=Integrations(settings.credentials_table, dynamodb),
         count=count,
     )
 

@@ -418,6 +418,14 @@ class Deployer:
         stack.refs[logical_id] = name
         stack.attributes[logical_id] = {"Arn": role["Arn"], "RoleId": role["RoleId"]}
 
+    def _AWS_IAM_ManagedPolicy(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        props = stack.resolve(spec)
+        policy = self.client("iam").create_policy(
+            PolicyName=props.get("ManagedPolicyName", self._name(logical_id)),
+            PolicyDocument=json.dumps(props["PolicyDocument"]),
+            Description=props.get("Description", ""))["Policy"]
+        stack.refs[logical_id] = policy["Arn"]
+
     def _AWS_Lambda_Function(self, stack: Stack, logical_id: str, spec: dict) -> None:
         # Tags only mark what SAM made; the code is the working tree's (_code_zip).
         props = stack.resolve({k: v for k, v in spec.items() if k not in ("Code", "Tags")})

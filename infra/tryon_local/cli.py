@@ -169,6 +169,18 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
                      "one key, or (no --key-id) every key and IAM principal of it")
     revoke.add_argument("name")
     revoke.add_argument("--key-id")
+    for name, handler, what in (
+            ("allow-principal", _keys_allow_principal, "let an IAM role or user act for an "
+             "integration (SigV4 API), and for no other"),
+            ("revoke-principal", _keys_revoke_principal, "stop one IAM role or user acting "
+             "for an integration (its keys stay)")):
+        principal = command(keys_commands, name, handler, what)
+        principal.add_argument("name")
+        principal.add_argument("arn", help="a role's ARN (matched by account and name, "
+                               "whatever its path) or a user's")
+    command(keys_commands, "migrate", _keys_migrate, "once, after deploying the version with "
+            "the credentials table: move integrations, keys, principals, quotas and the "
+            "budget override there from the jobs table")
 
     budget = commands.add_parser("budget", help="the daily image budget")
     budget_commands = budget.add_subparsers(dest="budget_command", required=True)
@@ -282,6 +294,24 @@ def _keys_revoke(target: ops.Target, args: argparse.Namespace) -> int:
             f"every key ({', '.join(revoked) or 'none'}) and IAM principal")
     return _show(args, {"name": args.name, "revoked_keys": revoked},
                  f"revoked {what} of {args.name}")
+
+
+def _keys_allow_principal(target: ops.Target, args: argparse.Namespace) -> int:
+    allowed = ops.allow_principal(target, args.name, args.arn)
+    left = f"; it no longer acts for {allowed['left']}" if allowed["left"] else ""
+    return _show(args, allowed, f"{allowed['principal']} may act for {args.name} through "
+                 f"the IAM API (SigV4, output IamApiUrl){left}")
+
+
+def _keys_revoke_principal(target: ops.Target, args: argparse.Namespace) -> int:
+    revoked = ops.revoke_principal(target, args.name, args.arn)
+    return _show(args, revoked, f"{revoked['principal']} no longer acts for {args.name}")
+
+
+def _keys_migrate(target: ops.Target, args: argparse.Namespace) -> int:
+    moved = ops.migrate_credentials(target)
+    counts = ", ".join(f"{count} {kind}" for kind, count in sorted(moved.items()))
+    return _show(args, moved, f"moved to the credentials table: {counts or 'nothing'}")
 
 
 def _budget_show(target: ops.Target, args: argparse.Namespace) -> int:

@@ -302,7 +302,8 @@ class LocalStack:
         """A key for integration `name` (created if new), as `tryon keys create` makes it."""
         from tryon.adapters.integrations import Integrations
 
-        integrations = Integrations(self.outputs["JobsTableName"], self.resource("dynamodb"))
+        integrations = Integrations(self.outputs["CredentialsTableName"],
+                                    self.resource("dynamodb"))
         return integrations.create_key(name, daily_quota, time.time())[0]
 
     def write_state(self, path: Path) -> Path:

@@ -16,7 +16,7 @@ import boto3
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from tryon.adapters.dynamo import from_dynamo
-from tryon.adapters.integrations import Integrations
+from tryon.adapters.integrations import Integrations, role_of
 from tryon.adapters.jobs import JOB_SK
 from tryon.job_record import TERMINAL_STATUSES, JobRecord, JobStatus
 from tryon.jobs import (
@@ -325,6 +325,25 @@ def revoke(target: Target, name: str, key_id: str | None) -> list[str]:
         raise OperatorError(f"cannot revoke: {exc.args[0]}") from None
 
 
+def allow_principal(target: Target, name: str, principal: str) -> dict[str, Any]:
+    """Let an IAM role or user act for an existing integration (SigV4 API); the one it
+    acted for until now (`left`) no longer lists it. A role is kept as
+    `arn:aws:iam::ACCT:role/NAME`: matched by account and name, whatever its path."""
+    if target.integrations.get(name) is None:  # a typo would take the principal away
+        raise OperatorError(f"cannot allow: no integration named {name!r}; create it with "
+                            "`tryon keys create NAME`")
+    left = target.integrations.allow_principal(name, principal, time.time())
+    return {"name": name, "principal": role_of(principal), "left": left}
+
+
+def revoke_principal(target: Target, name: str, principal: str) -> dict[str, Any]:
+    try:
+        target.integrations.revoke_principal(name, principal, time.time())
+    except KeyError as exc:
+        raise OperatorError(f"cannot revoke: {exc.args[0]}") from None
+    return {"name": name, "principal": role_of(principal)}
+
+
 def _quota(target: Target, item: dict[str, Any]) -> int:
     quota = item.get("daily_quota")
     return target.ctx.settings.integration_daily_quota if quota is None else int(quota)
@@ -461,3 +480,44 @@ def format_limits(models: list[dict[str, Any]]) -> str:
         if m["slowed"]:
             lines.append(f"{'':<20} slowed down: the provider answered Throttling.RateQuota")
     return "\n".join(lines)
+
+
+# --- moving credentials out of the jobs table --------------------------------------------
+
+# What a stack deployed before the credentials table kept in its jobs table.
+CREDENTIAL_KINDS = ("INTEGRATIONS", "APIKEY#", "PRINCIPAL#", "QUOTA#", "BUDGET#LIMIT")
+
+
+def migrate_credentials(target: Target) -> dict[str, int]:
+    """Move integrations, key hashes, IAM principals, quota counters and the budget
+    override from the jobs table (where stacks before the credentials table kept them)
+    to the credentials table: copied, then deleted from the jobs table. Safe to run
+    again; an item the credentials table already has is kept as it is there."""
+    settings = target.ctx.settings
+    if not settings.credentials_table or settings.credentials_table == settings.jobs_table:
+        raise OperatorError("the stack has no credentials table yet: deploy this version "
+                            "first (sam build && sam deploy)")
+    dynamodb = target.session.resource("dynamodb")
+    jobs, credentials = (dynamodb.Table(settings.jobs_table),
+                         dynamodb.Table(settings.credentials_table))
+    # A Scan, as `jobs list` does: once, by the operator, on their own credentials.
+    condition = Attr("pk").begins_with(CREDENTIAL_KINDS[0])
+    for kind in CREDENTIAL_KINDS[1:]:
+        condition |= Attr("pk").begins_with(kind)
+    moved: dict[str, int] = {}
+    start = None
+    while True:
+        page = jobs.scan(FilterExpression=condition,
+                         **({"ExclusiveStartKey": start} if start else {}))
+        for item in page["Items"]:
+            try:
+                credentials.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+            jobs.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+            kind = next(k for k in CREDENTIAL_KINDS if item["pk"].startswith(k)).rstrip("#")
+            moved[kind] = moved.get(kind, 0) + 1
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return moved

@@ -114,7 +114,8 @@ def out_dir(tmp_path) -> Path:
 def stores_of(stack: LocalStack) -> SimpleNamespace:
     """The stack's repositories of the jobs table, on the test's credentials."""
     return SimpleNamespace(**repositories(stack.outputs["JobsTableName"],
-                                          stack.resource("dynamodb")))
+                                          stack.resource("dynamodb"),
+                                          stack.outputs["CredentialsTableName"]))
 
 
 @pytest.fixture

@@ -71,7 +71,8 @@ class Pacer:
 
 
 def settings(**overrides: Any) -> Settings:
-    env = {"JOBS_TABLE": "jobs", "RESULTS_BUCKET": RESULTS, "INBOX_BUCKET": INBOX,
+    env = {"JOBS_TABLE": "jobs", "CREDENTIALS_TABLE": "credentials", "RESULTS_BUCKET": RESULTS,
+           "INBOX_BUCKET": INBOX,
            "FALLBACK_MODEL": "qwen-image-3.0", "DAILY_IMAGE_BUDGET": "500",
            "MODEL_LIMITS": "", "RESULT_URL_HOSTS": "*.aliyuncs.com"}
     return dataclasses.replace(Settings.from_env(env), **overrides)

@@ -56,7 +56,7 @@ def call(handlers, *, api="bearer", authorizer=None, user_arn=None, path="/jobs"
 
 
 def test_the_authorizer_knows_a_key_by_its_hash_alone_and_denies_it_once_revoked(handlers):
-    integrations = Integrations("jobs")
+    integrations = Integrations("credentials")
     key, key_id = integrations.create_key("acme", 5, DAY_ONE)
     stored = json.dumps([i for i in integrations.list()], default=str)
     assert key not in stored and key_hash(key) not in stored  # the list shows no secret
@@ -84,7 +84,7 @@ def test_the_api_serves_the_integration_its_authorizer_named_and_refuses_without
     assert refused["status"] == 401 and refused["body"]["code"] == "Unauthorized"
     assert refused["body"]["request_id"] == "r-1"
     # A principal is trusted on the IAM API only, an authorizer's context on the bearer one.
-    Integrations("jobs").allow_principal("acme", ROLE, DAY_ONE)
+    Integrations("credentials").allow_principal("acme", ROLE, DAY_ONE)
     assert call(handlers, user_arn=SESSION)["status"] == 401
     assert call(handlers, api="iam", authorizer=named)["status"] == 401
 
@@ -102,7 +102,7 @@ def test_an_unknown_caller_learns_nothing_of_its_body_and_a_deep_one_is_refused(
 
 
 def test_an_iam_caller_acts_for_the_integration_its_role_was_allowed_for(handlers):
-    integrations = Integrations("jobs")
+    integrations = Integrations("credentials")
     assert call(handlers, api="iam", user_arn=SESSION)["status"] == 401  # not allowed
     integrations.allow_principal("acme", ROLE, DAY_ONE)
     assert role_of(SESSION) == ROLE

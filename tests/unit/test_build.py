@@ -121,7 +121,7 @@ def test_uploads_are_decoded_only_by_a_function_that_cannot_read_the_provider_ke
                 if "tryon.preflight" in _loaded(spec)}
     reading_the_key = {name for name, spec in FUNCTIONS.items() if _reads_the_key(spec)}
     assert "IntakeFunction" in decoding
-    # The API cancels a task still queued at the provider; it decodes nothing.
+    # The API asks ProviderCancelFunction to cancel a task still queued at the provider.
     assert reading_the_key == {"SubmitFunction", "PollFunction", "CallFunction",
-                               "SweepFunction", "ApiFunction"}
+                               "SweepFunction", "ProviderCancelFunction"}
     assert not decoding & reading_the_key

@@ -134,3 +134,23 @@ def test_a_stack_that_cannot_be_read_is_a_clear_refusal(monkeypatch):
     monkeypatch.setattr(operations.boto3, "Session", session)
     with pytest.raises(OperatorError, match=r"cannot read stack 'nope'.*does not exist"):
         operations.deployed_target("nope")
+
+
+def test_the_operator_allows_and_revokes_a_principal_alone_and_lists_it(moto_stages):
+    role = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_x_1"
+    kept = "arn:aws:iam::123456789012:role/AWSReservedSSO_x_1"
+    target = operations.Target("the test stack", None, moto_stages.ctx, {}, None)
+    with pytest.raises(OperatorError, match="no integration named 'acme'; create it"):
+        operations.allow_principal(target, "acme", role)
+    operations.create_key(target, "acme", None, role)
+    operations.create_key(target, "shop", None, None)
+    assert operations.allow_principal(target, "shop", role) == {
+        "name": "shop", "principal": kept, "left": "acme"}
+    listing = operations.format_keys(operations.list_keys(target))
+    assert listing.count(f"IAM principal {kept}") == 1
+    assert listing.index(f"IAM principal {kept}") > listing.index("shop:")
+    assert operations.revoke_principal(target, "shop", role) == {"name": "shop",
+                                                                 "principal": kept}
+    assert "IAM principal" not in operations.format_keys(operations.list_keys(target))
+    with pytest.raises(OperatorError, match="cannot revoke: integration 'shop' has no IAM"):
+        operations.revoke_principal(target, "shop", role)

@@ -176,3 +176,40 @@ def test_what_the_pipeline_learned_of_each_models_limits(repos):
     notes.record_read("aitryon-plus", {"requests": 10, "period": 1}, NOW + 9)
     assert notes.read()["aitryon-plus"] == {"limits": {"requests": 10, "period": 1},
                                             "read_at": NOW + 9}
+
+
+def test_credentials_and_the_budget_override_live_apart_from_the_jobs(moto_stages):
+    """What says who may call and spend is in the credentials table, which the functions
+    that decode images cannot write (tests/unit/test_template_security.py)."""
+    import boto3
+
+    ctx = moto_stages.ctx
+    ctx.integrations.create_key("acme", 5, NOW)
+    ctx.integrations.allow_principal("acme", "arn:aws:iam::123456789012:role/acme", NOW)
+    ctx.integrations.charge_quota("acme", "2026-11-18", 1, 5, NOW)
+    ctx.budget.set_override(9)
+    kinds = {}
+    for table in ("jobs", "credentials"):
+        items = boto3.resource("dynamodb").Table(table).scan()["Items"]
+        kinds[table] = {item["pk"].split("#")[0] for item in items}
+    assert kinds["credentials"] == {"INTEGRATIONS", "APIKEY", "PRINCIPAL", "QUOTA", "BUDGET"}
+    assert not kinds["jobs"] & kinds["credentials"]
+
+
+def test_a_stacks_old_credentials_move_to_the_credentials_table_once(moto_stages):
+    import boto3
+    from tryon.adapters.integrations import Integrations
+    from tryon_ops import operations as ops
+
+    ctx = moto_stages.ctx
+    legacy = Integrations("jobs")  # where stacks before the credentials table kept them
+    key, _ = legacy.create_key("acme", 5, NOW)
+    boto3.resource("dynamodb").Table("jobs").put_item(
+        Item={"pk": "BUDGET#LIMIT", "sk": "BUDGET", "limit": 9})
+    ctx.jobs.create(job(), NOW)
+    target = ops.Target("the test stack", boto3, ctx, {}, None)
+    assert ops.migrate_credentials(target) == {"INTEGRATIONS": 1, "APIKEY": 1, "BUDGET#LIMIT": 1}
+    assert ctx.integrations.authenticate(key, 100).name == "acme"
+    assert ctx.budget.override() == 9 and legacy.authenticate(key, 100) is None
+    assert ctx.jobs.get("j") is not None  # jobs stay where they are
+    assert ops.migrate_credentials(target) == {}

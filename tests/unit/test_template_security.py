@@ -19,6 +19,11 @@ ROLES = {name: spec for name, spec in RESOURCES.items()
          if spec["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine")}
 
 TABLE_ARN = {"Fn::GetAtt": ["JobsTable", "Arn"]}
+CREDENTIALS_ARN = {"Fn::GetAtt": ["CredentialsTable", "Arn"]}
+BUDGET_READ = {"Ref": "ReadBudgetOverridePolicy"}  # the stack's one managed policy
+# Functions that touch no jobs table: the authorizer (a key's item in the credentials
+# table) and the provider cancel (the provider only).
+STORELESS = ("AuthorizerFunction", "ProviderCancelFunction")
 QUEUE_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/queue"}
 OWNER_INDEX_ARN = {"Fn::Sub": "${JobsTable.Arn}/index/owner"}
 IDEMPOTENCY_TABLE_ARN = {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
@@ -59,6 +64,7 @@ def _dynamodb_actions(spec: dict) -> set[str]:
     """The actions granted on the jobs table and its indexes."""
     return {action.split(":", 1)[1] for statement in _statements(spec)
             if IDEMPOTENCY_TABLE_ARN not in _listed(statement["Resource"])
+            and CREDENTIALS_ARN not in _listed(statement["Resource"])
             for action in _listed(statement["Action"]) if action.startswith("dynamodb:")}
 
 
@@ -78,6 +84,8 @@ def _store_actions() -> set[str]:
 def test_policies_are_statements_or_scoped_sam_templates():
     for name, spec in ROLES.items():
         for policy in spec["Properties"].get("Policies", []):
+            if policy == BUDGET_READ:
+                continue
             assert isinstance(policy, dict), f"{name}: managed policy {policy!r}"
             assert set(policy) <= {"Statement"} | POLICY_TEMPLATES, (
                 f"{name}: {sorted(policy)} (DynamoDBCrudPolicy and the like grant too much)")
@@ -87,15 +95,17 @@ def test_policies_are_statements_or_scoped_sam_templates():
 def test_dynamodb_is_granted_action_by_action_on_the_table(name):
     spec = FUNCTIONS[name]
     actions = _dynamodb_actions(spec)
-    assert actions, f"{name} has no DynamoDB statement"
+    assert actions or name in STORELESS, f"{name} has no DynamoDB statement"
     assert not any("*" in action for action in actions), name
     assert not actions & {"Scan", "DeleteItem", "BatchWriteItem"}, name
     for statement in _statements(spec):
         granted = [a for a in _listed(statement["Action"]) if a.startswith("dynamodb:")]
         if not granted:
             continue
-        assert statement["Effect"] == "Allow" and "Condition" not in statement
         resources = _listed(statement["Resource"])
+        if resources == [CREDENTIALS_ARN]:
+            continue  # test_which_roles_read_and_write_which_credentials
+        assert statement["Effect"] == "Allow" and "Condition" not in statement
         if resources == [IDEMPOTENCY_TABLE_ARN]:
             assert name == "ApiFunction" and {a.split(":")[1] for a in granted} == (
                 IDEMPOTENCY_ACTIONS), name
@@ -122,7 +132,8 @@ def test_each_function_sends_only_to_the_queues_it_uses():
     expected = {name: {"SubmitQueue"} for name in FUNCTIONS}
     for name in ("SubmitFunction", "PollFunction", "CallFunction"):
         expected[name] = {"SubmitQueue", "IntakeQueue"}
-    expected["AuthorizerFunction"] = set()  # it only reads a key's item
+    for name in STORELESS:
+        expected[name] = set()
     for name, spec in FUNCTIONS.items():
         queues = set()
         for policy in spec["Properties"]["Policies"]:
@@ -269,3 +280,52 @@ def test_buckets_refuse_old_tls_and_tables_cannot_be_deleted_by_accident():
     for name, spec in RESOURCES.items():
         if spec["Type"] == "AWS::DynamoDB::Table":
             assert spec["Properties"]["DeletionProtectionEnabled"] is True, name
+
+
+def _credentials_grants(name: str) -> dict[str, set[str]]:
+    """The actions a role has on the credentials table, each with the partition keys
+    (item kinds) its LeadingKeys condition limits it to."""
+    statements = _statements(FUNCTIONS[name])
+    if BUDGET_READ in FUNCTIONS[name]["Properties"]["Policies"]:
+        statements += RESOURCES["ReadBudgetOverridePolicy"]["Properties"]["PolicyDocument"][
+            "Statement"]
+    grants: dict[str, set[str]] = {}
+    for statement in statements:
+        if CREDENTIALS_ARN not in _listed(statement["Resource"]):
+            continue
+        [(operator, keys)] = statement["Condition"].items()
+        assert operator in ("ForAllValues:StringEquals", "ForAllValues:StringLike"), name
+        for action in _listed(statement["Action"]):
+            grants.setdefault(action.split(":")[1], set()).update(keys["dynamodb:LeadingKeys"])
+    return grants
+
+
+def test_which_roles_read_and_write_which_credentials():
+    # The decoders (intake, finalize) and every other function read the budget override;
+    # intake also an integration (may it send an instruction?); the authorizer a key and
+    # its integration; the API integrations, principals and quotas, and it alone writes
+    # there: quota counters. Keys, principals and the override: the operator only.
+    budget = {"GetItem": {"BUDGET#LIMIT"}}
+    expected = {name: budget for name in FUNCTIONS}
+    expected["IntakeFunction"] = {"GetItem": {"BUDGET#LIMIT", "INTEGRATIONS"}}
+    expected["AuthorizerFunction"] = {"GetItem": {"APIKEY#*", "INTEGRATIONS"}}
+    expected["ApiFunction"] = {"GetItem": {"BUDGET#LIMIT", "INTEGRATIONS", "PRINCIPAL#*",
+                                           "QUOTA#*"}, "UpdateItem": {"QUOTA#*"}}
+    expected["ProviderCancelFunction"] = {}
+    for name in FUNCTIONS:
+        assert _credentials_grants(name) == expected[name], name
+
+
+def test_only_the_functions_that_call_the_provider_can_read_its_key():
+    # Not the internet-facing API function: its one provider call (a queued task's
+    # cancel) goes through ProviderCancelFunction, which it alone may invoke.
+    secret = {"Ref": "ProviderApiKeySecretArn"}
+    readers = {name for name, spec in FUNCTIONS.items() for statement in _statements(spec)
+               if "secretsmanager:GetSecretValue" in _listed(statement["Action"])
+               and _listed(statement["Resource"]) == [secret]}
+    assert readers == {"SubmitFunction", "PollFunction", "CallFunction", "SweepFunction",
+                       "ProviderCancelFunction"}
+    api = FUNCTIONS["ApiFunction"]["Properties"]
+    assert "PROVIDER_API_KEY_SECRET_ARN" not in api["Environment"]["Variables"]
+    assert {"LambdaInvokePolicy": {"FunctionName": {"Ref": "ProviderCancelFunction"}}} in (
+        api["Policies"])

@@ -20,8 +20,10 @@ def _day(day: str) -> dict[str, str]:
 
 
 class BudgetRepository:
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, credentials: Table) -> None:
         self._t = table
+        # The override lives with the credentials: only the operator writes it.
+        self._credentials = credentials
 
     def charge(self, job_id: str, day: str, limit: int, now: float) -> bool:
         """Count the job's image against the day's budget, once per job. True if the
@@ -79,15 +81,15 @@ class BudgetRepository:
 
     def override(self) -> int | None:
         """The operator's override of the stack's DailyImageBudget, if one is set."""
-        item = self._t.read(BUDGET_LIMIT_KEY)
+        item = self._credentials.read(BUDGET_LIMIT_KEY)
         return int(item["limit"]) if item else None
 
     def set_override(self, limit: int | None) -> None:
         """Raise or lower the daily budget without a deployment (None: the parameter's)."""
         if limit is None:
-            self._t.table.delete_item(Key=BUDGET_LIMIT_KEY)
+            self._credentials.table.delete_item(Key=BUDGET_LIMIT_KEY)
         else:
-            self._t.table.put_item(Item={**BUDGET_LIMIT_KEY, "limit": int(limit)})
+            self._credentials.table.put_item(Item={**BUDGET_LIMIT_KEY, "limit": int(limit)})
 
     def _charged(self, job_id: str) -> bool:
         return "budget_day" in (self._t.read(job_key(job_id)) or {})

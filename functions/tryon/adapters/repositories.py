@@ -1,4 +1,5 @@
-"""The repositories of the jobs table, built on one DynamoDB resource."""
+"""The repositories of the jobs table (and the budget override, in the credentials
+table), built on one DynamoDB resource."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from tryon.adapters.provider_memory import Durations, LimitNotes, RetiredModels,
 from tryon.adapters.slots import QueueIndex, SlotRepository
 
 
-def repositories(table_name: str, dynamodb: Any) -> dict[str, Any]:
+def repositories(table_name: str, dynamodb: Any, credentials_table: str) -> dict[str, Any]:
     """The Context's store fields, on the jobs table."""
     table = Table(table_name, dynamodb)
     return {"jobs": JobRepository(table), "batches": BatchRepository(table),
             "slots": SlotRepository(table), "queue": QueueIndex(table),
-            "budget": BudgetRepository(table), "task_owners": TaskOwners(table),
+            "budget": BudgetRepository(table, Table(credentials_table, dynamodb)),
+            "task_owners": TaskOwners(table),
             "durations": Durations(table), "retired": RetiredModels(table),
             "message_errors": MessageErrors(table), "limit_notes": LimitNotes(table)}

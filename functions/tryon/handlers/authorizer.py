@@ -22,7 +22,7 @@ from tryon.handlers.observability import logger
 
 @cache
 def _integrations() -> Integrations:
-    return Integrations(os.environ["JOBS_TABLE"])
+    return Integrations(os.environ["CREDENTIALS_TABLE"])
 
 
 @logger.inject_lambda_context(clear_state=True)
