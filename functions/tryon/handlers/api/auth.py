@@ -36,5 +36,5 @@ def caller_of(event: APIGatewayProxyEvent) -> Integration | None:
 
 
 def caller(app: APIGatewayRestResolver) -> Integration:
-    """The integration `authenticate` found for this request."""
+    """The integration the handler found for this request (handlers/api/__init__.py)."""
     return app.context["integration"]
