@@ -176,14 +176,24 @@ NOTIFICATION_EVENTS = {
 }
 
 
+# Message attributes the pipeline sets: a manifest's attributes of these names are
+# dropped from the message attributes (they stay in the body's `attributes`), so no
+# upload can pose as another integration's job to a subscriber filtering on `owner`.
+SYSTEM_ATTRIBUTES = frozenset({"event", "status", "model", "owner"})
+
+
+def message_attributes(given: dict[str, str], **system: str | None) -> dict[str, str]:
+    """The attributes subscribers filter on: the look's own, then the pipeline's."""
+    kept = {k: v for k, v in given.items() if k not in SYSTEM_ATTRIBUTES}
+    return {**kept, **{k: v for k, v in system.items() if v}}
+
+
 def notification_for(job: JobRecord) -> tuple[dict[str, Any], dict[str, str]]:
     """The SNS message body and the attributes subscribers filter on."""
     event = NOTIFICATION_EVENTS[job.status]
     body = {"schema": "tryon.notification/1", "event": event, **job_view(job)}
-    attributes = {"event": event, "status": job.status.value}
-    if job.model:
-        attributes["model"] = job.model
-    return body, {**job.attributes, **attributes}
+    return body, message_attributes(job.attributes, event=event, status=job.status.value,
+                                    model=job.model, owner=job.owner)
 
 
 def job_view(job: JobRecord) -> dict[str, Any]:
@@ -192,6 +202,7 @@ def job_view(job: JobRecord) -> dict[str, Any]:
     return {
         "job_id": job.job_id,
         "status": job.status.value,
+        "owner": job.owner,  # the integration whose API request made it (None: the bucket)
         "model": job.model,
         "requested_model": job.requested_model or job.model,
         "look_id": job.look_id,
@@ -281,6 +292,7 @@ def batch_summary(batch: dict[str, Any], jobs: list[JobRecord]
         "event": "batch.completed",
         "batch_id": batch["batch_id"],
         "status": outcome,
+        "owner": batch.get("owner"),
         "source": batch.get("source"),
         "attributes": batch.get("attributes") or {},
         "counts": counts,
@@ -293,6 +305,5 @@ def batch_summary(batch: dict[str, Any], jobs: list[JobRecord]
             "error": job.error,
         } for job in jobs],
     }
-    attributes = {**(batch.get("attributes") or {}), "event": "batch.completed",
-                  "status": outcome}
-    return body, attributes
+    return body, message_attributes(batch.get("attributes") or {}, event="batch.completed",
+                                    status=outcome, owner=batch.get("owner"))

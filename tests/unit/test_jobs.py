@@ -2,6 +2,7 @@ from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import (
     MAX_ERROR_MESSAGE_CHARS,
     Source,
+    batch_summary,
     bounded_error,
     drop_result_stem,
     dropped_garment,
@@ -59,3 +60,20 @@ def test_provider_messages_are_bounded_before_they_are_stored_or_sent():
     assert bounded["code"] == "InternalError" and bounded["pointer"] == "/a"
     short = {"code": "c", "message": "m"}
     assert bounded_error(short) is short and bounded_error(None) is None
+
+
+def test_the_owner_of_a_notification_is_the_pipelines_word_not_the_manifests():
+    posing = {"owner": "victim", "sku": "1", "event": "x"}
+    job = JobRecord(job_id="j", status=JobStatus.SUCCEEDED, model="aitryon",
+                    attributes=posing, owner="acme")
+    body, attributes = notification_for(job)
+    assert body["owner"] == "acme" and attributes["owner"] == "acme"
+    assert attributes["event"] == "job.succeeded" and attributes["sku"] == "1"
+    from_bucket = JobRecord(job_id="k", status=JobStatus.FAILED, attributes=posing)
+    body, attributes = notification_for(from_bucket)
+    assert body["owner"] is None and "owner" not in attributes
+    assert body["attributes"] == posing  # the body keeps what the manifest said
+    batch = {"batch_id": "b", "job_ids": ["j"], "owner": None, "attributes": posing}
+    body, attributes = batch_summary(batch, [job])
+    assert body["owner"] is None and "owner" not in attributes
+    assert batch_summary({**batch, "owner": "acme"}, [job])[1]["owner"] == "acme"
