@@ -148,7 +148,7 @@ class ApiGateway:
         route, parameters = found
         authorizer: dict[str, Any] | None = None
         if route["auth"]:
-            answer = self._authorize(route["auth"], headers, method, path, request_id)
+            answer = self._authorize(route["auth"], headers, method, path)
             if isinstance(answer, str):
                 return self.gateway_response(answer, AUTH_STATUS[answer], request_id)
             authorizer = answer
@@ -160,8 +160,8 @@ class ApiGateway:
                                          '{"message": "Internal server error"}')
         return _response(payload)
 
-    def _authorize(self, name: str, headers: dict[str, str], method: str, path: str,
-                   request_id: str) -> dict[str, Any] | str:
+    def _authorize(self, name: str, headers: dict[str, str], method: str,
+                   path: str) -> dict[str, Any] | str:
         """The authorizer's context for this request, or the gateway response to give."""
         spec = self.api["authorizers"][name]
         token = headers.get(spec["header"].lower())
