@@ -274,6 +274,7 @@ def _keys_create(target: ops.Target, args: argparse.Namespace) -> int:
     if made["principal"]:
         lines.append(f"{made['principal']} may act for {made['name']} through the IAM API "
                      "(SigV4, output IamApiUrl)")
+    _warn_of_quotas(target, ops.list_keys(target))
     return _show(args, made, "\n".join(lines))
 
 
@@ -285,7 +286,14 @@ def _keys_set(target: ops.Target, args: argparse.Namespace) -> int:
 
 def _keys_list(target: ops.Target, args: argparse.Namespace) -> int:
     integrations = ops.list_keys(target)
+    _warn_of_quotas(target, integrations)
     return _show(args, integrations, ops.format_keys(integrations))
+
+
+def _warn_of_quotas(target: ops.Target, integrations: list[dict]) -> None:
+    warning = ops.quota_warning(target, integrations)
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def _keys_revoke(target: ops.Target, args: argparse.Namespace) -> int:

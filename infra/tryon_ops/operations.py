@@ -318,6 +318,19 @@ def list_keys(target: Target) -> list[dict[str, Any]]:
             for item in target.integrations.list()]
 
 
+def quota_warning(target: Target, integrations: list[dict[str, Any]]) -> str | None:
+    """A warning when the active integrations' daily quotas add up to more than the
+    stack's daily image budget: they could then spend all of it between them, and
+    one tenant's looks wait QUEUED behind another's (None when they fit)."""
+    total = sum(item["daily_quota"] for item in integrations if not item.get("revoked_at"))
+    limit = budget(target)["limit"]
+    if total <= limit:
+        return None
+    return (f"warning: the active integrations' daily quotas add up to {total} images, more "
+            f"than the stack's daily budget of {limit}: lower a quota (tryon keys create NAME "
+            "--quota N) or raise the budget (tryon budget set N)")
+
+
 def revoke(target: Target, name: str, key_id: str | None) -> list[str]:
     try:
         return target.integrations.revoke(name, key_id, time.time())

@@ -154,3 +154,14 @@ def test_the_operator_allows_and_revokes_a_principal_alone_and_lists_it(moto_sta
     assert "IAM principal" not in operations.format_keys(operations.list_keys(target))
     with pytest.raises(OperatorError, match="cannot revoke: integration 'shop' has no IAM"):
         operations.revoke_principal(target, "shop", role)
+
+
+def test_quotas_adding_up_past_the_budget_are_warned_of(moto_stages):
+    target = operations.Target("the test stack", None, moto_stages.ctx, {}, None)
+    operations.create_key(target, "acme", 1, None)  # the test stack's budget: 2 a day
+    assert operations.quota_warning(target, operations.list_keys(target)) is None
+    operations.create_key(target, "shop", 2, None)
+    warning = operations.quota_warning(target, operations.list_keys(target))
+    assert "add up to 3 images, more than the stack's daily budget of 2" in warning
+    operations.revoke(target, "shop", None)  # a revoked integration spends nothing
+    assert operations.quota_warning(target, operations.list_keys(target)) is None
