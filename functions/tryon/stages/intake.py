@@ -7,7 +7,7 @@ provider key."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import (
@@ -104,27 +104,29 @@ def _check_inputs_owned(source: Source, manifest: Manifest) -> None:
     a manifest a bucket writer puts elsewhere under jobs/."""
     owner = owner_of(source.key)
     own = f"{UPLOADS_PREFIX}{owner}/" if owner else None
-    for look in manifest.looks:
-        for role, key in look.inputs().items():
-            if key.startswith(UPLOADS_PREFIX) and not (own and key.startswith(own)):
-                field_name = "dress" if role == "top" and look.top_is_dress else role
-                raise ManifestError(
-                    f"{manifest.pointers[look.look_id]}/{field_name}",
-                    f"{key} is an API integration's upload, which only that integration's "
-                    "requests may name; put the image elsewhere in the bucket (e.g. under "
-                    "models/ or garments/) and name that key", code="ForeignInput")
+    for pointer, key in _named_inputs(manifest):
+        if key.startswith(UPLOADS_PREFIX) and not (own and key.startswith(own)):
+            raise ManifestError(
+                pointer, f"{key} is an API integration's upload, which only that "
+                "integration's requests may name; put the image elsewhere in the bucket "
+                "(e.g. under models/ or garments/) and name that key", code="ForeignInput")
 
 
 def _check_inputs_exist(ctx: Context, bucket: str, manifest: Manifest) -> None:
     """A manifest naming a missing image is rejected whole, before any job starts."""
+    for pointer, key in _named_inputs(manifest):
+        if ctx.storage.describe(bucket, key) is None:
+            raise ManifestError(
+                pointer, f"s3://{bucket}/{key} does not exist; upload the image before the "
+                "manifest, or fix the key", code="MissingInput")
+
+
+def _named_inputs(manifest: Manifest) -> Iterator[tuple[str, str]]:
+    """Each image key the manifest names, with the JSON pointer of the field naming it."""
     for look in manifest.looks:
         for role, key in look.inputs().items():
-            if ctx.storage.describe(bucket, key) is None:
-                field_name = "dress" if role == "top" and look.top_is_dress else role
-                raise ManifestError(
-                    f"{manifest.pointers[look.look_id]}/{field_name}",
-                    f"s3://{bucket}/{key} does not exist; upload the image before the "
-                    "manifest, or fix the key", code="MissingInput")
+            field_name = "dress" if role == "top" and look.top_is_dress else role
+            yield f"{manifest.pointers[look.look_id]}/{field_name}", key
 
 
 def upload_job_ids(ctx: Context, source: Source) -> list[str]:

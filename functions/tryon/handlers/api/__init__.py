@@ -43,12 +43,12 @@ def handler(event: dict, context: LambdaContext) -> dict:
 def _answer(request: APIGatewayProxyEvent, event: dict, context: LambdaContext,
             who: Integration | None) -> dict:
     # The caller first: an unknown one learns nothing of how its request would fare.
-    if request.path not in PUBLIC_PATHS:
-        if who is None:
-            return problems.answer(401, "Unauthorized", problems.UNAUTHORIZED,
-                                   request.request_context.request_id)
+    if who is not None:
         app.append_context(integration=who)
         logger.append_keys(integration=who.name, key_id=who.key_id)
+    elif request.path not in PUBLIC_PATHS:
+        return problems.answer(401, "Unauthorized", problems.UNAUTHORIZED,
+                               request.request_context.request_id)
     return problems.refused_body(event) or app.resolve(event, context)
 
 
