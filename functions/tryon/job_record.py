@@ -107,6 +107,7 @@ class JobRecord:
     queue: str | None = None
     queued_order: str | None = None
     waiting_for: str | None = None  # "slot" | "budget"
+    priority: str | None = None  # "interactive" | "batch" (tryon.adapters.slots.PRIORITIES)
     budget_day: str | None = None
     fallback: dict[str, Any] | None = None
     # At the provider

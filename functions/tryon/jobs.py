@@ -47,6 +47,7 @@ class Look:
     restore_face: bool = True
     instruction: str | None = None  # the retailer's own words for Qwen models, appended
     attributes: tuple[tuple[str, str], ...] = ()  # the user's, echoed into notifications
+    priority: str | None = None  # "interactive" | "batch"; None: by the manifest's size
 
     def inputs(self) -> dict[str, str]:
         named = {"person": self.person, "top": self.top, "bottom": self.bottom}
@@ -248,7 +249,7 @@ def unique_looks(looks: list[Look]) -> tuple[list[Look], dict[str, list[str]]]:
     first: dict[Look, Look] = {}
     repeats: dict[str, list[str]] = {}
     for look in looks:
-        same = replace(look, look_id="", attributes=())
+        same = replace(look, look_id="", attributes=(), priority=None)
         if same in first:
             repeats.setdefault(first[same].look_id, []).append(look.look_id)
         else:

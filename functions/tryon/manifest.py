@@ -24,7 +24,7 @@ SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest-v1.schema.json"
 # 50 looks fit in a few KB; a manifest this large is not one.
 MAX_MANIFEST_BYTES = 512 * 1024
 _MANIFEST_FIELDS = {"version", "defaults", "attributes", "looks"}
-_OPTIONS = ("model", "resolution", "restore_face", "instruction")
+_OPTIONS = ("model", "resolution", "restore_face", "instruction", "priority")
 # The retailer's instruction goes into the model's own text: one line of plain text. The
 # schema's pattern cannot name Unicode categories, so format characters (a U+202E that
 # reverses what a reader sees, a U+200B that hides a word) are refused here.
@@ -165,6 +165,7 @@ def _look(entry: dict, pointer: str, number: int, doc: dict, default_model: str)
         restore_face=options.get("restore_face", True),
         instruction=options.get("instruction"),
         attributes=tuple(sorted(attributes.items())),
+        priority=options.get("priority"),
     )
 
 

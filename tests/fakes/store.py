@@ -12,7 +12,7 @@ from typing import Any
 
 from tryon.adapters.jobs import check_fields, check_transition
 from tryon.adapters.provider_memory import DURATION_PLACES
-from tryon.adapters.slots import QUEUE_PK
+from tryon.adapters.slots import QUEUE_PK, queue_entry, start_of
 from tryon.job_record import JobRecord, JobStatus
 
 
@@ -142,12 +142,28 @@ class FakeQueue:
 
     def __init__(self, jobs: FakeJobs) -> None:
         self._jobs = jobs
+        self.turns: dict[tuple[str, str], float] = {}  # (model, clock#p | end#p#tenant)
 
     def oldest(self, model: str, limit: int) -> list[str]:
+        return [job_id for job_id, _ in self.next_up(model, limit)]
+
+    def next_up(self, model: str, limit: int) -> list[tuple[str, str]]:
         waiting = sorted((j for j in self._jobs.records.values()
                           if j.queue == f"{QUEUE_PK}{model}" and j.queued_order),
                          key=lambda j: j.queued_order)
-        return [j.job_id for j in waiting[:limit]]
+        return [(j.job_id, j.queued_order) for j in waiting[:limit]]
+
+    def entry(self, model: str, priority: str, tenant: str, share: float, queued_at: float,
+              job_id: str) -> dict[str, str]:
+        clock, end = (model, f"clock#{priority}"), (model, f"end#{priority}#{tenant}")
+        start = max(self.turns.get(clock, 0.0), self.turns.get(end, 0.0))
+        self.turns[end] = start + 1 / share
+        return queue_entry(model, queued_at, job_id, priority, start)
+
+    def served(self, model: str, order: str) -> None:
+        priority, start = start_of(order)
+        clock = (model, f"clock#{priority}")
+        self.turns[clock] = max(self.turns.get(clock, 0.0), start)
 
     def count(self, model: str) -> int:
         return len(self.oldest(model, 10**9))

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from fakes import FakeStack
 from tryon.adapters.jobs import TransitionRefused
-from tryon.adapters.slots import QUEUE_ATTRIBUTES, queue_entry
+from tryon.adapters.slots import QUEUE_ATTRIBUTES, queue_entry, start_of
 from tryon.job_record import JobRecord, JobStatus, ProviderStatus
 
 NOW = 1_795_000_000.0
@@ -213,3 +213,23 @@ def test_a_stacks_old_credentials_move_to_the_credentials_table_once(moto_stages
     assert ctx.budget.override() == 9 and legacy.authenticate(key, 100) is None
     assert ctx.jobs.get("j") is not None  # jobs stay where they are
     assert ops.migrate_credentials(target) == {}
+
+
+def test_turns_on_dynamodb_interleave_tenants_and_put_interactive_first(repos):
+    model, orders = "qwen-image-3.0-pro", {}
+    for job_id, tenant, priority, share in [("a0", "a", "batch", 1), ("a1", "a", "batch", 1),
+                                            ("a2", "a", "batch", 1), ("b0", "b", "batch", 2),
+                                            ("b1", "b", "batch", 2), ("live", "b",
+                                                                      "interactive", 1)]:
+        repos.jobs.create(job(job_id=job_id), NOW)
+        entry = repos.queue.entry(model, priority, tenant, share, NOW, job_id)
+        assert repos.jobs.transition(job_id, expect=[JobStatus.RECEIVED], to=JobStatus.QUEUED,
+                                     **entry)
+        orders[job_id] = entry["queued_order"]
+    # b has twice a's share: its two turns fit in a's first.
+    assert [j for j, _ in repos.queue.next_up(model, 10)] == ["live", "a0", "b0", "b1", "a1",
+                                                              "a2"]
+    repos.queue.served(model, orders["a1"])
+    repos.queue.served(model, orders["a0"])  # late: the clock never goes back
+    late = repos.queue.entry(model, "batch", "c", 1, NOW + 5, "c0")
+    assert start_of(late["queued_order"]) == ("batch", 1.0)

@@ -3,7 +3,15 @@
 One item per model holds the jobs that have a provider task in flight (or about
 to), keyed by job id so that taking or giving back a slot twice is harmless; each
 holder carries a lease the sweep checks. Waiting jobs carry two attributes that
-put them in the sparse `queue` index, oldest first."""
+put them in the sparse `queue` index, in their turn.
+
+Turns are start-time fair queuing: interactive looks come before batch looks, and
+within a priority each tenant (an integration; bucket uploads are one tenant of their
+own) takes turns. A job queued gets the start tag max(the priority's clock, where its
+tenant's previous job ended), and ends 1/share later; the clock is the start tag of
+the job last admitted. So a tenant that queues 100 looks and one that queues 10
+after it interleave, a tenant coming back from idle gets no credit for the time it
+was away, and order within one tenant stays oldest first."""
 
 from __future__ import annotations
 
@@ -14,6 +22,11 @@ from tryon.adapters.dynamo import Table, applied, to_dynamo
 SLOTS_PK, SLOTS_SK = "SLOTS#", "SLOTS"
 QUEUE_PK, QUEUE_INDEX = "QUEUE#", "queue"
 QUEUE_ATTRIBUTES = ("queue", "queued_order", "waiting_for")
+# An admitted job keeps its queued_order: a submit sent back to wait takes its old turn.
+ADMITTED_REMOVES = ("queue", "waiting_for")
+PRIORITIES = ("interactive", "batch")  # admitted in this order
+BUCKET_TENANT = "#uploads"  # manifests and drops in the bucket (no integration name has '#')
+TURNS_PK, TURNS_SK = "TURNS#", "TURNS"
 
 
 def _key(model: str) -> dict[str, str]:
@@ -55,9 +68,27 @@ class SlotRepository:
         return (self._t.read(_key(model)) or {}).get("holders", {})
 
 
-def queue_entry(model: str, queued_at: float, job_id: str) -> dict[str, str]:
-    """The job fields that put it in the queue index (QUEUE_ATTRIBUTES take it out)."""
-    return {"queue": f"{QUEUE_PK}{model}", "queued_order": f"{queued_at:017.3f}#{job_id}"}
+def queue_entry(model: str, queued_at: float, job_id: str, priority: str = "batch",
+                start: float = 0.0) -> dict[str, str]:
+    """The job fields that put it in the queue index (QUEUE_ATTRIBUTES take it out):
+    its priority's rank, then its start tag, then its age."""
+    return {"queue": f"{QUEUE_PK}{model}",
+            "queued_order": f"{PRIORITIES.index(priority)}#{start:018.6f}#{queued_at:017.3f}"
+                            f"#{job_id}"}
+
+
+def start_of(order: str) -> tuple[str, float]:
+    """The priority and start tag a queued_order carries."""
+    rank, start, *_ = order.split("#")
+    return PRIORITIES[int(rank)], float(start)
+
+
+def tenant_of(owner: str | None) -> str:
+    return owner or BUCKET_TENANT
+
+
+def _turn_names(priority: str, tenant: str) -> dict[str, str]:
+    return {"#clock": f"clock#{priority}", "#end": f"end#{priority}#{tenant}"}
 
 
 class QueueIndex:
@@ -68,8 +99,41 @@ class QueueIndex:
         self._t = table
 
     def oldest(self, model: str, limit: int) -> list[str]:
+        return [job_id for job_id, _ in self.next_up(model, limit)]
+
+    def next_up(self, model: str, limit: int) -> list[tuple[str, str]]:
+        """The first `limit` waiting jobs in their turn: (job id, queued_order)."""
         answer = self._t.table.query(**self._query(model), Limit=limit)
-        return [item["job_id"] for item in answer["Items"]]
+        return [(item["job_id"], item["queued_order"]) for item in answer["Items"]]
+
+    def entry(self, model: str, priority: str, tenant: str, share: float, queued_at: float,
+              job_id: str) -> dict[str, str]:
+        """Take the job's turn (the tenant's next start tag) and return the fields that
+        queue it. Optimistic: a writer that lost a race reads again."""
+        key = {"pk": f"{TURNS_PK}{model}", "sk": TURNS_SK}
+        names = _turn_names(priority, tenant)
+        for _ in range(20):
+            item = self._t.read(key) or {}
+            last = item.get(names["#end"])
+            start = max(float(item.get(names["#clock"], 0)), float(last or 0))
+            if applied(self._t.table.update_item, Key=key, UpdateExpression="SET #end = :end",
+                       ConditionExpression="attribute_not_exists(#end)" if last is None
+                       else "#end = :last",
+                       ExpressionAttributeNames={"#end": names["#end"]},
+                       ExpressionAttributeValues={":end": to_dynamo(start + 1 / share),
+                                                  **({} if last is None else {
+                                                      ":last": to_dynamo(last)})}):
+                return queue_entry(model, queued_at, job_id, priority, start)
+        raise RuntimeError(f"no turn taken for {job_id} on {model}: too many writers at once")
+
+    def served(self, model: str, order: str) -> None:
+        """A job of this turn was admitted: its priority's clock moves up to its start."""
+        priority, start = start_of(order)
+        applied(self._t.table.update_item, Key={"pk": f"{TURNS_PK}{model}", "sk": TURNS_SK},
+                UpdateExpression="SET #clock = :start",
+                ConditionExpression="attribute_not_exists(#clock) OR #clock < :start",
+                ExpressionAttributeNames={"#clock": f"clock#{priority}"},
+                ExpressionAttributeValues={":start": to_dynamo(start)})
 
     def count(self, model: str) -> int:
         """A COUNT query sends back no items, 1 MB of index a page."""

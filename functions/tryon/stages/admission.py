@@ -4,8 +4,10 @@ image budget. A job takes its place in the budget and a
 slot, or waits QUEUED; a slot given back is handed at once to the oldest waiting
 jobs of that model (work-conserving): submitted at once by the function that
 gave it back when it holds the provider key (stages.hand_on), through the
-submit queue otherwise. Jobs waiting for the budget start when the day turns or the
-budget is raised (the sweep admits them within a minute)."""
+submit queue otherwise. Waiting jobs are admitted in their turn: interactive before
+batch, tenants taking turns within a priority (tryon.adapters.slots). Jobs waiting
+for the budget start when the day turns or the budget is raised (the sweep admits
+them within a minute)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from tryon.adapters.slots import QUEUE_ATTRIBUTES, queue_entry
+from tryon.adapters.slots import ADMITTED_REMOVES, QUEUE_PK, queue_entry, tenant_of
 from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import budget_notification, utc_day
 from tryon.stages.context import Context
@@ -72,11 +74,12 @@ def admit_or_queue(ctx: Context, job_id: str, slot_of: str, *, expect: Iterable[
     if budgeted and acquire_slot(ctx, slot_of, job_id):
         return ctx.jobs.transition(job_id, expect=expect, to=JobStatus.ADMITTED,
                                    timeline={"admitted": ctx.clock()}, **fields)
-    now = ctx.clock()
+    now, job = ctx.clock(), ctx.jobs.get(job_id)
+    turn = ctx.queue.entry(slot_of, (job and job.priority) or "batch",
+                           tenant_of(job and job.owner), 1.0, now, job_id)
     if ctx.jobs.transition(job_id, expect=expect, to=JobStatus.QUEUED,
                            timeline={"queued": now}, **fields,
-                           waiting_for="slot" if budgeted else "budget",
-                           **queue_entry(slot_of, now, job_id)):
+                           waiting_for="slot" if budgeted else "budget", **turn):
         admit_queued(ctx, slot_of)  # a slot may have come free since we asked
     return False
 
@@ -84,24 +87,28 @@ def admit_or_queue(ctx: Context, job_id: str, slot_of: str, *, expect: Iterable[
 def requeue_ahead(ctx: Context, job: JobRecord) -> bool:
     """A submit refused as throttled while the model holds more slots than the
     provider runs: the lookahead is cut for a while, and the job (nothing created,
-    its budget place kept) waits QUEUED again in its old place. False otherwise."""
+    its budget place kept) waits QUEUED again in its old turn. False otherwise."""
     capacity = ctx.capacity.of(job.model)
     if capacity.ahead == 0 or len(ctx.slots.holders(job.model)) <= capacity.limits.in_flight:
         return False
     ctx.capacity.cut_ahead(job.model)
     ctx.count("LookaheadRefused")
-    queued = job.timeline.get("queued", ctx.clock())
+    # Admitted from the queue: its old turn; admitted at once: the head of its priority.
+    turn = ({"queue": f"{QUEUE_PK}{job.model}", "queued_order": job.queued_order}
+            if job.queued_order else
+            queue_entry(job.model, job.timeline.get("admitted", ctx.clock()), job.job_id,
+                        job.priority or "batch"))
     if ctx.jobs.transition(job.job_id, expect=[JobStatus.SUBMITTING], to=JobStatus.QUEUED,
-                           waiting_for="slot", **queue_entry(job.model, queued, job.job_id)):
+                           waiting_for="slot", **turn):
         release_slot(ctx, job.model, job.job_id)
     return True
 
 
 def admit_queued(ctx: Context, model: str, *, send: bool = True) -> list[str]:
-    """Work-conserving hand-off: fill the model's free slots with its oldest
-    waiting jobs, and pass them to the submit function (unless `send` is False)."""
+    """Work-conserving hand-off: fill the model's free slots with the waiting jobs
+    whose turn it is, and pass them to the submit function (unless `send` is False)."""
     admitted = []
-    for job_id in ctx.queue.oldest(model, 2 * ctx.capacity.of(model).slots):
+    for job_id, order in ctx.queue.next_up(model, 2 * ctx.capacity.of(model).slots):
         # The slot first: a hand-off mostly finds one slot, and the budget is charged
         # only for a job that gets it.
         if not acquire_slot(ctx, model, job_id):
@@ -110,7 +117,8 @@ def admit_queued(ctx: Context, model: str, *, send: bool = True) -> list[str]:
             ctx.slots.release(model, job_id)
             break  # the day's budget is spent
         if ctx.jobs.transition(job_id, expect=[JobStatus.QUEUED], to=JobStatus.ADMITTED,
-                               remove=QUEUE_ATTRIBUTES, timeline={"admitted": ctx.clock()}):
+                               remove=ADMITTED_REMOVES, timeline={"admitted": ctx.clock()}):
+            ctx.queue.served(model, order)
             admitted.append(job_id)
             continue
         # Already admitted by another hand-off (the index lags): that one holds the

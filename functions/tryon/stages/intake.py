@@ -171,7 +171,7 @@ def _take_drop(ctx: Context, source: Source, garment: DroppedGarment,
     return _take_looks(ctx, source, looks,
                        lambda look_id, job_id: drop_result_stem(garment, look_id, job_id),
                        received, batch=True,
-                       attributes={"sku": garment.sku})
+                       attributes={"sku": garment.sku}, priority="batch")
 
 
 def reject_upload(ctx: Context, source: Source, received: float, code: str, message: str,
@@ -188,10 +188,12 @@ def reject_upload(ctx: Context, source: Source, received: float, code: str, mess
 
 def _take_looks(ctx: Context, source: Source, looks: list[Look],
                 result_stem: Callable[[str, str], str], received: float, *, batch: bool,
-                attributes: dict[str, str], refusals: dict[str, dict] | None = None
-                ) -> list[str]:
+                attributes: dict[str, str], refusals: dict[str, dict] | None = None,
+                priority: str | None = None) -> list[str]:
     """`refusals`: look id -> the error its job ends with, recorded but never prepared;
-    the other looks go on."""
+    the other looks go on. `priority`: the looks' default (else interactive for one look
+    alone, batch for more)."""
+    priority = priority or ("batch" if len(looks) > 1 else "interactive")
     looks, repeats = unique_looks(looks)
     job_ids = [job_id_for(source, look.look_id) for look in looks]
     batch_id = job_id_for(source, "batch") if batch else None
@@ -204,13 +206,14 @@ def _take_looks(ctx: Context, source: Source, looks: list[Look],
     for look, job_id in zip(looks, job_ids, strict=True):
         _take_look(ctx, source, look, job_id, received, result_stem(look.look_id, job_id),
                    batch_id, checked, repeats.get(look.look_id),
-                   (refusals or {}).get(look.look_id))
+                   (refusals or {}).get(look.look_id), look.priority or priority)
     return job_ids
 
 
 def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: float,
                result_stem: str, batch_id: str | None, checked: Checked,
-               duplicate_looks: list[str] | None, refusal: dict | None) -> None:
+               duplicate_looks: list[str] | None, refusal: dict | None,
+               priority: str) -> None:
     ctx.on_job(job_id)
     model, requested_model = model_for_look(ctx, look.model)
     created = ctx.jobs.create(JobRecord(
@@ -229,6 +232,7 @@ def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: 
         attributes=dict(look.attributes),
         result_stem=result_stem,
         duplicate_looks=duplicate_looks,  # made once, for these look ids too
+        priority=priority,
         timeline={"received": received},
         **owner_fields(source.key, received, job_id),
     ), received)
