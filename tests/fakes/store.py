@@ -12,7 +12,7 @@ from typing import Any
 
 from tryon.adapters.jobs import check_fields, check_transition
 from tryon.adapters.provider_memory import DURATION_PLACES
-from tryon.adapters.slots import QUEUE_PK, queue_entry, start_of
+from tryon.adapters.slots import QUEUE_PK, queue_entry, start_of, turn_clock, turn_end
 from tryon.job_record import JobRecord, JobStatus
 
 
@@ -142,7 +142,7 @@ class FakeQueue:
 
     def __init__(self, jobs: FakeJobs) -> None:
         self._jobs = jobs
-        self.turns: dict[tuple[str, str], float] = {}  # (model, clock#p | end#p#tenant)
+        self.turns: dict[tuple[str, str], float] = {}  # (model, TURNS attribute) -> tag
 
     def oldest(self, model: str, limit: int) -> list[str]:
         return [job_id for job_id, _ in self.next_up(model, limit)]
@@ -155,14 +155,14 @@ class FakeQueue:
 
     def entry(self, model: str, priority: str, tenant: str, share: float, queued_at: float,
               job_id: str) -> dict[str, str]:
-        clock, end = (model, f"clock#{priority}"), (model, f"end#{priority}#{tenant}")
+        clock, end = (model, turn_clock(priority)), (model, turn_end(priority, tenant))
         start = max(self.turns.get(clock, 0.0), self.turns.get(end, 0.0))
         self.turns[end] = start + 1 / share
         return queue_entry(model, queued_at, job_id, priority, start)
 
     def served(self, model: str, order: str) -> None:
         priority, start = start_of(order)
-        clock = (model, f"clock#{priority}")
+        clock = (model, turn_clock(priority))
         self.turns[clock] = max(self.turns.get(clock, 0.0), start)
 
     def count(self, model: str) -> int:

@@ -9,7 +9,8 @@ MODEL = "qwen-image-3.0-pro"
 
 def queue(fake, job_id: str, owner: str | None, priority: str) -> None:
     fake.look(job_id, MODEL, owner=owner, priority=priority)
-    assert not admit_or_queue(fake.ctx, job_id, MODEL, expect=[JobStatus.RECEIVED])
+    assert not admit_or_queue(fake.ctx, job_id, MODEL, expect=[JobStatus.RECEIVED],
+                              priority=priority, owner=owner)
 
 
 def admissions(fake, holders: list[str], count: int) -> list[str]:

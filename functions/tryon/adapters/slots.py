@@ -87,8 +87,18 @@ def tenant_of(owner: str | None) -> str:
     return owner or BUCKET_TENANT
 
 
-def _turn_names(priority: str, tenant: str) -> dict[str, str]:
-    return {"#clock": f"clock#{priority}", "#end": f"end#{priority}#{tenant}"}
+def turn_clock(priority: str) -> str:
+    """The TURNS item's attribute with the priority's clock."""
+    return f"clock#{priority}"
+
+
+def turn_end(priority: str, tenant: str) -> str:
+    """The TURNS item's attribute with where the tenant's last job of the priority ends."""
+    return f"end#{priority}#{tenant}"
+
+
+def _turns_key(model: str) -> dict[str, str]:
+    return {"pk": f"{TURNS_PK}{model}", "sk": TURNS_SK}
 
 
 class QueueIndex:
@@ -110,16 +120,15 @@ class QueueIndex:
               job_id: str) -> dict[str, str]:
         """Take the job's turn (the tenant's next start tag) and return the fields that
         queue it. Optimistic: a writer that lost a race reads again."""
-        key = {"pk": f"{TURNS_PK}{model}", "sk": TURNS_SK}
-        names = _turn_names(priority, tenant)
+        key, end = _turns_key(model), turn_end(priority, tenant)
         for _ in range(20):
             item = self._t.read(key) or {}
-            last = item.get(names["#end"])
-            start = max(float(item.get(names["#clock"], 0)), float(last or 0))
+            last = item.get(end)
+            start = max(float(item.get(turn_clock(priority), 0)), float(last or 0))
             if applied(self._t.table.update_item, Key=key, UpdateExpression="SET #end = :end",
                        ConditionExpression="attribute_not_exists(#end)" if last is None
                        else "#end = :last",
-                       ExpressionAttributeNames={"#end": names["#end"]},
+                       ExpressionAttributeNames={"#end": end},
                        ExpressionAttributeValues={":end": to_dynamo(start + 1 / share),
                                                   **({} if last is None else {
                                                       ":last": to_dynamo(last)})}):
@@ -129,10 +138,10 @@ class QueueIndex:
     def served(self, model: str, order: str) -> None:
         """A job of this turn was admitted: its priority's clock moves up to its start."""
         priority, start = start_of(order)
-        applied(self._t.table.update_item, Key={"pk": f"{TURNS_PK}{model}", "sk": TURNS_SK},
+        applied(self._t.table.update_item, Key=_turns_key(model),
                 UpdateExpression="SET #clock = :start",
                 ConditionExpression="attribute_not_exists(#clock) OR #clock < :start",
-                ExpressionAttributeNames={"#clock": f"clock#{priority}"},
+                ExpressionAttributeNames={"#clock": turn_clock(priority)},
                 ExpressionAttributeValues={":start": to_dynamo(start)})
 
     def count(self, model: str) -> int:

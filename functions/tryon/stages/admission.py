@@ -66,17 +66,17 @@ def release_slot(ctx: Context, model: str, job_id: str, *, send: bool = True) ->
 
 
 def admit_or_queue(ctx: Context, job_id: str, slot_of: str, *, expect: Iterable[JobStatus],
+                   priority: str | None = None, owner: str | None = None,
                    **fields: Any) -> bool:
     """Move a job on from one of `expect` (only one caller can): ADMITTED with its
     place in the budget and a slot of model `slot_of` (True: the caller submits it),
-    or QUEUED for them."""
+    or QUEUED for them, in the turn of its `priority` and `owner` (the job's own)."""
     budgeted = within_budget(ctx, job_id)
     if budgeted and acquire_slot(ctx, slot_of, job_id):
         return ctx.jobs.transition(job_id, expect=expect, to=JobStatus.ADMITTED,
                                    timeline={"admitted": ctx.clock()}, **fields)
-    now, job = ctx.clock(), ctx.jobs.get(job_id)
-    turn = ctx.queue.entry(slot_of, (job and job.priority) or "batch",
-                           tenant_of(job and job.owner), 1.0, now, job_id)
+    now = ctx.clock()
+    turn = ctx.queue.entry(slot_of, priority or "batch", tenant_of(owner), 1.0, now, job_id)
     if ctx.jobs.transition(job_id, expect=expect, to=JobStatus.QUEUED,
                            timeline={"queued": now}, **fields,
                            waiting_for="slot" if budgeted else "budget", **turn):

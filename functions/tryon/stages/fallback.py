@@ -72,6 +72,7 @@ def switch_to_fallback(ctx: Context, job: JobRecord, answer: str) -> bool:
     # takes a slot of the fallback model, and is prepared and submitted anew.
     if admit_or_queue(ctx, job.job_id, fallback,
                       expect=[JobStatus.SUBMITTING, JobStatus.ADMITTED],
+                      priority=job.priority, owner=job.owner,
                       model=fallback, requested_model=job.model,
                       fallback={"from": job.model, "to": fallback, "reason": answer,
                                 "at": ctx.clock()}):

@@ -257,5 +257,6 @@ def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: 
         end_job(ctx, job_id, JobStatus.FAILED, error=exc.as_error())
         return
     # Only one delivery moves the job on from RECEIVED: it alone submits or queues.
-    if admit_or_queue(ctx, job_id, model, expect=[JobStatus.RECEIVED], **fields):
+    if admit_or_queue(ctx, job_id, model, expect=[JobStatus.RECEIVED], priority=priority,
+                      owner=owner_of(source.key), **fields):
         ctx.admissions.send([job_id])
