@@ -58,7 +58,9 @@ def main() -> int:
         finally:
             stack.stop()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"fairness-{args.speedup:g}x{'-limited' if args.model_limits else ''}.json").write_text(json.dumps(report, indent=2) + "\n")
+    label = "-limited" if args.model_limits else ""
+    out = RESULTS / f"fairness-{args.speedup:g}x{label}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k not in ("machine", "timeline")},
                      indent=2))
     print("timeline (slot order):", " ".join(report["timeline"]))

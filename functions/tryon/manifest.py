@@ -117,6 +117,18 @@ def instruction_refusals(manifest: Manifest, owner: str | None) -> dict[str, str
             for look in manifest.looks if look.instruction}
 
 
+def priority_refusals(manifest: Manifest, allowed: tuple[str, ...], owner: str | None
+                      ) -> dict[str, str]:
+    """Look id -> why the priority it asks for is refused: not one the operator allows
+    the integration (`tryon keys set NAME --priorities ...`)."""
+    return {look.look_id: f"look {look.look_id!r} (at {manifest.pointers[look.look_id] or '/'}) "
+            f"asks for priority {look.priority!r}, which integration {owner!r} may not use "
+            f"(it may use {', '.join(allowed)}): set priority to one of those, or leave it "
+            "out (one look alone is interactive, more are batch, where allowed), or ask the "
+            f"operator to allow it with `tryon keys set {owner} --priorities ...`"
+            for look in manifest.looks if look.priority and look.priority not in allowed}
+
+
 # Inputs are the user's images, never the pipeline's own files: manifests and the
 # normalized copies preflight writes.
 RESERVED_INPUT_PREFIXES = ("jobs/", "normalized/")

@@ -162,7 +162,16 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
     keys_set = command(keys_commands, "set", _keys_set, "change an integration's settings")
     keys_set.add_argument("name")
     keys_set.add_argument("--allow-instruction", action=argparse.BooleanOptionalAction,
-                         required=True, help=INSTRUCTION_HELP)
+                          help=INSTRUCTION_HELP)
+    keys_set.add_argument("--share", type=float, metavar="WEIGHT",
+                          help="its weight in the turns of waiting looks (default 1: equal "
+                          "turns; 2: two turns to another's one)")
+    keys_set.add_argument("--priorities", type=lambda text: text.split(","),
+                          metavar="interactive,batch", help="the priorities its looks may "
+                          "ask for (default both); a look asking for another is refused")
+    keys_set.add_argument("--budget-share", type=float, metavar="FRACTION",
+                          help="at most this fraction of the daily image budget (its quota "
+                          "still applies); 0 removes the cap")
     command(keys_commands, "list", _keys_list,
             "integrations, keys, quotas, instruction allowed (no secrets)")
     revoke = command(keys_commands, "revoke", _keys_revoke,
@@ -279,9 +288,27 @@ def _keys_create(target: ops.Target, args: argparse.Namespace) -> int:
 
 
 def _keys_set(target: ops.Target, args: argparse.Namespace) -> int:
-    changed = ops.set_allow_instruction(target, args.name, args.allow_instruction)
-    return _show(args, changed, f"integration {args.name}: instruction "
-                 f"{'allowed' if args.allow_instruction else 'off'}")
+    values = {name: value for name, value in (
+        ("allow_instruction", args.allow_instruction), ("share", args.share),
+        ("priorities", args.priorities), ("budget_share", args.budget_share))
+        if value is not None}
+    if not values:
+        raise ops.OperatorError("nothing to set: give --allow-instruction, --share, "
+                                "--priorities or --budget-share")
+    if values.get("budget_share") == 0:
+        values["budget_share"] = None  # no cap: the quota alone
+    changed = ops.set_settings(target, args.name, values)
+    _warn_of_quotas(target, ops.list_keys(target))
+    return _show(args, changed, f"integration {args.name}: " + "; ".join(
+        f"{name.replace('_', ' ')} {_setting(value)}" for name, value in values.items()))
+
+
+def _setting(value) -> str:
+    if isinstance(value, bool):
+        return "allowed" if value else "off"
+    if isinstance(value, list):
+        return ", ".join(value)
+    return "default" if value is None else f"{value:g}"
 
 
 def _keys_list(target: ops.Target, args: argparse.Namespace) -> int:

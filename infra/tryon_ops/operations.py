@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from tryon.adapters.dynamo import from_dynamo
 from tryon.adapters.integrations import Integrations, role_of
 from tryon.adapters.jobs import JOB_SK
+from tryon.adapters.slots import PRIORITIES
 from tryon.job_record import TERMINAL_STATUSES, JobRecord, JobStatus
 from tryon.jobs import (
     API_MANIFEST_PREFIX,
@@ -302,17 +303,35 @@ def create_key(target: Target, name: str, quota: int | None, principal: str | No
 def set_allow_instruction(target: Target, name: str, allowed: bool) -> dict[str, Any]:
     """Allow or refuse an integration's looks a retailer's instruction (the text goes to
     the provider account every tenant shares)."""
+    return set_settings(target, name, {"allow_instruction": allowed})
+
+
+def set_settings(target: Target, name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Change an integration's settings (tryon.adapters.integrations.SETTINGS); None puts
+    one back to its default. Takes effect for its next request (a cached key: within
+    the authorizer's 30 s) and, for the share, the next look it queues."""
+    share, budget_share = values.get("share"), values.get("budget_share")
+    if share is not None and not 0.01 <= share <= 100:
+        raise OperatorError(f"share {share:g} is out of range: 0.01 to 100 (1: an equal turn)")
+    if budget_share is not None and not 0 < budget_share <= 1:
+        raise OperatorError(f"budget share {budget_share:g} is out of range: a fraction of the "
+                            "daily budget, above 0 and at most 1")
+    unknown = set(values.get("priorities") or ()) - set(PRIORITIES)
+    if unknown or values.get("priorities") == []:
+        raise OperatorError(f"priorities must be some of {', '.join(PRIORITIES)}")
     try:
-        target.integrations.set_allow_instruction(name, allowed)
+        target.integrations.set_settings(name, values)
     except KeyError as exc:
         raise OperatorError(f"cannot set: {exc.args[0]}") from None
-    return {"name": name, "allow_instruction": allowed}
+    return {"name": name, **values}
 
 
 def list_keys(target: Target) -> list[dict[str, Any]]:
-    """Every integration, its keys (never their hashes), quota and today's use."""
+    """Every integration, its keys (never their hashes), quota (at most its share of the
+    budget) and today's use."""
     day = utc_day(target.ctx.clock())  # quotas and budgets count the pipeline clock's day
-    return [{**item, "daily_quota": _quota(target, item),
+    limit = budget(target)["limit"]
+    return [{**item, "daily_quota": _quota(target, item, limit),
              "quota_is_default": item.get("daily_quota") is None,
              "used_today": target.integrations.quota_used(item["name"], day)}
             for item in target.integrations.list()]
@@ -322,13 +341,14 @@ def quota_warning(target: Target, integrations: list[dict[str, Any]]) -> str | N
     """A warning when the active integrations' daily quotas add up to more than the
     stack's daily image budget: they could then spend all of it between them, and
     one tenant's looks wait QUEUED behind another's (None when they fit)."""
-    total = sum(item["daily_quota"] for item in integrations if not item.get("revoked_at"))
-    limit = budget(target)["limit"]
+    active = [item for item in integrations if not item.get("revoked_at")]
+    total, limit = sum(item["daily_quota"] for item in active), budget(target)["limit"]
     if total <= limit:
         return None
     return (f"warning: the active integrations' daily quotas add up to {total} images, more "
             f"than the stack's daily budget of {limit}: lower a quota (tryon keys create NAME "
-            "--quota N) or raise the budget (tryon budget set N)")
+            "--quota N), give each a share of the budget (tryon keys set NAME --budget-share "
+            "F), or raise the budget (tryon budget set N)")
 
 
 def revoke(target: Target, name: str, key_id: str | None) -> list[str]:
@@ -357,9 +377,15 @@ def revoke_principal(target: Target, name: str, principal: str) -> dict[str, Any
     return {"name": name, "principal": role_of(principal)}
 
 
-def _quota(target: Target, item: dict[str, Any]) -> int:
+def _quota(target: Target, item: dict[str, Any], daily_budget: int | None = None) -> int:
+    """Its images per day: its quota (or the stack's default), at most its budget share."""
     quota = item.get("daily_quota")
-    return target.ctx.settings.integration_daily_quota if quota is None else int(quota)
+    quota = target.ctx.settings.integration_daily_quota if quota is None else int(quota)
+    share = item.get("budget_share")
+    if share is None:
+        return quota
+    limit = budget(target)["limit"] if daily_budget is None else daily_budget
+    return min(quota, int(float(share) * limit))
 
 
 # --- budget ------------------------------------------------------------------------------
@@ -455,8 +481,11 @@ def format_keys(integrations: list[dict[str, Any]]) -> str:
         state = f"revoked {_when(item['revoked_at'])}" if item.get("revoked_at") else "active"
         quota = f"{item['daily_quota']}{' (default)' if item['quota_is_default'] else ''}"
         instruction = "allowed" if item["allow_instruction"] else "off"
+        of_budget = (f" (at most {float(item['budget_share']):g} of the budget)"
+                     if item.get("budget_share") is not None else "")
         lines.append(f"{item['name']}: {state}; {item['used_today']} of {quota} images "
-                     f"used today (UTC); instruction {instruction}")
+                     f"used today (UTC){of_budget}; instruction {instruction}; share "
+                     f"{item['share']:g}; priorities {', '.join(item['priorities'])}")
         for key in item["keys"]:
             revoked = f", revoked {_when(key['revoked_at'])}" if key.get("revoked_at") else ""
             lines.append(f"  key {key['key_id']}  created {_when(key['created_at'])}{revoked}")

@@ -12,7 +12,14 @@ from typing import Any
 
 from tryon.adapters.jobs import check_fields, check_transition
 from tryon.adapters.provider_memory import DURATION_PLACES
-from tryon.adapters.slots import QUEUE_PK, queue_entry, start_of, turn_clock, turn_end
+from tryon.adapters.slots import (
+    QUEUE_PK,
+    UNKNOWN_TENANT,
+    parse_order,
+    queue_entry,
+    turn_clock,
+    turn_end,
+)
 from tryon.job_record import JobRecord, JobStatus
 
 
@@ -158,15 +165,20 @@ class FakeQueue:
         clock, end = (model, turn_clock(priority)), (model, turn_end(priority, tenant))
         start = max(self.turns.get(clock, 0.0), self.turns.get(end, 0.0))
         self.turns[end] = start + 1 / share
-        return queue_entry(model, queued_at, job_id, priority, start)
+        return queue_entry(model, queued_at, job_id, priority, start, tenant)
 
     def served(self, model: str, order: str) -> None:
-        priority, start = start_of(order)
+        priority, start, _ = parse_order(order)
         clock = (model, turn_clock(priority))
         self.turns[clock] = max(self.turns.get(clock, 0.0), start)
 
-    def count(self, model: str) -> int:
-        return len(self.oldest(model, 10**9))
+    def waiting(self, model: str) -> dict[str, int]:
+        waiting = {attribute.split("#", 2)[2]: 0 for m, attribute in self.turns
+                   if m == model and attribute.startswith("end#")}
+        for _, order in self.next_up(model, 10**9):
+            tenant = parse_order(order)[2] or UNKNOWN_TENANT
+            waiting[tenant] = waiting.get(tenant, 0) + 1
+        return waiting
 
 
 class FakeBudget:

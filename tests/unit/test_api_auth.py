@@ -62,7 +62,8 @@ def test_the_authorizer_knows_a_key_by_its_hash_alone_and_denies_it_once_revoked
     assert key not in stored and key_hash(key) not in stored  # the list shows no secret
     allowed = authorize(handlers, f"Bearer {key}")
     assert allowed["context"] == {"integration": "acme", "key_id": key_id, "daily_quota": 5,
-                                  "allow_instruction": False}
+                                  "allow_instruction": False,
+                                  "priorities": "interactive,batch", "budget_share": ""}
     [statement] = allowed["policyDocument"]["Statement"]
     # One answer for every route of the stage: API Gateway caches it per key.
     assert statement["Effect"] == "Allow" and statement["Resource"] == [

@@ -98,12 +98,15 @@ def test_every_tryon_metric_charted_is_one_the_functions_emit():
     tryon = [(name, dims) for namespace, name, dims in charted() if namespace == NAMESPACE]
     assert {"JobsSucceeded", "SlotsInUse", "SlotLimit", "QueuedJobs", "ProviderLatency",
             "ProviderPolls", "BudgetSpent", "BudgetLimit", "ProviderSlowedDown",
-            "LookaheadRefused", "ProviderLimitsUnreadable"} <= {name for name, _ in tryon}
+            "LookaheadRefused", "ProviderLimitsUnreadable",
+            "QueuedJobsByIntegration"} <= {name for name, _ in tryon}
     for name, dims in tryon:
         assert name in names, f"the dashboard charts {name}, which no function emits"
         # Per model: the sweep's single metrics; everything else: the shared Metrics.
-        expected = ("model", "service") if name in ("SlotsInUse", "SlotLimit", "QueuedJobs") else (
-            (SERVICE,))
+        expected = {"SlotsInUse": ("model", "service"), "SlotLimit": ("model", "service"),
+                    "QueuedJobs": ("model", "service"),
+                    "QueuedJobsByIntegration": ("integration", "model", "service")}.get(
+            name, (SERVICE,))
         assert dims == expected, name
 
 

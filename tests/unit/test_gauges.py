@@ -18,15 +18,17 @@ MODEL, OTHER = "aitryon-plus", "qwen-image-3.0"
 
 @pytest.fixture
 def busy(fake):
-    """Two jobs holding MODEL's slots, three waiting for it and one for OTHER, and
-    four images charged to today's budget, which the operator set to 5."""
+    """Two jobs holding MODEL's slots, three waiting for it (one of them integration
+    acme's, two the bucket's) and one for OTHER, and four images charged to today's
+    budget, which the operator set to 5."""
     fake.configure(daily_image_budget=2)
     ctx = fake.ctx
     for i in range(2):
         assert ctx.slots.acquire(MODEL, f"running-{i}", DAY_ONE + 300, limit=5)
     for i, model in enumerate([MODEL, MODEL, MODEL, OTHER]):
         fake.look(f"waiting-{i}", model, status=JobStatus.QUEUED,
-                  **queue_entry(model, DAY_ONE + i, f"waiting-{i}"))
+                  **queue_entry(model, DAY_ONE + i, f"waiting-{i}",
+                                **({"tenant": "acme"} if i == 1 else {})))
     ctx.budget.set_override(5)
     for i in range(4):
         fake.look(f"charged-{i}")
@@ -39,6 +41,8 @@ def test_the_gauges_count_slots_and_queued_jobs_per_model_and_the_days_budget(bu
     assert levels.slots_in_use == {model: 2 if model == MODEL else 0 for model in MODEL_IDS}
     assert levels.queued_jobs == {model: {MODEL: 3, OTHER: 1}.get(model, 0)
                                   for model in MODEL_IDS}
+    assert levels.queued_by_integration == {MODEL: {"(bucket)": 2, "acme": 1},
+                                            OTHER: {"(bucket)": 1}}
     assert (levels.budget_spent, levels.budget_limit) == (4, 5)
 
     busy.budget.set_override(None)  # back to the stack's DailyImageBudget (2 here)
@@ -74,4 +78,8 @@ def test_the_sweep_function_prints_each_gauge_as_an_emf_metric(busy, capsys, mon
     assert values[("BudgetSpent", (service,))] == 4
     assert values[("BudgetLimit", (service,))] == 5
     assert values[("SlotLimit", (("model", MODEL), service))] == 6  # 5 running, 1 ahead
-    assert len(values) == 3 * len(MODEL_IDS) + 2
+    by = "QueuedJobsByIntegration"
+    assert values[(by, (("integration", "acme"), ("model", MODEL), service))] == 1
+    assert values[(by, (("integration", "(bucket)"), ("model", MODEL), service))] == 2
+    assert values[(by, (("integration", "(bucket)"), ("model", OTHER), service))] == 1
+    assert len(values) == 3 * len(MODEL_IDS) + 2 + 3

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from fakes import FakeStack
 from tryon.adapters.jobs import TransitionRefused
-from tryon.adapters.slots import QUEUE_ATTRIBUTES, queue_entry, start_of
+from tryon.adapters.slots import QUEUE_ATTRIBUTES, parse_order, queue_entry
 from tryon.job_record import JobRecord, JobStatus, ProviderStatus
 
 NOW = 1_795_000_000.0
@@ -51,7 +51,8 @@ def test_a_transition_applies_only_from_the_statuses_it_expects(repos):
     assert (got.status, got.queue, got.waiting_for, got.submit_attempts) == (
         JobStatus.ADMITTED, None, None, 1)
     assert got.timeline == {"received": NOW, "queued": NOW + 1}
-    assert repos.queue.oldest("aitryon-plus", 10) == [] and repos.queue.count("aitryon-plus") == 0
+    assert repos.queue.oldest("aitryon-plus", 10) == []
+    assert repos.queue.waiting("aitryon-plus") == {}
     assert not repos.jobs.transition("nobody", expect=[JobStatus.RECEIVED], to=JobStatus.QUEUED)
 
 
@@ -232,4 +233,6 @@ def test_turns_on_dynamodb_interleave_tenants_and_put_interactive_first(repos):
     repos.queue.served(model, orders["a1"])
     repos.queue.served(model, orders["a0"])  # late: the clock never goes back
     late = repos.queue.entry(model, "batch", "c", 1, NOW + 5, "c0")
-    assert start_of(late["queued_order"]) == ("batch", 1.0)
+    assert parse_order(late["queued_order"]) == ("batch", 1.0, "c")
+    # Who waits, from the index alone; a tenant once seen stays, at 0 when none waits.
+    assert repos.queue.waiting(model) == {"a": 3, "b": 3, "c": 0}

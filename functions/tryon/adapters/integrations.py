@@ -18,6 +18,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from tryon.adapters.dynamo import from_dynamo, to_dynamo
+from tryon.adapters.slots import PRIORITIES
 
 KEY_PREFIX = "tryon_"
 MAX_KEY_CHARS = 100
@@ -26,6 +27,10 @@ KEY_PK, KEY_SK = "APIKEY#", "APIKEY"
 PRINCIPAL_PK, PRINCIPAL_SK = "PRINCIPAL#", "PRINCIPAL"
 QUOTA_PK, QUOTA_SK = "QUOTA#", "QUOTA"
 QUOTA_TTL_SECONDS = 35 * 24 * 3600
+# What the operator sets per integration (`tryon keys set`): instructions allowed; its
+# weight in the turns of waiting looks (tryon.adapters.slots); the priorities it may
+# ask for; the fraction of the daily budget it may spend.
+SETTINGS = frozenset({"allow_instruction", "share", "priorities", "budget_share"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,31 @@ class Integration:
     daily_quota: int
     key_id: str | None = None  # the key that authenticated the request (None: IAM)
     allow_instruction: bool = False  # its looks may carry a retailer's instruction
+    priorities: tuple[str, ...] = PRIORITIES  # the priorities its looks may ask for
+    budget_share: float | None = None  # at most this fraction of the day's image budget
+
+    def quota(self, daily_budget: int) -> int:
+        """Its images per UTC day: its quota, and at most its share of the budget."""
+        if self.budget_share is None:
+            return self.daily_quota
+        return min(self.daily_quota, int(self.budget_share * daily_budget))
+
+    def context(self) -> dict[str, str | int | bool]:
+        """As the token authorizer hands it to the API function (flat, and every value
+        arrives there as a string: `from_context`)."""
+        return {"integration": self.name, "key_id": self.key_id or "",
+                "daily_quota": self.daily_quota, "allow_instruction": self.allow_instruction,
+                "priorities": ",".join(self.priorities),
+                "budget_share": "" if self.budget_share is None else str(self.budget_share)}
+
+    @classmethod
+    def from_context(cls, found: dict[str, Any]) -> Integration:
+        share = str(found.get("budget_share") or "")
+        return cls(str(found["integration"]), int(found["daily_quota"]),
+                   str(found.get("key_id") or "") or None,
+                   str(found.get("allow_instruction")).lower() == "true",
+                   tuple(str(found.get("priorities") or ",".join(PRIORITIES)).split(",")),
+                   float(share) if share else None)
 
 
 def key_hash(key: str) -> str:
@@ -137,11 +167,26 @@ class Integrations:
         """Whether the integration's looks may carry a retailer's instruction: off until
         the operator allows it (the text goes to the provider account every tenant
         shares)."""
+        self.set_settings(name, {"allow_instruction": allowed})
+
+    def set_settings(self, name: str, values: dict[str, Any]) -> None:
+        """Set an existing integration's settings (SETTINGS); a value None removes the
+        setting (its default again)."""
+        unknown = set(values) - SETTINGS
+        if unknown or not values:
+            raise ValueError(f"no setting {sorted(unknown)}: one of {sorted(SETTINGS)}")
+        kept = {field: value for field, value in values.items() if value is not None}
+        removed = [field for field, value in values.items() if value is None]
+        expression = " ".join(part for part in (
+            "SET " + ", ".join(f"#{f} = :{f}" for f in kept) if kept else "",
+            "REMOVE " + ", ".join(f"#{f}" for f in removed) if removed else "") if part)
         try:
-            self._table.update_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
-                                    UpdateExpression="SET allow_instruction = :allowed",
-                                    ConditionExpression="attribute_exists(pk)",
-                                    ExpressionAttributeValues={":allowed": allowed})
+            self._table.update_item(
+                Key={"pk": INTEGRATIONS_PK, "sk": name}, UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={f"#{f}": f for f in values},  # `share` is reserved
+                **({"ExpressionAttributeValues": {f":{f}": to_dynamo(v)
+                                                  for f, v in kept.items()}} if kept else {}))
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise KeyError(f"no integration named {name!r}") from None
@@ -192,6 +237,9 @@ class Integrations:
                          "revoked_at": record.get("revoked_at")})
         return {"name": item["sk"], "daily_quota": item.get("daily_quota"),
                 "allow_instruction": bool(item.get("allow_instruction")),
+                "share": float(item.get("share", 1)),
+                "priorities": list(item.get("priorities") or PRIORITIES),
+                "budget_share": item.get("budget_share"),
                 "created_at": item.get("created_at"), "revoked_at": item.get("revoked_at"),
                 "principals": sorted(item.get("principals", ())), "keys": keys}
 
@@ -234,9 +282,11 @@ class Integrations:
         item = self.get(name)
         if item is None or "revoked_at" in item:
             return None
-        quota = item.get("daily_quota")
+        quota, share = item.get("daily_quota"), item.get("budget_share")
         return Integration(name, default_quota if quota is None else int(quota), key_id,
-                           bool(item.get("allow_instruction")))
+                           bool(item.get("allow_instruction")),
+                           tuple(item.get("priorities") or PRIORITIES),
+                           None if share is None else float(share))
 
     def charge_quota(self, name: str, day: str, count: int, quota: int, now: float) -> bool:
         """Count `count` images against the integration's quota for the day, all or

@@ -27,6 +27,7 @@ ADMITTED_REMOVES = ("queue", "waiting_for")
 PRIORITIES = ("interactive", "batch")  # admitted in this order
 BUCKET_TENANT = "#uploads"  # manifests and drops in the bucket (no integration name has '#')
 TURNS_PK, TURNS_SK = "TURNS#", "TURNS"
+UNKNOWN_TENANT = "#unknown"  # an order queued before tenants rode along in it
 
 
 def _key(model: str) -> dict[str, str]:
@@ -69,18 +70,20 @@ class SlotRepository:
 
 
 def queue_entry(model: str, queued_at: float, job_id: str, priority: str = "batch",
-                start: float = 0.0) -> dict[str, str]:
+                start: float = 0.0, tenant: str = BUCKET_TENANT) -> dict[str, str]:
     """The job fields that put it in the queue index (QUEUE_ATTRIBUTES take it out):
-    its priority's rank, then its start tag, then its age."""
+    its priority's rank, then its start tag, then its age; its tenant rides along
+    (last: it orders nothing), so that the index alone tells who waits (the gauges)."""
     return {"queue": f"{QUEUE_PK}{model}",
             "queued_order": f"{PRIORITIES.index(priority)}#{start:018.6f}#{queued_at:017.3f}"
-                            f"#{job_id}"}
+                            f"#{job_id}#{tenant}"}
 
 
-def start_of(order: str) -> tuple[str, float]:
-    """The priority and start tag a queued_order carries."""
-    rank, start, *_ = order.split("#")
-    return PRIORITIES[int(rank)], float(start)
+def parse_order(order: str) -> tuple[str, float, str | None]:
+    """The priority, start tag and tenant a queued_order carries (tenant None: an
+    order written before tenants rode along)."""
+    rank, start, _, _, *tenant = order.split("#", 4)  # the job id has no '#'
+    return PRIORITIES[int(rank)], float(start), tenant[0] if tenant else None
 
 
 def tenant_of(owner: str | None) -> str:
@@ -95,6 +98,11 @@ def turn_clock(priority: str) -> str:
 def turn_end(priority: str, tenant: str) -> str:
     """The TURNS item's attribute with where the tenant's last job of the priority ends."""
     return f"end#{priority}#{tenant}"
+
+
+def tenants_of(turns: dict[str, Any]) -> set[str]:
+    """The tenants a TURNS item has a turn for (its `end#<priority>#<tenant>` attributes)."""
+    return {name.split("#", 2)[2] for name in turns if name.startswith("end#")}
 
 
 def _turns_key(model: str) -> dict[str, str]:
@@ -132,27 +140,30 @@ class QueueIndex:
                        ExpressionAttributeValues={":end": to_dynamo(start + 1 / share),
                                                   **({} if last is None else {
                                                       ":last": to_dynamo(last)})}):
-                return queue_entry(model, queued_at, job_id, priority, start)
+                return queue_entry(model, queued_at, job_id, priority, start, tenant)
         raise RuntimeError(f"no turn taken for {job_id} on {model}: too many writers at once")
 
     def served(self, model: str, order: str) -> None:
         """A job of this turn was admitted: its priority's clock moves up to its start."""
-        priority, start = start_of(order)
+        priority, start, _ = parse_order(order)
         applied(self._t.table.update_item, Key=_turns_key(model),
                 UpdateExpression="SET #clock = :start",
                 ConditionExpression="attribute_not_exists(#clock) OR #clock < :start",
                 ExpressionAttributeNames={"#clock": turn_clock(priority)},
                 ExpressionAttributeValues={":start": to_dynamo(start)})
 
-    def count(self, model: str) -> int:
-        """A COUNT query sends back no items, 1 MB of index a page."""
-        query: dict[str, Any] = {**self._query(model), "Select": "COUNT"}
-        count = 0
+    def waiting(self, model: str) -> dict[str, int]:
+        """Tenant -> its jobs waiting for the model, from the index's keys alone (1 MB
+        of index a page); every tenant that ever queued for it is there, 0 if none wait."""
+        waiting = dict.fromkeys(tenants_of(self._t.read(_turns_key(model)) or {}), 0)
+        query: dict[str, Any] = {**self._query(model), "ProjectionExpression": "queued_order"}
         while True:
             answer = self._t.table.query(**query)
-            count += answer["Count"]
+            for item in answer["Items"]:
+                tenant = parse_order(item["queued_order"])[2] or UNKNOWN_TENANT
+                waiting[tenant] = waiting.get(tenant, 0) + 1
             if "LastEvaluatedKey" not in answer:
-                return count
+                return waiting
             query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     @staticmethod

@@ -36,9 +36,7 @@ def handler(event: APIGatewayAuthorizerTokenEvent, context: LambdaContext) -> di
         principal_id=who.name if who else "unknown", region=arn.region,
         aws_account_id=arn.aws_account_id, api_id=arn.api_id, stage=arn.stage,
         # What the API function needs of the caller, and what the access log records.
-        context={"integration": who.name, "key_id": who.key_id or "",
-                 "daily_quota": who.daily_quota,
-                 "allow_instruction": who.allow_instruction} if who else None)
+        context=who.context() if who else None)
     if who is None:
         # Denied, not raised: API Gateway caches a Deny too, so a repeated bad key
         # runs nothing until the cache expires (answered 401, the gateway response).

@@ -56,5 +56,12 @@ def emit_gauges(gauges: sweep.Gauges) -> None:
             # A record of its own: the shared metrics carry only the service dimension.
             with single_metric(name=name, unit=MetricUnit.Count, value=value) as metric:
                 metric.add_dimension(name="model", value=model)
+    # Who waits: per model and integration, for each that ever waited for the model.
+    for model, per_integration in gauges.queued_by_integration.items():
+        for integration, value in per_integration.items():
+            with single_metric(name="QueuedJobsByIntegration", unit=MetricUnit.Count,
+                               value=value) as metric:
+                metric.add_dimension(name="model", value=model)
+                metric.add_dimension(name="integration", value=integration)
     metrics.add_metric(name="BudgetSpent", unit=MetricUnit.Count, value=gauges.budget_spent)
     metrics.add_metric(name="BudgetLimit", unit=MetricUnit.Count, value=gauges.budget_limit)

@@ -70,13 +70,15 @@ def admit_or_queue(ctx: Context, job_id: str, slot_of: str, *, expect: Iterable[
                    **fields: Any) -> bool:
     """Move a job on from one of `expect` (only one caller can): ADMITTED with its
     place in the budget and a slot of model `slot_of` (True: the caller submits it),
-    or QUEUED for them, in the turn of its `priority` and `owner` (the job's own)."""
+    or QUEUED for them, in the turn of its `priority` and `owner` (the job's own),
+    weighted by the share the operator gave the owner (`tryon keys set --share`)."""
     budgeted = within_budget(ctx, job_id)
     if budgeted and acquire_slot(ctx, slot_of, job_id):
         return ctx.jobs.transition(job_id, expect=expect, to=JobStatus.ADMITTED,
                                    timeline={"admitted": ctx.clock()}, **fields)
     now = ctx.clock()
-    turn = ctx.queue.entry(slot_of, priority or "batch", tenant_of(owner), 1.0, now, job_id)
+    share = float((ctx.integrations.get(owner) or {}).get("share", 1)) if owner else 1.0
+    turn = ctx.queue.entry(slot_of, priority or "batch", tenant_of(owner), share, now, job_id)
     if ctx.jobs.transition(job_id, expect=expect, to=JobStatus.QUEUED,
                            timeline={"queued": now}, **fields,
                            waiting_for="slot" if budgeted else "budget", **turn):
@@ -97,7 +99,7 @@ def requeue_ahead(ctx: Context, job: JobRecord) -> bool:
     turn = ({"queue": f"{QUEUE_PK}{job.model}", "queued_order": job.queued_order}
             if job.queued_order else
             queue_entry(job.model, job.timeline.get("admitted", ctx.clock()), job.job_id,
-                        job.priority or "batch"))
+                        job.priority or "batch", tenant=tenant_of(job.owner)))
     if ctx.jobs.transition(job.job_id, expect=[JobStatus.SUBMITTING], to=JobStatus.QUEUED,
                            waiting_for="slot", **turn):
         release_slot(ctx, job.model, job.job_id)

@@ -24,7 +24,6 @@ from tryon.jobs import (
     job_view,
     safe_name,
     unique_looks,
-    utc_day,
 )
 from tryon.manifest import (
     MAX_MANIFEST_BYTES,
@@ -32,8 +31,10 @@ from tryon.manifest import (
     batch_form,
     instruction_refusals,
     parse_manifest,
+    priority_refusals,
 )
 from tryon.review import render_review
+from tryon.stages.admission import todays_budget
 from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.context import Context
 
@@ -84,6 +85,9 @@ def accept_looks(ctx: Context, who: Integration, manifest: dict[str, Any],
     refusals = {} if who.allow_instruction else instruction_refusals(parsed, who.name)
     if refusals:
         raise Problem(422, "InstructionNotAllowed", next(iter(refusals.values())))
+    refusals = priority_refusals(parsed, who.priorities, who.name)
+    if refusals:
+        raise Problem(422, "PriorityNotAllowed", next(iter(refusals.values())))
     bucket = ctx.settings.inbox_bucket
     own = f"{UPLOADS_PREFIX}{who.name}/"
     for look in parsed.looks:
@@ -102,12 +106,15 @@ def accept_looks(ctx: Context, who: Integration, manifest: dict[str, Any],
     looks = unique_looks(parsed.looks)[0]
     # The quota's day is the budget's: the pipeline's clock (tryon.stages.context).
     now = ctx.clock()
-    integrations, day = ctx.integrations, utc_day(now)
-    if not integrations.charge_quota(who.name, day, len(looks), who.daily_quota, now):
+    integrations, (day, budget) = ctx.integrations, todays_budget(ctx, now)
+    quota = who.quota(budget)
+    if not integrations.charge_quota(who.name, day, len(looks), quota, now):
         used = integrations.quota_used(who.name, day)
+        of = (f" (its share {who.budget_share:g} of the stack's {budget} a day)"
+              if quota < who.daily_quota else "")
         raise Problem(429, "QuotaExceeded",
                       f"{len(looks)} more images would pass this integration's quota of "
-                      f"{who.daily_quota} a day ({used} used on {day}, UTC); send fewer looks, "
+                      f"{quota} a day{of} ({used} used on {day}, UTC); send fewer looks, "
                       "wait for the next UTC day, or ask the operator to raise the quota")
     key = f"{API_MANIFEST_PREFIX}{who.name}/{name}.json"
     try:

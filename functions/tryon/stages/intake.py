@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
+from tryon.adapters.slots import PRIORITIES
 from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import (
     MANIFEST_PREFIX,
@@ -32,6 +33,7 @@ from tryon.manifest import (
     ManifestError,
     instruction_refusals,
     parse_manifest,
+    priority_refusals,
 )
 from tryon.models.registry import model_spec
 from tryon.preflight import InputRejected
@@ -73,29 +75,37 @@ def _take_manifest(ctx: Context, source: Source, received: float) -> list[str]:
     except ManifestError as exc:
         message = f"s3://{source.bucket}/{source.key}: {exc}"
         return [reject_upload(ctx, source, received, exc.code, message, pointer=exc.pointer)]
+    owner = owner_of(source.key)
+    # What the operator set for the integration whose API request wrote it (or the
+    # operator's retry of its job). Checked here as well as by the API: whoever may
+    # write to the bucket may write under jobs/api/.
+    settings = (ctx.integrations.get(owner) or {}) if owner else {}
+    allowed = tuple(settings.get("priorities") or PRIORITIES)
+    refusals = {**_look_errors(source, "PriorityNotAllowed",
+                               priority_refusals(manifest, allowed, owner)),
+                **_look_errors(source, "InstructionNotAllowed",
+                               _instruction_refusals(ctx, manifest, owner, settings))}
     return _take_looks(ctx, source, manifest.looks,
                        lambda look_id, job_id: manifest_result_stem(source, look_id, job_id),
                        received, batch=manifest.is_batch, attributes=manifest.attributes,
-                       refusals=_instruction_refusals(ctx, source, manifest))
+                       refusals=refusals,
+                       # Its default where it may not use both.
+                       priority=None if len(allowed) == len(PRIORITIES) else allowed[0])
 
 
-def _instruction_refusals(ctx: Context, source: Source, manifest: Manifest
-                          ) -> dict[str, dict[str, str]]:
-    """The errors of the looks whose instruction is not allowed: per integration for the
-    manifests its API requests (and the operator's retries of its jobs) write, per stack
-    for any other. Checked here as well as by the API: whoever may write to the bucket
-    may write under jobs/api/."""
-    owner = owner_of(source.key)
-    refusals = instruction_refusals(manifest, owner)
-    if owner and refusals:
-        allowed = (ctx.integrations.get(owner) or {}).get("allow_instruction")
-    else:
-        allowed = ctx.settings.allow_manifest_instructions
-    if allowed:
-        return {}
-    return {look_id: {"code": "InstructionNotAllowed",
-                      "message": f"s3://{source.bucket}/{source.key}: {why}"}
-            for look_id, why in refusals.items()}
+def _instruction_refusals(ctx: Context, manifest: Manifest, owner: str | None,
+                          settings: dict) -> dict[str, str]:
+    """Look id -> why its instruction is refused: allowed per integration for the
+    manifests its API requests write (`settings`), per stack for any other."""
+    allowed = (settings.get("allow_instruction") if owner
+               else ctx.settings.allow_manifest_instructions)
+    return {} if allowed else instruction_refusals(manifest, owner)
+
+
+def _look_errors(source: Source, code: str, reasons: dict[str, str]) -> dict[str, dict]:
+    """Look id -> the error its job ends with."""
+    return {look_id: {"code": code, "message": f"s3://{source.bucket}/{source.key}: {why}"}
+            for look_id, why in reasons.items()}
 
 
 def _check_inputs_owned(source: Source, manifest: Manifest) -> None:

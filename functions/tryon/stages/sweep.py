@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from tryon.adapters.slots import BUCKET_TENANT
 from tryon.job_record import JobRecord, JobStatus, ProviderStatus
 from tryon.jobs import LookFailed
 from tryon.models.registry import MODEL_IDS, model_spec
@@ -16,6 +17,8 @@ from tryon.stages.calling import LOST_CALL
 from tryon.stages.completion import DONE_CHECK_SECONDS, end_job
 from tryon.stages.context import Context
 from tryon.stages.submit import find_lost_task, record_submitted, resume
+
+BUCKET_GAUGE_NAME = "(bucket)"  # the bucket's uploads, as a tenant (no integration's name)
 
 
 def sweep(ctx: Context) -> dict[str, int]:
@@ -39,6 +42,9 @@ class Gauges:
     slot_limits: dict[str, int]  # the slots admission may fill (tryon.capacity)
     limit_sources: dict[str, str]  # where each model's limits come from
     queued_jobs: dict[str, int]
+    # model -> integration -> jobs waiting (the bucket's uploads as BUCKET_GAUGE_NAME):
+    # every tenant that ever waited for the model, 0 if none waits now.
+    queued_by_integration: dict[str, dict[str, int]]
     budget_spent: int
     budget_limit: int
 
@@ -47,11 +53,15 @@ def gauges(ctx: Context) -> Gauges:
     """The pipeline's levels now (after a sweep, so reclaimed slots are not counted)."""
     day, limit = todays_budget(ctx, ctx.clock())
     capacity = ctx.capacity.all()
+    waiting = {model: ctx.queue.waiting(model) for model in MODEL_IDS}
     return Gauges(
         slots_in_use={model: len(ctx.slots.holders(model)) for model in MODEL_IDS},
         slot_limits={model: capacity[model].slots for model in MODEL_IDS},
         limit_sources={model: capacity[model].source for model in MODEL_IDS},
-        queued_jobs={model: ctx.queue.count(model) for model in MODEL_IDS},
+        queued_jobs={model: sum(by_tenant.values()) for model, by_tenant in waiting.items()},
+        queued_by_integration={model: {BUCKET_GAUGE_NAME if tenant == BUCKET_TENANT else tenant: n
+                                       for tenant, n in sorted(by_tenant.items())}
+                               for model, by_tenant in waiting.items() if by_tenant},
         budget_spent=ctx.budget.spent(day)["spent"],
         budget_limit=limit,
     )

@@ -23,10 +23,7 @@ def caller_of(event: APIGatewayProxyEvent) -> Integration | None:
         found = context.authorizer.raw_event if context.authorizer else {}
         if not found.get("integration"):
             return None
-        # Authorizer context values reach the function as strings.
-        return Integration(str(found["integration"]), int(found["daily_quota"]),
-                           str(found.get("key_id") or "") or None,
-                           str(found.get("allow_instruction")).lower() == "true")
+        return Integration.from_context(found)
     # SigV4 on the IAM API names a principal and no authorizer runs there: a request
     # with an authorizer's context, or without a principal, did not come that way.
     if api == "iam" and context.identity.user_arn and not context.authorizer.raw_event:

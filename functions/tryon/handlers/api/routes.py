@@ -20,7 +20,6 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from tryon.adapters.integrations import Integration
 from tryon.handlers.api import problems
 from tryon.handlers.api.auth import caller
 from tryon.handlers.api.models import (
@@ -78,7 +77,7 @@ def create_looks(manifest: LooksRequest,
                      description="a retry with the same key gets the first answer")] = None,
                  ) -> Accepted:
     who = caller(app)
-    request = {"integration": who.name, "quota": who.daily_quota, "key": idempotency_key,
+    request = {"integration": who.name, "key": idempotency_key,
                "manifest": manifest.root,
                # A retried request writes to the same manifest key (never a second one).
                "name": ("key-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
@@ -172,8 +171,9 @@ def route_pattern(method: str, path: str) -> str | None:
 
 
 def _accept(request: dict[str, Any]) -> dict[str, Any]:
-    who = Integration(request["integration"], request["quota"])
-    return api_requests.accept_looks(stage_context(), who, request["manifest"], request["name"])
+    # The caller with its settings (the request holds its name: the idempotency key's).
+    return api_requests.accept_looks(stage_context(), caller(app), request["manifest"],
+                                     request["name"])
 
 
 @cache
