@@ -172,6 +172,9 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
     keys_set.add_argument("--budget-share", type=float, metavar="FRACTION",
                           help="at most this fraction of the daily image budget (its quota "
                           "still applies); 0 removes the cap")
+    keys_set.add_argument("--max-in-flight", type=int, metavar="N",
+                          help="at most N of its looks hold a model's slots at once; its "
+                          "others wait their turn (0 removes the cap)")
     command(keys_commands, "list", _keys_list,
             "integrations, keys, quotas, instruction allowed (no secrets)")
     revoke = command(keys_commands, "revoke", _keys_revoke,
@@ -290,13 +293,14 @@ def _keys_create(target: ops.Target, args: argparse.Namespace) -> int:
 def _keys_set(target: ops.Target, args: argparse.Namespace) -> int:
     values = {name: value for name, value in (
         ("allow_instruction", args.allow_instruction), ("share", args.share),
-        ("priorities", args.priorities), ("budget_share", args.budget_share))
-        if value is not None}
+        ("priorities", args.priorities), ("budget_share", args.budget_share),
+        ("max_in_flight", args.max_in_flight)) if value is not None}
     if not values:
         raise ops.OperatorError("nothing to set: give --allow-instruction, --share, "
-                                "--priorities or --budget-share")
-    if values.get("budget_share") == 0:
-        values["budget_share"] = None  # no cap: the quota alone
+                                "--priorities, --budget-share or --max-in-flight")
+    for cap in ("budget_share", "max_in_flight"):
+        if values.get(cap) == 0:
+            values[cap] = None  # no cap
     changed = ops.set_settings(target, args.name, values)
     _warn_of_quotas(target, ops.list_keys(target))
     return _show(args, changed, f"integration {args.name}: " + "; ".join(
@@ -308,7 +312,7 @@ def _setting(value) -> str:
         return "allowed" if value else "off"
     if isinstance(value, list):
         return ", ".join(value)
-    return "default" if value is None else f"{value:g}"
+    return "no cap" if value is None else f"{value:g}"
 
 
 def _keys_list(target: ops.Target, args: argparse.Namespace) -> int:

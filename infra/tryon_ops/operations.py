@@ -316,6 +316,9 @@ def set_settings(target: Target, name: str, values: dict[str, Any]) -> dict[str,
     if budget_share is not None and not 0 < budget_share <= 1:
         raise OperatorError(f"budget share {budget_share:g} is out of range: a fraction of the "
                             "daily budget, above 0 and at most 1")
+    cap = values.get("max_in_flight")
+    if cap is not None and (not isinstance(cap, int) or cap < 1):
+        raise OperatorError(f"max in flight {cap} is out of range: at least 1 slot of a model")
     unknown = set(values.get("priorities") or ()) - set(PRIORITIES)
     if unknown or values.get("priorities") == []:
         raise OperatorError(f"priorities must be some of {', '.join(PRIORITIES)}")
@@ -483,9 +486,11 @@ def format_keys(integrations: list[dict[str, Any]]) -> str:
         instruction = "allowed" if item["allow_instruction"] else "off"
         of_budget = (f" (at most {float(item['budget_share']):g} of the budget)"
                      if item.get("budget_share") is not None else "")
+        cap = (f"; at most {item['max_in_flight']} slots of a model"
+               if item.get("max_in_flight") is not None else "")
         lines.append(f"{item['name']}: {state}; {item['used_today']} of {quota} images "
                      f"used today (UTC){of_budget}; instruction {instruction}; share "
-                     f"{item['share']:g}; priorities {', '.join(item['priorities'])}")
+                     f"{item['share']:g}; priorities {', '.join(item['priorities'])}{cap}")
         for key in item["keys"]:
             revoked = f", revoked {_when(key['revoked_at'])}" if key.get("revoked_at") else ""
             lines.append(f"  key {key['key_id']}  created {_when(key['created_at'])}{revoked}")

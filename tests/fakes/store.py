@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from tryon.adapters.integrations import SETTINGS
 from tryon.adapters.jobs import check_fields, check_transition
 from tryon.adapters.provider_memory import DURATION_PLACES
 from tryon.adapters.slots import (
@@ -123,13 +124,21 @@ class FakeBatches:
 class FakeSlots:
     def __init__(self) -> None:
         self.held: dict[str, dict[str, float]] = {}
+        self.tenants: dict[tuple[str, str], str] = {}  # (model, job id) -> whose
 
-    def acquire(self, model: str, job_id: str, lease_until: float, limit: int) -> bool:
+    def acquire(self, model: str, job_id: str, lease_until: float, limit: int,
+                tenant: str | None = None) -> bool:
         holders = self.held.setdefault(model, {})
         if job_id not in holders and len(holders) >= limit:
             return False
         holders[job_id] = lease_until
+        if tenant:
+            self.tenants[(model, job_id)] = tenant
         return True
+
+    def in_flight(self, model: str, tenant: str) -> int:
+        return sum(1 for job_id in self.held.get(model, {})
+                   if self.tenants.get((model, job_id)) == tenant)
 
     def renew(self, model: str, job_id: str, lease_until: float) -> bool:
         if job_id not in self.held.get(model, {}):
@@ -138,6 +147,7 @@ class FakeSlots:
         return True
 
     def release(self, model: str, job_id: str) -> bool:
+        self.tenants.pop((model, job_id), None)
         return self.held.get(model, {}).pop(job_id, None) is not None
 
     def holders(self, model: str) -> dict[str, float]:
@@ -309,3 +319,7 @@ class FakeIntegrations:
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self.items.get(name)
+
+    def settings(self, name: str) -> dict[str, Any]:
+        return {field: value for field, value in self.items.get(name, {}).items()
+                if field in SETTINGS}

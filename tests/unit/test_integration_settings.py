@@ -9,10 +9,11 @@ import json
 import pytest
 from fakes import INBOX
 from PIL import Image
-from test_fair_turns import admissions, full, queue
+from test_fair_turns import MODEL, admissions, full, queue
 from tryon.adapters.integrations import Integration
 from tryon.job_record import JobStatus
 from tryon.jobs import Source, job_id_for, utc_day
+from tryon.stages.admission import admit_or_queue, release_slot
 from tryon.stages.api_requests import Problem, accept_looks
 from tryon.stages.intake import take_upload
 from tryon_ops import operations as ops
@@ -124,15 +125,47 @@ def test_the_operator_sets_them_and_the_authorizer_hands_them_on(moto_stages):
     assert listed["daily_quota"] == min(500, int(0.25 * budget))
     assert (f"of {listed['daily_quota']} images used today (UTC) (at most 0.25 of the "
             "budget); instruction off; share 2.5; priorities batch") in ops.format_keys([listed])
-    assert integrations.get("acme")["share"] == 2.5  # what admission weighs turns by
+    # What admission and intake read: the settings alone, never the keys' hashes.
+    assert integrations.settings("acme") == {"share": 2.5, "priorities": ["batch"],
+                                             "budget_share": 0.25}
+    assert integrations.settings("nobody") == {}
+    ops.set_settings(target, "acme", {"max_in_flight": 3})
+    assert "; at most 3 slots of a model" in ops.format_keys(ops.list_keys(target))
 
     ops.set_settings(target, "acme", {"budget_share": None, "priorities": None})
     who = integrations.authenticate(key, 100)
     assert (who.priorities, who.budget_share) == (("interactive", "batch"), None)
     for values, why in (({"share": 0}, "share 0 is out of range"),
                         ({"budget_share": 1.5}, "budget share 1.5 is out of range"),
-                        ({"priorities": ["urgent"]}, "priorities must be some of")):
+                        ({"priorities": ["urgent"]}, "priorities must be some of"),
+                        ({"max_in_flight": 0}, "max in flight 0 is out of range")):
         with pytest.raises(ops.OperatorError, match=why):
             ops.set_settings(target, "acme", values)
     with pytest.raises(ops.OperatorError, match="no integration named 'nobody'"):
         ops.set_settings(target, "nobody", {"share": 2})
+
+
+def test_an_integration_at_its_cap_of_slots_waits_while_others_take_them(fake):
+    fake.integrations.items["retailer-a"] = {"max_in_flight": 1}
+    holders = full(fake)
+    for i in range(3):
+        queue(fake, f"a-{i}", "retailer-a", "batch")
+    queue(fake, "b-0", "retailer-b", "batch")
+    # A's turn first; then A holds its one slot, and B's look takes the next in A's stead.
+    assert admissions(fake, holders, 2) == ["a-0", "b-0"]
+    freed = holders.pop(0)  # a third slot comes free: nobody but A waits, and A is at its cap
+    assert release_slot(fake.ctx, MODEL, freed, send=False) == []
+    assert fake.ctx.slots.in_flight(MODEL, "retailer-a") == 1
+    assert fake.jobs.get("a-1").status == JobStatus.QUEUED
+    # A's look ends: its next one takes the slot.
+    assert release_slot(fake.ctx, MODEL, "a-0", send=False) == ["a-1"]
+
+
+def test_a_look_of_an_integration_at_its_cap_queues_even_with_slots_free(fake):
+    fake.integrations.items["acme"] = {"max_in_flight": 1}
+    for job_id, owner, admitted in (("first", "acme", True), ("second", "acme", False),
+                                    ("other", "shop", True)):
+        fake.look(job_id, MODEL, owner=owner)
+        assert admit_or_queue(fake.ctx, job_id, MODEL, expect=[JobStatus.RECEIVED],
+                              owner=owner) is admitted, job_id
+    assert fake.jobs.get("second").status == JobStatus.QUEUED

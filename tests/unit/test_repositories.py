@@ -105,6 +105,15 @@ def test_slots_are_taken_up_to_the_limit_once_per_job(repos):
     assert repos.slots.holders("m") == {"b": NOW + 5} and repos.slots.holders("x") == {}
 
 
+def test_slots_know_whose_job_holds_them_until_it_gives_them_back(repos):
+    for job_id, tenant in (("a1", "acme"), ("a2", "acme"), ("s1", "shop"), ("u1", None)):
+        assert repos.slots.acquire("m", job_id, NOW + 5, 9, tenant=tenant)
+    assert (repos.slots.in_flight("m", "acme"), repos.slots.in_flight("m", "shop")) == (2, 1)
+    assert repos.slots.release("m", "a1") and repos.slots.in_flight("m", "acme") == 1
+    assert repos.slots.release("m", "u1")  # a bucket look's slot: no tenant noted
+    assert repos.slots.holders("m") == {"a2": NOW + 5, "s1": NOW + 5}
+
+
 def test_the_budget_counts_each_job_once_and_gives_a_place_back(repos):
     for name in ("a", "b", "c"):
         repos.jobs.create(job(name), NOW)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from tryon.adapters.integrations import SETTINGS
 from tryon_local.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,21 +294,34 @@ def _credentials_grants(name: str) -> dict[str, set[str]]:
     for statement in statements:
         if CREDENTIALS_ARN not in _listed(statement["Resource"]):
             continue
-        [(operator, keys)] = statement["Condition"].items()
-        assert operator in ("ForAllValues:StringEquals", "ForAllValues:StringLike"), name
+        [keys] = [statement["Condition"][operator] for operator in (
+            "ForAllValues:StringEquals", "ForAllValues:StringLike")
+            if operator in statement["Condition"]]
         for action in _listed(statement["Action"]):
             grants.setdefault(action.split(":")[1], set()).update(keys["dynamodb:LeadingKeys"])
     return grants
 
 
+def test_the_pipeline_reads_an_integrations_settings_and_never_its_keys_hashes():
+    [_, settings] = RESOURCES["ReadBudgetOverridePolicy"]["Properties"]["PolicyDocument"][
+        "Statement"]
+    condition = settings["Condition"]
+    assert condition["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == ["INTEGRATIONS"]
+    assert set(condition["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == (
+        {"pk", "sk"} | SETTINGS)
+    assert "keys_by_id" not in SETTINGS
+    assert condition["StringEquals"] == {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
+
+
 def test_which_roles_read_and_write_which_credentials():
-    # The decoders (intake, finalize) and every other function read the budget override;
-    # intake also an integration (may it send an instruction?); the authorizer a key and
+    # The decoders (intake, finalize) and every other function read the budget override
+    # and an integration's settings (admission, intake); the authorizer a key and
     # its integration; the API integrations, principals and quotas, and it alone writes
     # there: quota counters. Keys, principals and the override: the operator only.
-    budget = {"GetItem": {"BUDGET#LIMIT"}}
+    # Every function that reads the override also reads an integration's settings alone
+    # (test_the_pipeline_reads_an_integrations_settings_and_never_its_keys_hashes).
+    budget = {"GetItem": {"BUDGET#LIMIT", "INTEGRATIONS"}}
     expected = {name: budget for name in FUNCTIONS}
-    expected["IntakeFunction"] = {"GetItem": {"BUDGET#LIMIT", "INTEGRATIONS"}}
     expected["AuthorizerFunction"] = {"GetItem": {"APIKEY#*", "INTEGRATIONS"}}
     expected["ApiFunction"] = {"GetItem": {"BUDGET#LIMIT", "INTEGRATIONS", "PRINCIPAL#*",
                                            "QUOTA#*"}, "UpdateItem": {"QUOTA#*"}}

@@ -29,8 +29,10 @@ QUOTA_PK, QUOTA_SK = "QUOTA#", "QUOTA"
 QUOTA_TTL_SECONDS = 35 * 24 * 3600
 # What the operator sets per integration (`tryon keys set`): instructions allowed; its
 # weight in the turns of waiting looks (tryon.adapters.slots); the priorities it may
-# ask for; the fraction of the daily budget it may spend.
-SETTINGS = frozenset({"allow_instruction", "share", "priorities", "budget_share"})
+# ask for; the fraction of the daily budget it may spend; the most slots of a model
+# its looks may hold at once. The pipeline's functions may read these alone (template).
+SETTINGS = frozenset({"allow_instruction", "share", "priorities", "budget_share",
+                      "max_in_flight"})
 
 
 @dataclass(frozen=True)
@@ -240,8 +242,18 @@ class Integrations:
                 "share": float(item.get("share", 1)),
                 "priorities": list(item.get("priorities") or PRIORITIES),
                 "budget_share": item.get("budget_share"),
+                "max_in_flight": item.get("max_in_flight"),
                 "created_at": item.get("created_at"), "revoked_at": item.get("revoked_at"),
                 "principals": sorted(item.get("principals", ())), "keys": keys}
+
+    def settings(self, name: str) -> dict[str, Any]:
+        """What the operator set for the integration (SETTINGS; {} for none, or no such
+        integration), read as the pipeline's functions may: those attributes alone."""
+        names = {f"#{field}": field for field in SETTINGS}
+        item = self._table.get_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
+                                    ProjectionExpression=", ".join(names),
+                                    ExpressionAttributeNames=names).get("Item")
+        return from_dynamo(item) if item else {}
 
     def get(self, name: str) -> dict[str, Any] | None:
         item = self._table.get_item(Key={"pk": INTEGRATIONS_PK, "sk": name},

@@ -38,16 +38,22 @@ class SlotRepository:
     def __init__(self, table: Table) -> None:
         self._t = table
 
-    def acquire(self, model: str, job_id: str, lease_until: float, limit: int) -> bool:
-        """Take one of `limit` slots for `job_id` (True if it holds one now)."""
+    def acquire(self, model: str, job_id: str, lease_until: float, limit: int,
+                tenant: str | None = None) -> bool:
+        """Take one of `limit` slots for `job_id` (True if it holds one now), noting
+        whose job it is (`in_flight`)."""
         key = self._t.ensure({**_key(model), "holders": {}})
         return applied(self._t.table.update_item, Key=key,
-                       UpdateExpression="SET holders.#job = :lease",
+                       UpdateExpression="SET holders.#job = :lease"
+                                        + (", #tenant = :tenant" if tenant else ""),
                        ConditionExpression="attribute_exists(holders.#job) OR "
                                            "size(holders) < :limit",
-                       ExpressionAttributeNames={"#job": job_id},
+                       ExpressionAttributeNames={"#job": job_id,
+                                                 **({"#tenant": _tenant_of_holder(job_id)}
+                                                    if tenant else {})},
                        ExpressionAttributeValues={":lease": to_dynamo(float(lease_until)),
-                                                  ":limit": limit})
+                                                  ":limit": limit,
+                                                  **({":tenant": tenant} if tenant else {})})
 
     def renew(self, model: str, job_id: str, lease_until: float) -> bool:
         """Extend a held slot's lease; False if the job holds none."""
@@ -60,13 +66,26 @@ class SlotRepository:
     def release(self, model: str, job_id: str) -> bool:
         """Give back the job's slot; True if it held one (a second release is a no-op)."""
         return applied(self._t.table.update_item, Key=_key(model),
-                       UpdateExpression="REMOVE holders.#job",
+                       UpdateExpression="REMOVE holders.#job, #tenant",
                        ConditionExpression="attribute_exists(holders.#job)",
-                       ExpressionAttributeNames={"#job": job_id})
+                       ExpressionAttributeNames={"#job": job_id,
+                                                 "#tenant": _tenant_of_holder(job_id)})
 
     def holders(self, model: str) -> dict[str, float]:
         """Job id -> lease end, for the jobs holding the model's slots."""
         return (self._t.read(_key(model)) or {}).get("holders", {})
+
+    def in_flight(self, model: str, tenant: str) -> int:
+        """How many of the model's slots the tenant's jobs hold."""
+        item = self._t.read(_key(model)) or {}
+        return sum(1 for job_id in item.get("holders", {})
+                   if item.get(_tenant_of_holder(job_id)) == tenant)
+
+
+def _tenant_of_holder(job_id: str) -> str:
+    """The SLOTS item's attribute naming whose job holds a slot (beside `holders`, so
+    that items written before it need no new map)."""
+    return f"tenant#{job_id}"
 
 
 def queue_entry(model: str, queued_at: float, job_id: str, priority: str = "batch",

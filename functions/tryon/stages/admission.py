@@ -15,7 +15,15 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from tryon.adapters.slots import ADMITTED_REMOVES, QUEUE_PK, queue_entry, tenant_of
+from tryon.adapters.slots import (
+    ADMITTED_REMOVES,
+    BUCKET_TENANT,
+    QUEUE_PK,
+    UNKNOWN_TENANT,
+    parse_order,
+    queue_entry,
+    tenant_of,
+)
 from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import budget_notification, utc_day
 from tryon.stages.context import Context
@@ -27,9 +35,26 @@ log = logging.getLogger(__name__)
 SUBMIT_LEASE_SECONDS = 300
 
 
-def acquire_slot(ctx: Context, model: str, job_id: str) -> bool:
+# How far admission looks past the head of a model's queue for a tenant not at its cap.
+MAX_SCAN = 1000
+
+
+def acquire_slot(ctx: Context, model: str, job_id: str, owner: str | None = None) -> bool:
     return ctx.slots.acquire(model, job_id, ctx.clock() + SUBMIT_LEASE_SECONDS,
-                             ctx.capacity.of(model).slots)
+                             ctx.capacity.of(model).slots, tenant=owner)
+
+
+def settings_of(ctx: Context, owner: str | None) -> dict[str, Any]:
+    """What the operator set for the job's integration (none for the bucket's uploads)."""
+    return ctx.integrations.settings(owner) if owner else {}
+
+
+def at_cap(ctx: Context, model: str, owner: str | None, settings: dict[str, Any]) -> bool:
+    """The integration holds as many of the model's slots as the operator lets it
+    (`tryon keys set --max-in-flight`). Read, then taken: two functions admitting its
+    looks at the same instant may pass it by one, until one of them ends."""
+    cap = settings.get("max_in_flight")
+    return cap is not None and ctx.slots.in_flight(model, owner) >= int(cap)
 
 
 def todays_budget(ctx: Context, now: float) -> tuple[str, int]:
@@ -71,14 +96,17 @@ def admit_or_queue(ctx: Context, job_id: str, slot_of: str, *, expect: Iterable[
     """Move a job on from one of `expect` (only one caller can): ADMITTED with its
     place in the budget and a slot of model `slot_of` (True: the caller submits it),
     or QUEUED for them, in the turn of its `priority` and `owner` (the job's own),
-    weighted by the share the operator gave the owner (`tryon keys set --share`)."""
+    weighted by the share the operator gave the owner (`tryon keys set --share`); an
+    owner at its cap of slots waits too."""
+    settings = settings_of(ctx, owner)
     budgeted = within_budget(ctx, job_id)
-    if budgeted and acquire_slot(ctx, slot_of, job_id):
+    if (budgeted and not at_cap(ctx, slot_of, owner, settings)
+            and acquire_slot(ctx, slot_of, job_id, owner)):
         return ctx.jobs.transition(job_id, expect=expect, to=JobStatus.ADMITTED,
                                    timeline={"admitted": ctx.clock()}, **fields)
     now = ctx.clock()
-    share = float((ctx.integrations.get(owner) or {}).get("share", 1)) if owner else 1.0
-    turn = ctx.queue.entry(slot_of, priority or "batch", tenant_of(owner), share, now, job_id)
+    turn = ctx.queue.entry(slot_of, priority or "batch", tenant_of(owner),
+                           float(settings.get("share", 1)), now, job_id)
     if ctx.jobs.transition(job_id, expect=expect, to=JobStatus.QUEUED,
                            timeline={"queued": now}, **fields,
                            waiting_for="slot" if budgeted else "budget", **turn):
@@ -108,26 +136,55 @@ def requeue_ahead(ctx: Context, job: JobRecord) -> bool:
 
 def admit_queued(ctx: Context, model: str, *, send: bool = True) -> list[str]:
     """Work-conserving hand-off: fill the model's free slots with the waiting jobs
-    whose turn it is, and pass them to the submit function (unless `send` is False)."""
-    admitted = []
-    for job_id, order in ctx.queue.next_up(model, 2 * ctx.capacity.of(model).slots):
-        # The slot first: a hand-off mostly finds one slot, and the budget is charged
-        # only for a job that gets it.
-        if not acquire_slot(ctx, model, job_id):
-            break  # no slot is free
-        if not within_budget(ctx, job_id):
-            ctx.slots.release(model, job_id)
-            break  # the day's budget is spent
-        if ctx.jobs.transition(job_id, expect=[JobStatus.QUEUED], to=JobStatus.ADMITTED,
-                               remove=ADMITTED_REMOVES, timeline={"admitted": ctx.clock()}):
-            ctx.queue.served(model, order)
-            admitted.append(job_id)
-            continue
-        # Already admitted by another hand-off (the index lags): that one holds the
-        # slot under the same job id. Only a job that went away must give it back.
-        job = ctx.jobs.get(job_id)
-        if job is None or job.ended:
-            ctx.slots.release(model, job_id)
+    whose turn it is, and pass them to the submit function (unless `send` is False).
+    A tenant at its cap is passed over (looking further down the queue, up to
+    MAX_SCAN, for another)."""
+    admitted: list[str] = []
+    settings: dict[str, dict[str, Any]] = {}  # owner -> its settings, read once per call
+    window = 2 * ctx.capacity.of(model).slots
+    while True:
+        waiting = ctx.queue.next_up(model, window)
+        passed_over, full = False, False
+        for job_id, order in waiting:
+            if job_id in admitted:
+                continue  # the index lags
+            tenant = parse_order(order)[2]
+            owner = None if tenant in (None, BUCKET_TENANT, UNKNOWN_TENANT) else tenant
+            if owner not in settings:
+                settings[owner] = settings_of(ctx, owner)
+            if at_cap(ctx, model, owner, settings[owner]):
+                passed_over = True
+                continue
+            full = not _admit(ctx, model, job_id, order, owner, admitted)
+            if full:
+                break
+        if full or not passed_over or len(waiting) < window or window >= MAX_SCAN:
+            break
+        window = min(4 * window, MAX_SCAN)
     if admitted and send:
         ctx.admissions.send(admitted)
     return admitted
+
+
+def _admit(ctx: Context, model: str, job_id: str, order: str, owner: str | None,
+           admitted: list[str]) -> bool:
+    """One waiting job into a slot (appended to `admitted`); False when no slot is
+    free or the day's budget is spent (nothing more can be admitted now)."""
+    # The slot first: a hand-off mostly finds one slot, and the budget is charged
+    # only for a job that gets it.
+    if not acquire_slot(ctx, model, job_id, owner):
+        return False
+    if not within_budget(ctx, job_id):
+        ctx.slots.release(model, job_id)
+        return False
+    if ctx.jobs.transition(job_id, expect=[JobStatus.QUEUED], to=JobStatus.ADMITTED,
+                           remove=ADMITTED_REMOVES, timeline={"admitted": ctx.clock()}):
+        ctx.queue.served(model, order)
+        admitted.append(job_id)
+        return True
+    # Already admitted by another hand-off (the index lags): that one holds the
+    # slot under the same job id. Only a job that went away must give it back.
+    job = ctx.jobs.get(job_id)
+    if job is None or job.ended:
+        ctx.slots.release(model, job_id)
+    return True

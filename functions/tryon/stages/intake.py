@@ -79,7 +79,7 @@ def _take_manifest(ctx: Context, source: Source, received: float) -> list[str]:
     # What the operator set for the integration whose API request wrote it (or the
     # operator's retry of its job). Checked here as well as by the API: whoever may
     # write to the bucket may write under jobs/api/.
-    settings = (ctx.integrations.get(owner) or {}) if owner else {}
+    settings = ctx.integrations.settings(owner) if owner else {}
     allowed = tuple(settings.get("priorities") or PRIORITIES)
     refusals = {**_look_errors(source, "PriorityNotAllowed",
                                priority_refusals(manifest, allowed, owner)),
