@@ -253,3 +253,25 @@ def test_local_serve_prints_its_api_and_a_key_and_stops_on_interrupt(tmp_path):
             serve.kill()
         serve.communicate()
         log.close()
+
+
+def test_keys_set_limits_the_priorities_an_integration_may_ask_for(stack, driver, tryon,
+                                                                   stores):
+    name = unique("ops")
+    key = as_json(tryon("keys", "create", name, "--json"))["key"]
+    changed = as_json(tryon("keys", "set", name, "--priorities", "batch", "--share", "2",
+                            "--max-in-flight", "3", "--json"))
+    assert changed == {"name": name, "priorities": ["batch"], "share": 2.0, "max_in_flight": 3}
+    assert "share 2; priorities batch; at most 3 slots of a model" in tryon("keys", "list")[1]
+    person, top = (driver.upload_image(SAMPLES / f"{image}.jpg", f"uploads/{name}/{image}.jpg")
+                   for image in ("person", "top"))
+    http = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"})
+    look = {"version": 1, "id": "a", "person": person, "top": top}
+    refused = http.post("/looks", json={**look, "priority": "interactive"})
+    assert refused.status_code == 422 and refused.json()["code"] == "PriorityNotAllowed"
+    accepted = http.post("/looks", json=look)
+    assert accepted.status_code == 202
+    [job_id] = accepted.json()["job_ids"]
+    # One look alone would be interactive; this integration's are batch.
+    job = wait_for(lambda: stores.jobs.get(job_id), timeout=30)
+    assert (job.owner, job.priority) == (name, "batch")
