@@ -18,6 +18,7 @@ from tryon.adapters.slots import (
     UNKNOWN_TENANT,
     parse_order,
     queue_entry,
+    tenants_of,
     turn_clock,
     turn_end,
 )
@@ -183,8 +184,7 @@ class FakeQueue:
         self.turns[clock] = max(self.turns.get(clock, 0.0), start)
 
     def waiting(self, model: str) -> dict[str, int]:
-        waiting = {attribute.split("#", 2)[2]: 0 for m, attribute in self.turns
-                   if m == model and attribute.startswith("end#")}
+        waiting = dict.fromkeys(tenants_of({a: 0 for m, a in self.turns if m == model}), 0)
         for _, order in self.next_up(model, 10**9):
             tenant = parse_order(order)[2] or UNKNOWN_TENANT
             waiting[tenant] = waiting.get(tenant, 0) + 1
