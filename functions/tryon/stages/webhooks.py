@@ -272,6 +272,24 @@ def named_endpoint(wh: Webhooks, integration: str, ref: str) -> str:
                   "endpoints: register it first (POST /v1/webhooks) and name its id or url")
 
 
+def with_named_webhook(wh: Webhooks, integration: str, manifest: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """A look request's manifest with its `webhook` (an endpoint's id or url) taken out
+    and carried as the `webhook` attribute (the endpoint's id) of its jobs and batch,
+    whose notifications then go to that endpoint too."""
+    if "webhook" not in manifest:
+        return manifest
+    manifest = dict(manifest)
+    ref = manifest.pop("webhook")
+    if not isinstance(ref, str):
+        raise Problem(422, "InvalidRequest", "fix the request: webhook: name one of your "
+                      "endpoints by its id or url (a string)")
+    attributes = manifest.get("attributes")
+    manifest["attributes"] = {**(attributes if isinstance(attributes, dict) else {}),
+                              "webhook": named_endpoint(wh, integration, ref)}
+    return manifest
+
+
 # --- delivery ------------------------------------------------------------------------
 
 def delivery_id_for(notification_id: str, endpoint_id: str) -> str:
