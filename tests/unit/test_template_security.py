@@ -32,7 +32,13 @@ IDEMPOTENCY_TABLE_ARN = {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
 IDEMPOTENCY_ACTIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}
 # The repositories of the jobs table (and the API's integrations on it).
 DYNAMODB_ADAPTERS = ("dynamo.py", "jobs.py", "batches.py", "slots.py", "budget.py",
-                     "provider_memory.py", "message_errors.py", "integrations.py")
+                     "provider_memory.py", "message_errors.py", "integrations.py",
+                     "webhooks.py")
+# Webhook deliveries on the jobs table: the only statements there with a condition,
+# each limited to these items (tryon.adapters.webhooks).
+DELIVERIES = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["WHDELIVERY#*"]}}
+DELIVERY_ACTIONS = {"WebhookDeliveryFunction": {"dynamodb:GetItem", "dynamodb:PutItem"},
+                    "ApiFunction": {"dynamodb:Query"}}
 # The boto3 calls of the DynamoDB adapter, as IAM actions. A transaction needs the
 # actions of its parts (the adapter uses none: moto's would clobber other writes).
 CALL_ACTIONS = {
@@ -105,6 +111,10 @@ def test_dynamodb_is_granted_action_by_action_on_the_table(name):
         resources = _listed(statement["Resource"])
         if resources == [CREDENTIALS_ARN]:
             continue  # test_which_roles_read_and_write_which_credentials
+        if "Condition" in statement:
+            assert statement["Condition"] == DELIVERIES and resources == [TABLE_ARN], name
+            assert set(granted) == DELIVERY_ACTIONS[name], name
+            continue
         assert statement["Effect"] == "Allow" and "Condition" not in statement
         if resources == [IDEMPOTENCY_TABLE_ARN]:
             assert name == "ApiFunction" and {a.split(":")[1] for a in granted} == (
@@ -134,6 +144,9 @@ def test_each_function_sends_only_to_the_queues_it_uses():
         expected[name] = {"SubmitQueue", "IntakeQueue"}
     for name in STORELESS:
         expected[name] = set()
+    # Webhook attempts (and the API's replays) wait in the webhook queue.
+    expected["WebhookDeliveryFunction"] = {"WebhookQueue"}
+    expected["ApiFunction"] = {"SubmitQueue", "WebhookQueue"}
     for name, spec in FUNCTIONS.items():
         queues = set()
         for policy in spec["Properties"]["Policies"]:
@@ -309,8 +322,16 @@ def test_which_roles_read_and_write_which_credentials():
     expected = {name: budget for name in FUNCTIONS}
     expected["IntakeFunction"] = {"GetItem": {"BUDGET#LIMIT", "INTEGRATIONS"}}
     expected["AuthorizerFunction"] = {"GetItem": {"APIKEY#*", "INTEGRATIONS"}}
+    # Webhook endpoints and their secrets: the API keeps an integration's own (its
+    # routes scope every key to the caller); the delivery function reads them and
+    # disables one. Neither reads a key, a principal of the operator's or the budget.
+    webhooks = "WHSECRET#*"
     expected["ApiFunction"] = {"GetItem": {"BUDGET#LIMIT", "INTEGRATIONS", "PRINCIPAL#*",
-                                           "QUOTA#*"}, "UpdateItem": {"QUOTA#*"}}
+                                           "QUOTA#*", webhooks},
+                               "UpdateItem": {"QUOTA#*", webhooks}, "PutItem": {webhooks},
+                               "DeleteItem": {webhooks}, "Query": {webhooks}}
+    expected["WebhookDeliveryFunction"] = {"GetItem": {webhooks}, "Query": {webhooks},
+                                           "UpdateItem": {webhooks}}
     expected["ProviderCancelFunction"] = {}
     for name in FUNCTIONS:
         assert _credentials_grants(name) == expected[name], name
