@@ -184,15 +184,19 @@ class WebhookSender:
         started = time.monotonic()
         try:
             request = self._client.build_request("POST", url, content=body, extensions=extensions,
-                                                 headers={**headers, "Host": host_header})
-            with self._client.send(request, stream=True) as response:
+                                                 headers={**headers, "Host": host_header,
+                                                          # No compressed answer to inflate.
+                                                          "Accept-Encoding": "identity"})
+            response = self._client.send(request, stream=True)
+            try:
                 read = b""
-                for chunk in response.iter_raw():
+                for chunk in response.iter_bytes():
                     read += chunk
                     if len(read) >= MAX_ANSWER_BYTES:
                         break
-                return Answer(response.status_code, _since(started), None,
-                              read[:MAX_ANSWER_BYTES])
+            finally:
+                response.close()
+            return Answer(response.status_code, _since(started), None, read[:MAX_ANSWER_BYTES])
         except httpx.TimeoutException:
             return Answer(None, _since(started), f"no answer within {self._timeout:g} s")
         except httpx.HTTPError as exc:
