@@ -148,7 +148,8 @@ def check_target(url: str, resolver: Callable[[str, int], list[str]],
     for address in addresses:
         reason = address_refusal(address, allow_loopback)
         if reason:
-            raise TargetForbidden(f"{host} resolves to {address}, {reason}", TARGET_RULE)
+            where = address if host == address else f"{host} resolves to {address}, which"
+            raise TargetForbidden(f"{where} is {reason}", TARGET_RULE)
     if scheme == "http" and not (allow_loopback and all(
             ipaddress.ip_address(a).is_loopback for a in addresses)):
         raise TargetForbidden(f"{url[:100]} is plain http", TARGET_RULE)
