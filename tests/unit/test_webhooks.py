@@ -210,6 +210,13 @@ def test_malformed_or_unresolvable_urls_are_refused(url, match):
         check_target(url, resolver({"hooks.example.com": [PUBLIC]}))
 
 
+@pytest.mark.parametrize("url", ["https://[::1/x", "https://" + "a" * 70 + ".example.com/",
+                                 "https://xn--/x", "https://.."])
+def test_urls_the_real_resolver_cannot_take_are_refused_not_failed(url):
+    with pytest.raises(TargetForbidden):
+        check_target(url, webhooks.resolve)
+
+
 def test_the_checked_target_keeps_the_host_for_host_header_and_sni():
     target = check_target("https://hooks.example.com:8443/in?x=1",
                           resolver({"hooks.example.com": [PUBLIC]}))

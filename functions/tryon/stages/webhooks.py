@@ -125,7 +125,12 @@ def check_target(url: str, resolver: Callable[[str, int], list[str]],
     """Where an attempt to `url` may connect, or TargetForbidden: https only (http on
     loopback when the local stack allows it), and every address the host resolves
     to public."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - a malformed [IPv6] host raises here
+    except ValueError:
+        raise TargetForbidden(url[:100], "send an absolute https URL (" + TARGET_RULE + ")"
+                              ) from None
     scheme = parts.scheme.lower()
     if len(url) > MAX_URL_CHARS or scheme not in ("https", "http") or not parts.hostname:
         raise TargetForbidden(url[:100], "send an absolute https URL (" + TARGET_RULE + ")")
@@ -140,9 +145,10 @@ def check_target(url: str, resolver: Callable[[str, int], list[str]],
     host = parts.hostname
     try:
         addresses = resolver(host, port)
-    except OSError as exc:
-        raise TargetForbidden(host, f"the host does not resolve ({exc.strerror or exc}); "
-                              "register a host with public DNS") from None
+    except (OSError, UnicodeError) as exc:  # IDNA refuses some names before any lookup
+        reason = getattr(exc, "strerror", None) or exc
+        raise TargetForbidden(host[:100], f"the host does not resolve ({reason}); register "
+                              "a host with public DNS") from None
     if not addresses:
         raise TargetForbidden(host, "the host resolves to no address")
     for address in addresses:
