@@ -37,7 +37,8 @@ DYNAMODB_ADAPTERS = ("dynamo.py", "jobs.py", "batches.py", "slots.py", "budget.p
 # Webhook deliveries on the jobs table: the only statements there with a condition,
 # each limited to these items (tryon.adapters.webhooks).
 DELIVERIES = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["WHDELIVERY#*"]}}
-DELIVERY_ACTIONS = {"WebhookDeliveryFunction": {"dynamodb:GetItem", "dynamodb:PutItem"},
+DELIVERY_ACTIONS = {"WebhookDeliveryFunction": {"dynamodb:GetItem", "dynamodb:PutItem",
+                                                "dynamodb:UpdateItem"},
                     "ApiFunction": {"dynamodb:Query"}}
 # The boto3 calls of the DynamoDB adapter, as IAM actions. A transaction needs the
 # actions of its parts (the adapter uses none: moto's would clobber other writes).

@@ -64,10 +64,13 @@ class FakeDeliveries:
 
     def record_message(self, integration, endpoint_id, delivery_id, event, body, now):
         key = (integration, endpoint_id, delivery_id)
-        if key in self.messages:
+        if self.messages.get(key, {}).get("queued"):
             return False
         self.messages[key] = {"delivery_id": delivery_id, "event": event, "body": body}
         return True
+
+    def mark_queued(self, integration, endpoint_id, delivery_id):
+        self.messages[(integration, endpoint_id, delivery_id)]["queued"] = True
 
     def message(self, integration, endpoint_id, delivery_id):
         return self.messages.get((integration, endpoint_id, delivery_id))
@@ -271,6 +274,22 @@ def test_the_same_notification_delivered_twice_by_sns_is_sent_once(wh):
     webhooks.register(wh, "acme", "https://hooks.example.com/hook", None)
     first, again = notify(wh, sns_id="same"), notify(wh, sns_id="same")
     assert first == again and len(wh.queue.sent) == 1
+
+
+def test_a_fan_out_that_failed_before_queueing_is_queued_when_sns_delivers_again(wh):
+    webhooks.register(wh, "acme", "https://hooks.example.com/hook", None)
+    queue = wh.queue
+
+    class Unreachable:
+        def send(self, message, delay_seconds=0):
+            raise ConnectionError("sqs unreachable")
+
+    wh.queue = Unreachable()
+    with pytest.raises(ConnectionError):
+        notify(wh, sns_id="retried")
+    wh.queue = queue
+    [delivery_id] = notify(wh, sns_id="retried")
+    assert [m["webhook_attempt"]["delivery_id"] for m, _ in queue.sent] == [delivery_id]
 
 
 def test_the_events_filter_and_the_looks_named_endpoint(wh):

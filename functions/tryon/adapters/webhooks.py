@@ -100,18 +100,26 @@ class WebhookDeliveries:
 
     def record_message(self, integration: str, endpoint_id: str, delivery_id: str,
                        event: str, body: str, now: float) -> bool:
-        """False when the message was recorded already (a notification delivered twice)."""
+        """Record a message to deliver; False when it was recorded and its first attempt
+        queued already (a notification delivered twice)."""
         try:
             self._table.put_item(Item=to_dynamo({
                 "pk": self._pk(integration, endpoint_id), "sk": MESSAGE_SK + delivery_id,
                 "delivery_id": delivery_id, "event": event, "body": body, "created_at": now,
                 "expires_at": int(now) + DELIVERY_TTL_SECONDS}),
-                ConditionExpression="attribute_not_exists(pk)")
+                ConditionExpression="attribute_not_exists(pk) OR attribute_not_exists(queued)")
         except ClientError as exc:
             if is_condition_failure(exc):
                 return False
             raise
         return True
+
+    def mark_queued(self, integration: str, endpoint_id: str, delivery_id: str) -> None:
+        """Its first attempt is queued: a second copy of the notification queues none."""
+        self._table.update_item(Key={"pk": self._pk(integration, endpoint_id),
+                                     "sk": MESSAGE_SK + delivery_id},
+                                UpdateExpression="SET queued = :yes",
+                                ExpressionAttributeValues={":yes": True})
 
     def message(self, integration: str, endpoint_id: str, delivery_id: str
                 ) -> dict[str, Any] | None:

@@ -326,8 +326,11 @@ def fan_out(wh: Webhooks, notification_id: str, body: str, attributes: dict[str,
         if not takes(endpoint, event, attributes.get("webhook")):
             continue
         delivery_id = delivery_id_for(notification_id, endpoint["id"])
+        # Recorded, queued, then marked queued: a failure in between leaves it to
+        # SNS's redelivery of the notification, which queues it then.
         if wh.deliveries.record_message(owner, endpoint["id"], delivery_id, event, body, now):
             wh.queue.send(_attempt_message(owner, endpoint["id"], delivery_id, event, 1, now))
+            wh.deliveries.mark_queued(owner, endpoint["id"], delivery_id)
         queued.append(delivery_id)
     return queued
 
