@@ -508,3 +508,58 @@ def test_the_sender_reports_a_timeout_or_a_refused_connection_as_no_answer():
     answer = WebhookSender(transport=httpx.MockTransport(refused)).post(
         "https", "h.example.com", PUBLIC, 443, "/", {}, b"{}")
     assert answer.status is None and answer.error.startswith("ConnectError")
+
+
+# --- the stores: the DynamoDB adapters and the fakes above, held to one behaviour ------
+
+@pytest.fixture(params=["dynamodb", "fake"])
+def stores(request):
+    if request.param == "fake":
+        return FakeEndpoints(), FakeDeliveries()
+    import boto3
+    from tryon.adapters.webhooks import WebhookDeliveries, WebhookEndpoints
+
+    request.getfixturevalue("moto_stages")
+    dynamodb = boto3.resource("dynamodb")
+    return WebhookEndpoints("credentials", dynamodb), WebhookDeliveries("jobs", dynamodb)
+
+
+def test_endpoints_are_kept_per_integration_and_updated_in_place(stores):
+    endpoints, _ = stores
+    endpoint = {"id": "wh_1", "url": "https://h.example.com/", "events": ["job.failed"],
+                "enabled": True, "created_at": 1.5, "secrets": [{"secret": "whsec_a"}]}
+    endpoints.put("acme", endpoint)
+    endpoints.put("acme", {**endpoint, "id": "wh_2", "events": None})
+    endpoints.put("other", {**endpoint, "id": "wh_3"})
+    assert endpoints.get("acme", "wh_1") == endpoint
+    assert endpoints.get("other", "wh_1") is None
+    assert sorted(e["id"] for e in endpoints.list("acme")) == ["wh_1", "wh_2"]
+    assert endpoints.get("acme", "wh_2").get("events") is None
+    updated = endpoints.update("acme", "wh_1", {"enabled": False, "disabled_reason": "gone",
+                                                "events": None})
+    assert updated["enabled"] is False and updated["disabled_reason"] == "gone"
+    assert "events" not in updated and updated["secrets"] == [{"secret": "whsec_a"}]
+    assert endpoints.update("acme", "wh_9", {"enabled": True}) is None
+    assert endpoints.get("acme", "wh_9") is None  # an update never creates one
+    assert endpoints.delete("acme", "wh_1") and not endpoints.delete("acme", "wh_1")
+    assert [e["id"] for e in endpoints.list("acme")] == ["wh_2"]
+
+
+def test_deliveries_record_a_message_once_queued_and_list_attempts_newest_first(stores):
+    _, deliveries = stores
+    assert deliveries.record_message("acme", "wh_1", "msg_a", "job.succeeded", '{"x": 1}', 10.0)
+    assert deliveries.record_message("acme", "wh_1", "msg_a", "job.succeeded", '{"x": 1}', 10.0)
+    deliveries.mark_queued("acme", "wh_1", "msg_a")
+    assert not deliveries.record_message("acme", "wh_1", "msg_a", "job.succeeded", "{}", 11.0)
+    message = deliveries.message("acme", "wh_1", "msg_a")
+    assert message["body"] == '{"x": 1}' and message["event"] == "job.succeeded"
+    assert deliveries.message("acme", "wh_2", "msg_a") is None
+    for number, (status, at) in enumerate([(500, 20.0), (503, 25.5), (204, 31.25)], start=1):
+        deliveries.record_attempt("acme", "wh_1", {
+            "delivery_id": "msg_a", "event": "job.succeeded", "attempt": number,
+            "status_code": status, "latency_ms": 3.5, "error": None if status == 204 else
+            f"answered {status}", "attempted_at": at})
+    listed = deliveries.attempts("acme", "wh_1", 2)
+    assert [(a["attempt"], a["status_code"]) for a in listed] == [(3, 204), (2, 503)]
+    assert listed[0].get("error") is None and listed[0]["latency_ms"] == 3.5
+    assert deliveries.attempts("acme", "wh_2", 10) == []
