@@ -494,6 +494,20 @@ def test_a_redirect_is_a_failed_attempt(wh):
     assert "redirects are not followed" in wh.deliveries.attempt_items[0]["error"]
 
 
+def test_the_sender_stops_reading_a_slow_answer_at_its_timeout():
+    def dripping():
+        for _ in range(100):
+            time.sleep(0.02)
+            yield b"x"
+
+    sender = WebhookSender(timeout=0.1, transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, content=dripping())))
+    started = time.monotonic()
+    answer = sender.post("https", "h.example.com", PUBLIC, 443, "/", {}, b"{}")
+    assert answer.status == 200 and len(answer.body) < 20
+    assert time.monotonic() - started < 1
+
+
 def test_the_sender_reports_a_timeout_or_a_refused_connection_as_no_answer():
     def timeout(request):
         raise httpx.ReadTimeout("slow", request=request)

@@ -178,8 +178,11 @@ class WebhookSender:
 
     def __init__(self, timeout: float = 15.0, transport: httpx.BaseTransport | None = None
                  ) -> None:
-        self._client = httpx.Client(timeout=timeout, follow_redirects=False,
-                                    transport=transport, trust_env=False)
+        # Each phase within `timeout` (connecting within a third of it); the answer's
+        # body is read only until `timeout` has passed since the attempt started.
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=timeout / 3),
+                                    follow_redirects=False, transport=transport,
+                                    trust_env=False)
         self._timeout = timeout
 
     def post(self, scheme: str, host: str, address: str, port: int, path: str,
@@ -200,7 +203,8 @@ class WebhookSender:
                 read = b""
                 for chunk in response.iter_bytes():
                     read += chunk
-                    if len(read) >= MAX_ANSWER_BYTES:
+                    if (len(read) >= MAX_ANSWER_BYTES
+                            or time.monotonic() - started > self._timeout):
                         break
             finally:
                 response.close()
