@@ -76,6 +76,12 @@ class Settings:
     # provider always holds the next one (0: none).
     limits_base_url: str = ""
     provider_queue_ahead: int = 1
+    # Webhooks: the queue their attempts wait in; the retry schedule (seconds after
+    # attempts 1, 2, ...; empty: the standard one, tryon.stages.webhooks); http to
+    # loopback allowed (the local stack only).
+    webhook_queue_url: str = ""
+    webhook_retry_seconds: tuple[float, ...] = ()
+    webhook_allow_loopback: bool = False
     timebase: Timebase = field(default_factory=Timebase)
 
     @classmethod
@@ -117,6 +123,11 @@ class Settings:
             integration_daily_quota=int(env.get("INTEGRATION_DAILY_QUOTA", "100")),
             allow_manifest_instructions=env.get("ALLOW_MANIFEST_INSTRUCTIONS") == "true",
             # Local runs only: a short read timeout for tests, and a faster clock.
+            webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),
+            # Local runs only: a short schedule for tests, and receivers on 127.0.0.1.
+            webhook_retry_seconds=tuple(float(n) for n in _names(
+                env.get("WEBHOOK_RETRY_SECONDS", ""))),
+            webhook_allow_loopback=env.get("WEBHOOK_ALLOW_LOOPBACK") == "1",
             provider_read_timeout=float(env.get("PROVIDER_READ_TIMEOUT_SECONDS", "20")),
             timebase=Timebase(float(env.get("TIME_SCALE", "1")),
                               float(env.get("TIME_ANCHOR", "0"))),

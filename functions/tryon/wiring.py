@@ -17,8 +17,14 @@ from tryon.adapters.messaging import JobQueue, Notifier, Workflow
 from tryon.adapters.provider_memory import PacingLedger
 from tryon.adapters.repositories import repositories
 from tryon.adapters.storage import ObjectStorage
+from tryon.adapters.webhooks import (
+    WebhookDeliveries,
+    WebhookEndpoints,
+    WebhookQueue,
+    WebhookSender,
+)
 from tryon.capacity import Capacity
-from tryon.handlers.observability import metrics
+from tryon.handlers.observability import logger, metrics
 from tryon.pacing import CallPacer, Rate
 from tryon.providers import ProviderClients
 from tryon.providers.dashscope_generation import GenerationClient
@@ -28,6 +34,7 @@ from tryon.providers.http import DEFAULT_TIMEOUT
 from tryon.providers.remote_cancel import cancel_only
 from tryon.settings import Settings
 from tryon.stages.context import Context
+from tryon.stages.webhooks import ATTEMPT_TIMEOUT_SECONDS, RETRY_SECONDS, Webhooks
 
 API_KEY_CACHE_SECONDS = 300
 
@@ -38,6 +45,30 @@ def stage_context() -> Context:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)),
         measure=lambda name, milliseconds: metrics.add_metric(
             name=name, unit=MetricUnit.Milliseconds, value=milliseconds))
+
+
+@cache
+def webhook_context() -> Webhooks:
+    """The webhooks' adapters (the API's routes and the delivery function)."""
+    settings, session = Settings.from_env(), boto3.Session()
+    return build_webhooks(settings, session, count=lambda name: metrics.add_metric(
+        name=name, unit=MetricUnit.Count, value=1), measure=lambda name, ms: (
+        metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=ms)),
+        log=lambda message, extra: logger.info(message, extra=extra))
+
+
+def build_webhooks(settings: Settings, session: Any, **observers: Any) -> Webhooks:
+    dynamodb = session.resource("dynamodb")
+    return Webhooks(
+        endpoints=WebhookEndpoints(settings.credentials_table, dynamodb),
+        deliveries=WebhookDeliveries(settings.jobs_table, dynamodb),
+        queue=WebhookQueue(settings.webhook_queue_url, session.client("sqs")),
+        sender=WebhookSender(ATTEMPT_TIMEOUT_SECONDS),
+        notifier=Notifier(settings.topic_arn, settings.bus_name, session.client("sns"),
+                          session.client("events") if settings.bus_name else None),
+        allow_loopback=settings.webhook_allow_loopback,
+        retry_seconds=settings.webhook_retry_seconds or RETRY_SECONDS,
+        **observers)
 
 
 def build_context(settings: Settings, session: Any,

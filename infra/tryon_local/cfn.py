@@ -361,9 +361,16 @@ class Deployer:
         stack.attributes[logical_id] = {"Arn": arn, "Name": name}
 
     def _AWS_SNS_Subscription(self, stack: Stack, logical_id: str, spec: dict) -> None:
+        """With its filter policy (moto applies it) and raw delivery setting."""
         props = stack.resolve(spec)
-        arn = self.client("sns").subscribe(TopicArn=props["TopicArn"], Protocol=props[
-            "Protocol"], Endpoint=props["Endpoint"])["SubscriptionArn"]
+        attributes = {name: json.dumps(props[name]) if isinstance(props[name], dict)
+                      else str(props[name]).lower() if isinstance(props[name], bool)
+                      else str(props[name])
+                      for name in ("FilterPolicy", "FilterPolicyScope", "RawMessageDelivery")
+                      if name in props}
+        arn = self.client("sns").subscribe(
+            TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"],
+            **({"Attributes": attributes} if attributes else {}))["SubscriptionArn"]
         stack.refs[logical_id] = arn
 
     def _AWS_Logs_LogGroup(self, stack: Stack, logical_id: str, spec: dict) -> None:

@@ -277,6 +277,8 @@ class LocalStack:
             "TIME_ANCHOR": str(self.time_anchor),
             # Results come from the provider this stack drives, on loopback over http.
             "LOCAL_RESULT_URL_HOSTS": urlsplit(provider_url).hostname or "",
+            # Webhook receivers on this machine: http to loopback (never elsewhere).
+            "WEBHOOK_ALLOW_LOOPBACK": "1",
         }
 
     def _warm_functions(self) -> None:

@@ -19,6 +19,7 @@ READ_TIMEOUT_SECONDS = 3
 # A synchronous generation (15-45 s at the provider, 1.5-4.5 s here) answered later
 # than this is lost (tests of lost call answers).
 CALL_TIMEOUT_SECONDS = 8
+WEBHOOK_RETRY_SECONDS = "1,1"  # two retries: the third attempt is the last
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,9 @@ def stack(tmp_path_factory) -> LocalStack:
     workdir = tmp_path_factory.mktemp("stack")
     options = LocalOptions(speedup=SPEEDUP, seed=7, workdir=workdir, function_env={
         "PROVIDER_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS),
-        "CALL_TIMEOUT_SECONDS": str(CALL_TIMEOUT_SECONDS)},
+        "CALL_TIMEOUT_SECONDS": str(CALL_TIMEOUT_SECONDS),
+        # Webhook retries a second apart (tests/e2e/test_webhooks.py), not over a day.
+        "WEBHOOK_RETRY_SECONDS": WEBHOOK_RETRY_SECONDS},
         # Bucket manifests with a retailer's instruction (tests/e2e/test_successor_models.py).
         parameters={"AllowManifestInstructions": "true",
                     # Every test client is 127.0.0.1: the firewall's per-address rule

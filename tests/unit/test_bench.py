@@ -29,7 +29,8 @@ def test_cold_start_finds_every_handler_and_profiles_an_import():
         "SweepFunction": "tryon.handlers.sweep", "CallFunction": "tryon.handlers.call",
         "DeadLetterFunction": "tryon.handlers.dead_letter", "ApiFunction": "tryon.handlers.api",
         "AuthorizerFunction": "tryon.handlers.authorizer",
-        "ProviderCancelFunction": "tryon.handlers.provider_cancel"}
+        "ProviderCancelFunction": "tryon.handlers.provider_cancel",
+        "WebhookDeliveryFunction": "tryon.handlers.webhook_delivery"}
     # The project's own environment stands in for a function's package here.
     profile = cold_start.import_profile("tryon.handlers.poll",
                                         [Path(site.getsitepackages()[0])])

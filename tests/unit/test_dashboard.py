@@ -68,7 +68,8 @@ def emitted() -> set[str]:
     names: set[str] = set()
     for path in CODE.rglob("*.py"):
         source = path.read_text()
-        if not re.search(r"add_metric\(|single_metric\(|ctx\.count\(", source):
+        if not re.search(r"add_metric\(|single_metric\(|ctx\.count\(|wh\.(count|measure)\(",
+                         source):
             continue
         names |= {node.value for node in ast.walk(ast.parse(source))
                   if isinstance(node, ast.Constant) and isinstance(node.value, str)}
@@ -98,8 +99,9 @@ def test_every_tryon_metric_charted_is_one_the_functions_emit():
     tryon = [(name, dims) for namespace, name, dims in charted() if namespace == NAMESPACE]
     assert {"JobsSucceeded", "SlotsInUse", "SlotLimit", "QueuedJobs", "ProviderLatency",
             "ProviderPolls", "BudgetSpent", "BudgetLimit", "ProviderSlowedDown",
-            "LookaheadRefused", "ProviderLimitsUnreadable",
-            "QueuedJobsByIntegration"} <= {name for name, _ in tryon}
+            "LookaheadRefused", "ProviderLimitsUnreadable", "QueuedJobsByIntegration",
+            "WebhookAttempts", "WebhookFailures", "WebhooksDisabled",
+            "WebhookLatency"} <= {name for name, _ in tryon}
     for name, dims in tryon:
         assert name in names, f"the dashboard charts {name}, which no function emits"
         # Per model: the sweep's single metrics; everything else: the shared Metrics.

@@ -33,7 +33,14 @@ IDEMPOTENCY_TABLE_ARN = {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
 IDEMPOTENCY_ACTIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}
 # The repositories of the jobs table (and the API's integrations on it).
 DYNAMODB_ADAPTERS = ("dynamo.py", "jobs.py", "batches.py", "slots.py", "budget.py",
-                     "provider_memory.py", "message_errors.py", "integrations.py")
+                     "provider_memory.py", "message_errors.py", "integrations.py",
+                     "webhooks.py")
+# Webhook deliveries on the jobs table: the only statements there with a condition,
+# each limited to these items (tryon.adapters.webhooks).
+DELIVERIES = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["WHDELIVERY#*"]}}
+DELIVERY_ACTIONS = {"WebhookDeliveryFunction": {"dynamodb:GetItem", "dynamodb:PutItem",
+                                                "dynamodb:UpdateItem"},
+                    "ApiFunction": {"dynamodb:Query"}}
 # The boto3 calls of the DynamoDB adapter, as IAM actions. A transaction needs the
 # actions of its parts (the adapter uses none: moto's would clobber other writes).
 CALL_ACTIONS = {
@@ -106,6 +113,10 @@ def test_dynamodb_is_granted_action_by_action_on_the_table(name):
         resources = _listed(statement["Resource"])
         if resources == [CREDENTIALS_ARN]:
             continue  # test_which_roles_read_and_write_which_credentials
+        if "Condition" in statement:
+            assert statement["Condition"] == DELIVERIES and resources == [TABLE_ARN], name
+            assert set(granted) == DELIVERY_ACTIONS[name], name
+            continue
         assert statement["Effect"] == "Allow" and "Condition" not in statement
         if resources == [IDEMPOTENCY_TABLE_ARN]:
             assert name == "ApiFunction" and {a.split(":")[1] for a in granted} == (
@@ -135,6 +146,9 @@ def test_each_function_sends_only_to_the_queues_it_uses():
         expected[name] = {"SubmitQueue", "IntakeQueue"}
     for name in STORELESS:
         expected[name] = set()
+    # Webhook attempts (and the API's replays) wait in the webhook queue.
+    expected["WebhookDeliveryFunction"] = {"WebhookQueue"}
+    expected["ApiFunction"] = {"SubmitQueue", "WebhookQueue"}
     for name, spec in FUNCTIONS.items():
         queues = set()
         for policy in spec["Properties"]["Policies"]:
@@ -323,8 +337,16 @@ def test_which_roles_read_and_write_which_credentials():
     budget = {"GetItem": {"BUDGET#LIMIT", "INTEGRATIONS"}}
     expected = {name: budget for name in FUNCTIONS}
     expected["AuthorizerFunction"] = {"GetItem": {"APIKEY#*", "INTEGRATIONS"}}
+    # Webhook endpoints and their secrets: the API keeps an integration's own (its
+    # routes scope every key to the caller); the delivery function reads them and
+    # disables one. Neither reads a key, a principal of the operator's or the budget.
+    webhooks = "WHSECRET#*"
     expected["ApiFunction"] = {"GetItem": {"BUDGET#LIMIT", "INTEGRATIONS", "PRINCIPAL#*",
-                                           "QUOTA#*"}, "UpdateItem": {"QUOTA#*"}}
+                                           "QUOTA#*", webhooks},
+                               "UpdateItem": {"QUOTA#*", webhooks}, "PutItem": {webhooks},
+                               "DeleteItem": {webhooks}, "Query": {webhooks}}
+    expected["WebhookDeliveryFunction"] = {"GetItem": {webhooks}, "Query": {webhooks},
+                                           "UpdateItem": {webhooks}}
     expected["ProviderCancelFunction"] = {}
     for name in FUNCTIONS:
         assert _credentials_grants(name) == expected[name], name

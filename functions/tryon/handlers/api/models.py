@@ -85,7 +85,14 @@ class LooksRequest(RootModel[dict[str, Any]]):
     as for a file, and the schema here is that validator's, for the document."""
 
     model_config = ConfigDict(json_schema_extra=lambda schema: (
-        schema.clear(), schema.update(_inlined(manifest_schema()))))
+        schema.clear(), schema.update(_inlined(manifest_schema())),
+        schema["properties"].update(webhook=WEBHOOK_FIELD)))
+
+
+# The API's one field past the manifest's (tryon.stages.webhooks.with_named_webhook).
+WEBHOOK_FIELD = {"type": "string", "maxLength": 2000,
+                 "description": "one of your webhook endpoints (its id or url): the looks' "
+                                "notifications go there too (as the attribute `webhook`)"}
 
 
 class AcceptedLook(BaseModel):

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from tryon.handlers.api import problems
+from tryon.handlers.api import problems, webhook_routes
 from tryon.handlers.api.auth import caller
 from tryon.handlers.api.models import (
     OBJECT,
@@ -35,8 +35,8 @@ from tryon.handlers.api.models import (
 )
 from tryon.job_record import JobStatus
 from tryon.jobs import job_view
-from tryon.stages import api_requests
-from tryon.wiring import stage_context
+from tryon.stages import api_requests, webhooks
+from tryon.wiring import stage_context, webhook_context
 
 # What the OpenAPI document says of the API as a whole (/v1/openapi.json, /v1/docs).
 OPENAPI = {"title": "Try-on API", "version": "1", "security": [{"bearer": []}],
@@ -48,6 +48,7 @@ IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="[integration, key]",
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.enable_swagger(path="/docs", **OPENAPI)
+app.include_router(webhook_routes.router)
 
 
 @app.get("/openapi.json", include_in_schema=False)
@@ -78,7 +79,9 @@ def create_looks(manifest: LooksRequest,
                  ) -> Accepted:
     who = caller(app)
     request = {"integration": who.name, "key": idempotency_key,
-               "manifest": manifest.root,
+               "manifest": webhooks.with_named_webhook(webhook_context(), who.name,
+                                                       manifest.root)
+               if "webhook" in manifest.root else manifest.root,
                # A retried request writes to the same manifest key (never a second one).
                "name": ("key-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
                         if idempotency_key else app.current_event.request_context.request_id)}
