@@ -10,10 +10,11 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from tryon.adapters.batches import BATCH_KEPT
 from tryon.adapters.jobs import check_fields, check_transition
 from tryon.adapters.provider_memory import DURATION_PLACES
 from tryon.adapters.slots import QUEUE_PK, queue_entry, start_of, turn_clock, turn_end
-from tryon.job_record import JobRecord, JobStatus
+from tryon.job_record import BILLING_FIELDS, JobRecord, JobStatus
 
 
 class FakeJobs:
@@ -68,6 +69,15 @@ class FakeJobs:
         more = page and any(j.owner_order < page[-1].owner_order for j in mine)
         return copy.deepcopy(page), (page[-1].owner_order if more else None)
 
+    def erase(self, job_id: str, now: float) -> JobRecord | None:
+        job = self.records.get(job_id)
+        if job is None or not job.ended:
+            return None
+        kept = {k: v for k, v in dataclasses.asdict(job).items() if k in BILLING_FIELDS}
+        kept["erased_at"] = job.erased_at or now
+        self.records[job_id] = JobRecord(**kept)
+        return copy.deepcopy(self.records[job_id])
+
     def _apply(self, job: JobRecord, fields: dict[str, Any], timeline: dict | None,
                increment: dict | None, remove: Iterable[str]) -> None:
         changes = {k: copy.deepcopy(v) for k, v in fields.items() if v is not None}
@@ -111,6 +121,14 @@ class FakeBatches:
 
     def release_notification(self, batch_id: str) -> None:
         self.items[batch_id].pop("notified_at", None)
+
+    def erase(self, batch_id: str, now: float) -> dict[str, Any] | None:
+        batch = self.items.get(batch_id)
+        if batch is None:
+            return None
+        self.items[batch_id] = {k: v for k, v in batch.items() if k in BATCH_KEPT}
+        self.items[batch_id].setdefault("erased_at", now)
+        return copy.deepcopy(self.items[batch_id])
 
 
 class FakeSlots:

@@ -164,6 +164,10 @@ def result_links(ctx: Context, who: Integration, job_id: str) -> dict[str, Any]:
     """Short-lived links to a succeeded job's image and its sidecar."""
     job = owned_job(ctx, who, job_id)
     result = job.result or {}
+    if job.erased_at:
+        raise Problem(410, "JobErased", f"job {job_id} was erased (DELETE /v1/jobs/{job_id}): "
+                      "its image and sidecar are gone for good; make the look again for a "
+                      "new one")
     if job.status != JobStatus.SUCCEEDED or "key" not in result:
         raise Problem(409, "NoResult", f"job {job_id} is {job.status}: only a SUCCEEDED job "
                       "has a result; its status says when it ends")
