@@ -307,11 +307,25 @@ class FakeLimitNotes:
 
 
 class FakeIntegrations:
-    """The integration records intake reads; the rest of tryon.adapters.integrations
-    (keys, quotas) is tested on moto."""
+    """The integration records intake reads and the upload counters the API counts,
+    with the real one's all-or-none condition; the rest of
+    tryon.adapters.integrations (keys, image quotas) is tested on moto."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.uploads: dict[tuple[str, str], dict[str, int]] = {}
+
+    def charge_uploads(self, name: str, day: str, forms: int, size: int, *, max_forms: int,
+                       max_bytes: int, now: float) -> bool:
+        used = self.uploads.setdefault((name, day), {"forms": 0, "bytes": 0})
+        if used["forms"] + forms > max_forms or used["bytes"] + size > max_bytes:
+            return False
+        used["forms"] += forms
+        used["bytes"] += size
+        return True
+
+    def uploads_used(self, name: str, day: str) -> dict[str, int]:
+        return dict(self.uploads.get((name, day), {"forms": 0, "bytes": 0}))
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self.items.get(name)

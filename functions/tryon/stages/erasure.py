@@ -18,13 +18,6 @@ from tryon.jobs import API_MANIFEST_PREFIX, MANIFEST_PREFIX, NORMALIZED_PREFIX, 
 from tryon.stages.api_requests import Problem, owned_batch, owned_job
 from tryon.stages.context import Context
 
-# The tag upload forms give an upload, and accepted looks change: the inbox's lifecycle
-# rule expires uploads/ objects still tagged false (template.yaml, UnreferencedUploadDays).
-REFERENCED_TAG = "tryon-referenced"
-UNREFERENCED = {REFERENCED_TAG: "false"}
-REFERENCED = {REFERENCED_TAG: "true"}
-
-
 class CannotErase(Exception):
     """Something still uses the data: `code` says what (the API answers 409)."""
 
