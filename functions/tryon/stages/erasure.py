@@ -18,6 +18,7 @@ from tryon.jobs import API_MANIFEST_PREFIX, MANIFEST_PREFIX, NORMALIZED_PREFIX, 
 from tryon.stages.api_requests import Problem, owned_batch, owned_job
 from tryon.stages.context import Context
 
+
 class CannotErase(Exception):
     """Something still uses the data: `code` says what (the API answers 409)."""
 

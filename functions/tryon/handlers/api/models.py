@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from tryon.handlers.api.problems import PROBLEM_TYPE
-from tryon.manifest import manifest_schema
 from tryon.image_rules import MAX_INPUT_BYTES
+from tryon.manifest import manifest_schema
 from tryon.stages.api_requests import UPLOAD_TYPES
 
 
