@@ -13,7 +13,7 @@ from tryon.stages import erasure
 from tryon.wiring import stage_context
 
 router = Router()
-ERASED = {204: {"description": "Erased: every version of its objects is gone"}}
+ERASED = {204: {"description": "Erased: every version of its objects is gone", "content": {}}}
 
 
 def _erased() -> Response:
