@@ -1,5 +1,7 @@
 """Erasure on the in-memory fakes: what goes, what stays, and what is refused."""
 
+import dataclasses
+
 import pytest
 from fakes import INBOX, RESULTS
 from tryon.adapters.integrations import Integration
@@ -35,6 +37,12 @@ def job(fake, job_id, status=JobStatus.SUCCEEDED, person=PERSON, owner="acme", *
         result=result or None, result_stem=stem, usage={"image_count": 1},
         budget_day="2026-11-18", look_id="anna", attributes={"customer": "anna@example.com"},
         batch_id=fields.pop("batch_id", None), **fields)
+
+
+def ended(fake, job_id):
+    """The job ends (CANCELED), as a cancel would leave it."""
+    fake.jobs.records[job_id] = dataclasses.replace(fake.jobs.records[job_id],
+                                                    status=JobStatus.CANCELED)
 
 
 def test_an_open_job_is_refused_and_nothing_is_deleted(fake):
@@ -82,8 +90,7 @@ def test_an_upload_another_live_job_names_is_kept_until_that_job_ends(fake):
         erasure.erase_upload_of(fake.ctx, ACME, PERSON)
     assert (in_use.value.status, in_use.value.code) == (409, "UploadInUse")
     assert "j2" in in_use.value.message
-    fake.jobs.records["j2"] = fake.jobs.records["j2"].__class__(
-        **{**fake.jobs.records["j2"].__dict__, "status": JobStatus.CANCELED})
+    ended(fake, "j2")
     erasure.erase_upload_of(fake.ctx, ACME, PERSON)
     assert fake.storage.describe(INBOX, PERSON) is None
     assert fake.storage.describe(INBOX, NORMALIZED) is None  # the copy made of it
@@ -170,8 +177,7 @@ def test_a_whole_integration_is_refused_while_a_job_is_open_then_goes(fake):
     fake.storage.put(INBOX, "uploads/acme/orphan/never-named.jpg", b"x")
     with pytest.raises(CannotErase):
         erasure.erase_integration(fake.ctx, "acme")
-    fake.jobs.records["j2"] = fake.jobs.records["j2"].__class__(
-        **{**fake.jobs.records["j2"].__dict__, "status": JobStatus.CANCELED})
+    ended(fake, "j2")
     other = job(fake, "k1", owner="other", person="uploads/other/p/person.jpg")
     erased = erasure.erase_integration(fake.ctx, "acme")
     assert (erased.jobs, erased.batches) == (2, 1)
