@@ -185,3 +185,23 @@ def test_a_whole_integration_is_refused_while_a_job_is_open_then_goes(fake):
     assert fake.storage.versions(INBOX, "jobs/api/acme/") == []
     assert fake.storage.describe(INBOX, "uploads/other/p/person.jpg") is not None
     assert fake.storage.describe(RESULTS, other.result_stem + ".png") is not None
+
+
+def test_the_operators_command_says_what_it_erased_and_why_it_would_not(fake):
+    from tryon_ops import data
+    from tryon_ops.operations import OperatorError, Target
+
+    target = Target("the test stack", None, fake.ctx, {}, None)
+    job(fake, "j1", status=JobStatus.SUBMITTED)
+    with pytest.raises(OperatorError, match="cannot erase: job j1 is SUBMITTED"):
+        data.erase(target, job="j1")
+    ended(fake, "j1")
+    erased = data.erase(target, job="j1")
+    assert (erased["erased"], erased["jobs"], erased["objects"]) == ("job j1", 1, 3)  # no result: it was canceled
+    assert data.format_erased(erased).startswith("erased job j1: 3 objects (3 versions")
+    with pytest.raises(OperatorError, match="not an upload key"):
+        data.erase(target, upload="models/anna.jpg")
+    with pytest.raises(OperatorError, match="no such job or batch 'nope'"):
+        data.erase(target, job="nope")
+    with pytest.raises(OperatorError, match="not an integration name"):
+        data.erase(target, integration="Not A Name")
