@@ -197,7 +197,7 @@ def test_the_operators_command_says_what_it_erased_and_why_it_would_not(fake):
         data.erase(target, job="j1")
     ended(fake, "j1")
     erased = data.erase(target, job="j1")
-    assert (erased["erased"], erased["jobs"], erased["objects"]) == ("job j1", 1, 3)  # no result: it was canceled
+    assert (erased["erased"], erased["jobs"], erased["objects"]) == ("job j1", 1, 3)  # no result
     assert data.format_erased(erased).startswith("erased job j1: 3 objects (3 versions")
     with pytest.raises(OperatorError, match="not an upload key"):
         data.erase(target, upload="models/anna.jpg")
