@@ -131,6 +131,8 @@ class JobRecord:
     error: dict[str, Any] | None = None
     notified_at: float | None = None
     timeline: dict[str, float] = field(default_factory=dict)
+    # Erasure (tryon.stages.erasure): its images gone, the record cut to BILLING_FIELDS.
+    erased_at: float | None = None
 
     @property
     def ended(self) -> bool:
@@ -162,6 +164,12 @@ class JobRecord:
 
 
 JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(JobRecord))
+# What an erased job keeps: who asked, which model made what, its status and times, what
+# was billed (usage; the price is the model's) and the day its budget place counted in.
+# No input, result, look id, attribute, instruction or error text: nothing of the person.
+BILLING_FIELDS = frozenset({"job_id", "status", "owner", "owner_order", "model", "batch_id",
+                            "provider_task_id", "usage", "budget_day", "timeline",
+                            "submit_attempts", "erased_at"})
 STORAGE_KEYS = frozenset({"pk", "sk", "expires_at"})
 
 

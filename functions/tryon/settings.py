@@ -66,6 +66,10 @@ class Settings:
     input_transport: str  # "presigned-url" | "provider-upload"
     inbox_bucket: str = ""  # where the API writes its looks' manifests and uploads go
     integration_daily_quota: int = 100  # an API integration's images per day, unless set
+    # Upload forms an integration may ask for per UTC day, and the bytes they may
+    # declare (its own, `tryon keys set --upload-forms/--upload-bytes`, unless set).
+    upload_forms_per_day: int = 1000
+    upload_bytes_per_day: int = 2 * 1024**3
     # Whether bucket manifests may carry a retailer's instruction: free text sent to the
     # provider account every tenant shares (API integrations: allowed one by one).
     allow_manifest_instructions: bool = False
@@ -121,6 +125,8 @@ class Settings:
             input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
             inbox_bucket=env.get("INBOX_BUCKET", ""),
             integration_daily_quota=int(env.get("INTEGRATION_DAILY_QUOTA", "100")),
+            upload_forms_per_day=int(env.get("UPLOAD_FORMS_PER_DAY", "1000")),
+            upload_bytes_per_day=int(env.get("UPLOAD_BYTES_PER_DAY", str(2 * 1024**3))),
             allow_manifest_instructions=env.get("ALLOW_MANIFEST_INSTRUCTIONS") == "true",
             # Local runs only: a short read timeout for tests, and a faster clock.
             webhook_queue_url=env.get("WEBHOOK_QUEUE_URL", ""),

@@ -184,8 +184,14 @@ def _function_name(arn: str) -> str:
 
 def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     """CloudFormation's spelling of a lifecycle rule, in the S3 API's."""
+    tags = [{"Key": tag["Key"], "Value": str(tag["Value"])} for tag in rule.get("TagFilters", [])]
+    prefix = rule.get("Prefix", "")
+    # One tag and no prefix is a Tag filter; a prefix with tags, or several tags, And.
+    match = ({"Prefix": prefix} if not tags else
+             {"Tag": tags[0]} if len(tags) == 1 and not prefix else
+             {"And": {"Prefix": prefix, "Tags": tags} if prefix else {"Tags": tags}})
     api: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule["Status"],
-                           "Filter": {"Prefix": rule.get("Prefix", "")}}
+                           "Filter": match}
     if "ExpirationInDays" in rule:
         api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
     if "NoncurrentVersionExpiration" in rule:

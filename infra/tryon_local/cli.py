@@ -4,7 +4,7 @@
   tryon local run --person P ...  your own images (or --manifest FILE --images DIR)
   tryon emulator --port N         the DashScope emulator as a server
   tryon local serve [--port N]    the local stack and its HTTP API, until interrupted
-  tryon jobs|keys|budget|limits   operate a stack: --stack NAME (deployed) or --local
+  tryon jobs|keys|data|budget|limits   operate a stack: --stack NAME or --local
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tryon.job_record import JobStatus
 from tryon.models.registry import MODEL_IDS
+from tryon_ops import data
 from tryon_ops import operations as ops
 
 from tryon_local.driver import DEMO_RETIRED_MODEL, LookRequest, format_table, run, send_demo
@@ -175,6 +176,10 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
     keys_set.add_argument("--max-in-flight", type=int, metavar="N",
                           help="at most N of its looks hold a model's slots at once; its "
                           "others wait their turn (0 removes the cap)")
+    keys_set.add_argument("--upload-forms", type=int, metavar="N", help="its upload forms "
+                          "per UTC day (default: the stack's UploadFormsPerDay)")
+    keys_set.add_argument("--upload-bytes", type=int, metavar="N", help="the bytes its upload "
+                          "forms may declare per UTC day (default: UploadBytesPerDay)")
     command(keys_commands, "list", _keys_list,
             "integrations, keys, quotas, instruction allowed (no secrets)")
     revoke = command(keys_commands, "revoke", _keys_revoke,
@@ -193,6 +198,19 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
     command(keys_commands, "migrate", _keys_migrate, "once, after deploying the version with "
             "the credentials table: move integrations, keys, principals, quotas and the "
             "budget override there from the jobs table")
+
+    data_parser = commands.add_parser("data", help="erase an integration's data for good")
+    data_commands = data_parser.add_subparsers(dest="data_command", required=True)
+    erase = command(data_commands, "erase", _data_erase, "erase, with every S3 version: an "
+                    "integration's everything, or one job, batch or upload")
+    what = erase.add_mutually_exclusive_group(required=True)
+    what.add_argument("--integration", metavar="NAME", help="all its uploads, jobs, batches, "
+                      "manifests and results (its job records cut to their billing fields)")
+    what.add_argument("--job", metavar="ID", help="one ended job")
+    what.add_argument("--batch", metavar="ID", help="one ended batch and its jobs")
+    what.add_argument("--upload", metavar="KEY", help="one upload (uploads/<integration>/...)")
+    erase.add_argument("--and-keys", action="store_true", help="with --integration: also its "
+                       "API keys, IAM principals and settings (it can no longer call)")
 
     budget = commands.add_parser("budget", help="the daily image budget")
     budget_commands = budget.add_subparsers(dest="budget_command", required=True)
@@ -295,16 +313,23 @@ def _keys_set(target: ops.Target, args: argparse.Namespace) -> int:
         ("allow_instruction", args.allow_instruction), ("share", args.share),
         ("priorities", args.priorities), ("budget_share", args.budget_share),
         ("max_in_flight", args.max_in_flight)) if value is not None}
-    if not values:
+    uploads = args.upload_forms is not None or args.upload_bytes is not None
+    if not values and not uploads:
         raise ops.OperatorError("nothing to set: give --allow-instruction, --share, "
-                                "--priorities, --budget-share or --max-in-flight")
+                                "--priorities, --budget-share, --max-in-flight, "
+                                "--upload-forms or --upload-bytes")
     for cap in ("budget_share", "max_in_flight"):
         if values.get(cap) == 0:
             values[cap] = None  # no cap
-    changed = ops.set_settings(target, args.name, values)
+    changed = ops.set_settings(target, args.name, values) if values else {"name": args.name}
+    lines = [f"{name.replace('_', ' ')} {_setting(value)}" for name, value in values.items()]
+    if uploads:
+        quotas = ops.set_upload_quota(target, args.name, args.upload_forms, args.upload_bytes)
+        changed.update(quotas)
+        lines.append(f"upload quota {quotas['upload_forms']} forms and "
+                     f"{quotas['upload_bytes']} bytes a day")
     _warn_of_quotas(target, ops.list_keys(target))
-    return _show(args, changed, f"integration {args.name}: " + "; ".join(
-        f"{name.replace('_', ' ')} {_setting(value)}" for name, value in values.items()))
+    return _show(args, changed, f"integration {args.name}: " + "; ".join(lines))
 
 
 def _setting(value) -> str:
@@ -351,6 +376,14 @@ def _keys_migrate(target: ops.Target, args: argparse.Namespace) -> int:
     moved = ops.migrate_credentials(target)
     counts = ", ".join(f"{count} {kind}" for kind, count in sorted(moved.items()))
     return _show(args, moved, f"moved to the credentials table: {counts or 'nothing'}")
+
+
+def _data_erase(target: ops.Target, args: argparse.Namespace) -> int:
+    if args.and_keys and not args.integration:
+        raise ops.OperatorError("--and-keys goes with --integration NAME")
+    erased = data.erase(target, integration=args.integration, job=args.job, batch=args.batch,
+                        upload=args.upload, and_keys=args.and_keys)
+    return _show(args, erased, data.format_erased(erased))
 
 
 def _budget_show(target: ops.Target, args: argparse.Namespace) -> int:

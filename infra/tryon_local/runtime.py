@@ -113,6 +113,48 @@ def _s3_events_name_versions() -> None:
     notifications._get_s3_event = _get_s3_event
 
 
+def _s3_post_forms_keep_their_policy() -> None:
+    """moto stores a presigned POST's file whatever the form's policy says, and drops
+    its `tagging` field. Refuse a file outside the policy's content-length-range (400
+    EntityTooLarge/EntityTooSmall, as S3 does) and tag the object with the form's
+    Tagging document, so that upload forms size and tag locally as they do in AWS (the
+    unreferenced-upload lifecycle rule filters on that tag)."""
+    import base64
+
+    import xmltodict
+    from moto.s3.responses import S3Response
+
+    original = S3Response._bucket_response_post
+    if getattr(original, "keeps_policy", False):
+        return
+
+    def _bucket_response_post(self: Any, request: Any, bucket_name: str) -> Any:
+        form = getattr(self, "form_data", None) or {}
+        if "key" not in form or "policy" not in form:
+            return original(self, request, bucket_name)
+        conditions = json.loads(base64.b64decode(form["policy"])).get("conditions", [])
+        size = len(self.body or b"")
+        for condition in conditions:
+            if isinstance(condition, list) and condition[0] == "content-length-range":
+                low, high = int(condition[1]), int(condition[2])
+                if not low <= size <= high:
+                    code = "EntityTooLarge" if size > high else "EntityTooSmall"
+                    return 400, {"Content-Type": "application/xml"}, (
+                        f"<Error><Code>{code}</Code><Message>Your proposed upload is "
+                        f"{size} bytes, outside {low}-{high}</Message></Error>")
+        answer = original(self, request, bucket_name)
+        if form.get("tagging"):
+            tags = xmltodict.parse(form["tagging"], force_list={"Tag": True})
+            stored = self.backend.get_object(bucket_name, self.querystring["key"][0])
+            self.backend.put_object_tagging(stored, {
+                tag["Key"]: tag.get("Value") or ""
+                for tag in tags["Tagging"]["TagSet"]["Tag"]})
+        return answer
+
+    _bucket_response_post.keeps_policy = True  # type: ignore[attr-defined]
+    S3Response._bucket_response_post = _bucket_response_post
+
+
 class DynamoWriteCounter:
     """Counts DynamoDB write requests (conditional ones that fail included: they are
     billed too), by operation, for the benchmarks. Wraps moto's backend methods."""
@@ -202,6 +244,7 @@ class LocalStack:
         install_moto_hook(self.lambdas)
         _scale_step_functions_time(self.options.speedup)
         _s3_events_name_versions()
+        _s3_post_forms_keep_their_policy()
         self.dynamodb_writes = DynamoWriteCounter()
 
         self.clients = EndpointSession(boto3.Session(region_name=REGION, **FAKE_CREDENTIALS),

@@ -329,14 +329,34 @@ def set_settings(target: Target, name: str, values: dict[str, Any]) -> dict[str,
     return {"name": name, **values}
 
 
+def set_upload_quota(target: Target, name: str, forms: int | None, size: int | None
+                     ) -> dict[str, Any]:
+    """An integration's own upload quotas: forms and declared bytes per UTC day (over
+    the stack's UploadFormsPerDay and UploadBytesPerDay)."""
+    if any(value is not None and value < 1 for value in (forms, size)):
+        raise OperatorError("an upload quota is 1 or more (forms, or bytes)")
+    try:
+        target.integrations.set_upload_quota(name, forms, size)
+    except KeyError as exc:
+        raise OperatorError(f"cannot set: {exc.args[0]}") from None
+    item = target.integrations.get(name) or {}
+    settings = target.ctx.settings
+    return {"name": name,
+            "upload_forms": int(item.get("upload_forms") or settings.upload_forms_per_day),
+            "upload_bytes": int(item.get("upload_bytes") or settings.upload_bytes_per_day)}
+
+
 def list_keys(target: Target) -> list[dict[str, Any]]:
     """Every integration, its keys (never their hashes), quota (at most its share of the
     budget) and today's use."""
     day = utc_day(target.ctx.clock())  # quotas and budgets count the pipeline clock's day
-    limit = budget(target)["limit"]
+    limit, settings = budget(target)["limit"], target.ctx.settings
     return [{**item, "daily_quota": _quota(target, item, limit),
              "quota_is_default": item.get("daily_quota") is None,
-             "used_today": target.integrations.quota_used(item["name"], day)}
+             "used_today": target.integrations.quota_used(item["name"], day),
+             "upload_forms": int(item.get("upload_forms") or settings.upload_forms_per_day),
+             "upload_bytes": int(item.get("upload_bytes") or settings.upload_bytes_per_day),
+             "uploads_today": target.integrations.uploads_used(item["name"], day)}
             for item in target.integrations.list()]
 
 
@@ -488,9 +508,12 @@ def format_keys(integrations: list[dict[str, Any]]) -> str:
                      if item.get("budget_share") is not None else "")
         cap = (f"; at most {item['max_in_flight']} slots of a model"
                if item.get("max_in_flight") is not None else "")
+        uploads = item.get("uploads_today") or {"forms": 0, "bytes": 0}
         lines.append(f"{item['name']}: {state}; {item['used_today']} of {quota} images "
                      f"used today (UTC){of_budget}; instruction {instruction}; share "
-                     f"{item['share']:g}; priorities {', '.join(item['priorities'])}{cap}")
+                     f"{item['share']:g}; priorities {', '.join(item['priorities'])}{cap}; "
+                     f"uploads {uploads['forms']} of {item.get('upload_forms')} forms, "
+                     f"{uploads['bytes']} of {item.get('upload_bytes')} bytes")
         for key in item["keys"]:
             revoked = f", revoked {_when(key['revoked_at'])}" if key.get("revoked_at") else ""
             lines.append(f"  key {key['key_id']}  created {_when(key['created_at'])}{revoked}")

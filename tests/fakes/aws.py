@@ -8,7 +8,7 @@ import copy
 import json
 from typing import Any
 
-from tryon.adapters.storage import ResultKeyTaken
+from tryon.adapters.storage import ResultKeyTaken, tagging_document
 
 
 class Failing:
@@ -29,6 +29,7 @@ class FakeStorage(Failing):
     def __init__(self) -> None:
         # (bucket, key) -> its versions, oldest first
         self.objects: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.forms: list[dict[str, Any]] = []  # upload forms issued: key, max_bytes, tags
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "image/jpeg") -> str:
         """A test's upload; returns its version id."""
@@ -73,9 +74,45 @@ class FakeStorage(Failing):
         return {"version_id": version["version_id"], "etag": version["etag"]}
 
     def presign_post(self, bucket: str, key: str, content_type: str, max_bytes: int,
-                     expires_in: int) -> dict[str, Any]:
-        return {"url": f"https://{bucket}.s3.fake/", "fields": {"key": key,
-                                                               "Content-Type": content_type}}
+                     expires_in: int, tags: dict[str, str] | None = None) -> dict[str, Any]:
+        self.forms.append({"key": key, "max_bytes": max_bytes, "tags": dict(tags or {})})
+        return {"url": f"https://{bucket}.s3.fake/", "fields": {
+            "key": key, "Content-Type": content_type,
+            **({"tagging": tagging_document(tags)} if tags else {})}}
+
+    def post(self, bucket: str, form: dict[str, Any], data: bytes) -> str:
+        """A caller's upload through a form: refused (ValueError, as S3's 400) past its
+        size range; stored with the form's tags. Returns its version id."""
+        key = form["fields"]["key"]
+        issued = next(f for f in reversed(self.forms) if f["key"] == key)
+        if not 1 <= len(data) <= issued["max_bytes"]:
+            raise ValueError(f"EntityTooLarge/TooSmall: {len(data)} bytes for {key}")
+        version = self.put(bucket, key, data, form["fields"]["Content-Type"])
+        self._version(bucket, key, None)["tags"] = dict(issued["tags"])
+        return version
+
+    def tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
+        self._maybe_fail()
+        current = self._version(bucket, key, None)
+        if current is None:
+            raise KeyError(f"NoSuchKey: s3://{bucket}/{key}")
+        current["tags"] = dict(tags)
+
+    def tags(self, bucket: str, key: str) -> dict[str, str]:
+        return dict((self._version(bucket, key, None) or {}).get("tags", {}))
+
+    def versions(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        return [{"key": key, "version_id": v["version_id"], "delete_marker": False}
+                for (b, key), versions in sorted(self.objects.items())
+                if b == bucket and key.startswith(prefix) for v in versions]
+
+    def erase(self, bucket: str, prefix: str, *, exact: bool = True) -> dict[str, int]:
+        self._maybe_fail()
+        counts = {}
+        for (b, key) in list(self.objects):
+            if b == bucket and (key == prefix if exact else key.startswith(prefix)):
+                counts[key] = len(self.objects.pop((b, key)))
+        return counts
 
     def presign_get(self, bucket: str, key: str, expires_in: int,
                     version_id: str | None = None) -> str:

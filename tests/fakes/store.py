@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from tryon.adapters.batches import BATCH_KEPT
 from tryon.adapters.integrations import SETTINGS
 from tryon.adapters.jobs import check_fields, check_transition
 from tryon.adapters.provider_memory import DURATION_PLACES
@@ -22,7 +23,7 @@ from tryon.adapters.slots import (
     turn_clock,
     turn_end,
 )
-from tryon.job_record import JobRecord, JobStatus
+from tryon.job_record import BILLING_FIELDS, JobRecord, JobStatus
 
 
 class FakeJobs:
@@ -77,6 +78,15 @@ class FakeJobs:
         more = page and any(j.owner_order < page[-1].owner_order for j in mine)
         return copy.deepcopy(page), (page[-1].owner_order if more else None)
 
+    def erase(self, job_id: str, now: float) -> JobRecord | None:
+        job = self.records.get(job_id)
+        if job is None or not job.ended:
+            return None
+        kept = {k: v for k, v in dataclasses.asdict(job).items() if k in BILLING_FIELDS}
+        kept["erased_at"] = job.erased_at or now
+        self.records[job_id] = JobRecord(**kept)
+        return copy.deepcopy(self.records[job_id])
+
     def _apply(self, job: JobRecord, fields: dict[str, Any], timeline: dict | None,
                increment: dict | None, remove: Iterable[str]) -> None:
         changes = {k: copy.deepcopy(v) for k, v in fields.items() if v is not None}
@@ -120,6 +130,14 @@ class FakeBatches:
 
     def release_notification(self, batch_id: str) -> None:
         self.items[batch_id].pop("notified_at", None)
+
+    def erase(self, batch_id: str, now: float) -> dict[str, Any] | None:
+        batch = self.items.get(batch_id)
+        if batch is None:
+            return None
+        self.items[batch_id] = {k: v for k, v in batch.items() if k in BATCH_KEPT}
+        self.items[batch_id].setdefault("erased_at", now)
+        return copy.deepcopy(self.items[batch_id])
 
 
 class FakeSlots:
@@ -311,11 +329,25 @@ class FakeLimitNotes:
 
 
 class FakeIntegrations:
-    """The integration records intake reads; the rest of tryon.adapters.integrations
-    (keys, quotas) is tested on moto."""
+    """The integration records intake reads and the upload counters the API counts,
+    with the real one's all-or-none condition; the rest of
+    tryon.adapters.integrations (keys, image quotas) is tested on moto."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.uploads: dict[tuple[str, str], dict[str, int]] = {}
+
+    def charge_uploads(self, name: str, day: str, forms: int, size: int, *, max_forms: int,
+                       max_bytes: int, now: float) -> bool:
+        used = self.uploads.setdefault((name, day), {"forms": 0, "bytes": 0})
+        if used["forms"] + forms > max_forms or used["bytes"] + size > max_bytes:
+            return False
+        used["forms"] += forms
+        used["bytes"] += size
+        return True
+
+    def uploads_used(self, name: str, day: str) -> dict[str, int]:
+        return dict(self.uploads.get((name, day), {"forms": 0, "bytes": 0}))
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self.items.get(name)

@@ -285,6 +285,38 @@ def test_only_the_api_writes_where_a_key_says_whose_a_job_or_upload_is():
     assert "OperatorRoleArns" in json.dumps(condition)
 
 
+def test_only_the_api_erases_or_tags_where_a_key_says_whose_an_upload_is():
+    for action in ("s3:DeleteObjectVersion", "s3:PutObjectTagging"):
+        key = "uploads/acme/1/person.jpg"
+        assert _denied("InboxBucketPolicy", "IntakeFunctionRole", action, key), action
+        assert not _denied("InboxBucketPolicy", "ApiFunctionRole", action, key), action
+
+
+def test_the_api_lists_and_deletes_versions_only_under_the_prefixes_erasure_needs():
+    s3 = [s for s in _statements(FUNCTIONS["ApiFunction"])
+          if any(a in ("s3:ListBucketVersions", "s3:DeleteObjectVersion", "s3:PutObjectTagging")
+                 for a in _listed(s["Action"]))]
+    granted = {(a, json.dumps(r, sort_keys=True), json.dumps(s.get("Condition"), sort_keys=True))
+               for s in s3 for a in _listed(s["Action"]) for r in _listed(s["Resource"])}
+    inbox_keys = ["uploads/*", "jobs/api/*", "normalized/*"]
+    expected = {("s3:PutObjectTagging",
+                 json.dumps({"Fn::Sub": "${InboxBucket.Arn}/uploads/*"}), "null"),
+                ("s3:ListBucketVersions", json.dumps({"Fn::GetAtt": ["InboxBucket", "Arn"]}),
+                 json.dumps({"StringLike": {"s3:prefix": inbox_keys}}, sort_keys=True)),
+                ("s3:ListBucketVersions", json.dumps({"Fn::GetAtt": ["ResultsBucket", "Arn"]}),
+                 json.dumps({"StringLike": {"s3:prefix": "looks/api/*"}}, sort_keys=True)),
+                ("s3:DeleteObjectVersion",
+                 json.dumps({"Fn::Sub": "${ResultsBucket.Arn}/looks/api/*"}), "null"),
+                *(("s3:DeleteObjectVersion", json.dumps({"Fn::Sub": f"${{InboxBucket.Arn}}/{k}"}),
+                   "null") for k in inbox_keys)}
+    assert granted == expected
+    # No other function erases anything.
+    for name, spec in FUNCTIONS.items():
+        if name != "ApiFunction":
+            actions = {a for s in _statements(spec) for a in _listed(s["Action"])}
+            assert not actions & {"s3:DeleteObjectVersion", "s3:ListBucketVersions"}, name
+
+
 def test_buckets_refuse_old_tls_and_tables_cannot_be_deleted_by_accident():
     for policy in ("InboxBucketPolicy", "ResultsBucketPolicy"):
         conditions = [s.get("Condition", {}) for s in

@@ -8,6 +8,8 @@ from typing import Any
 from tryon.adapters.dynamo import RECORD_TTL_SECONDS, Table, applied, from_dynamo, to_dynamo
 
 BATCH_PK, BATCH_SK = "BATCH#", "BATCH"
+BATCH_KEPT = frozenset({"batch_id", "owner", "owner_order", "job_ids", "ended_jobs",
+                        "notified_at", "expires_at", "erased_at"})
 
 
 def _key(batch_id: str) -> dict[str, str]:
@@ -42,6 +44,17 @@ class BatchRepository:
                        ConditionExpression="attribute_exists(pk) AND "
                                            "attribute_not_exists(notified_at)",
                        ExpressionAttributeValues={":now": to_dynamo(now)})
+
+    def erase(self, batch_id: str, now: float) -> dict[str, Any] | None:
+        """Cut the batch's record to its ids, owner and the ended jobs, marked
+        `erased_at`: its source and attributes go. None when there is no such batch."""
+        item = self._t.read(_key(batch_id))
+        if not item:
+            return None
+        kept = {k: v for k, v in item.items() if k in BATCH_KEPT}
+        kept.setdefault("erased_at", now)
+        self._t.table.put_item(Item=to_dynamo({**_key(batch_id), **kept}))
+        return kept
 
     def release_notification(self, batch_id: str) -> None:
         self._t.table.update_item(Key=_key(batch_id), UpdateExpression="REMOVE notified_at")

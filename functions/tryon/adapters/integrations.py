@@ -26,6 +26,7 @@ INTEGRATIONS_PK = "INTEGRATIONS"  # one item per integration (sk: its name): one
 KEY_PK, KEY_SK = "APIKEY#", "APIKEY"
 PRINCIPAL_PK, PRINCIPAL_SK = "PRINCIPAL#", "PRINCIPAL"
 QUOTA_PK, QUOTA_SK = "QUOTA#", "QUOTA"
+UPLOADS_SK = "UPLOADS"  # the day's upload forms and declared bytes, beside its images
 QUOTA_TTL_SECONDS = 35 * 24 * 3600
 # What the operator sets per integration (`tryon keys set`): instructions allowed; its
 # weight in the turns of waiting looks (tryon.adapters.slots); the priorities it may
@@ -194,6 +195,43 @@ class Integrations:
                 raise KeyError(f"no integration named {name!r}") from None
             raise
 
+    def set_upload_quota(self, name: str, forms: int | None, size: int | None) -> None:
+        """The integration's own upload quotas: forms and declared bytes per UTC day
+        (None leaves one as it is)."""
+        changes = {"upload_forms": forms, "upload_bytes": size}
+        sets = [f"{field} = :{field}" for field, value in changes.items() if value is not None]
+        if not sets:
+            return
+        try:
+            self._table.update_item(
+                Key={"pk": INTEGRATIONS_PK, "sk": name}, UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={f":{field}": value for field, value in changes.items()
+                                           if value is not None})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise KeyError(f"no integration named {name!r}") from None
+            raise
+
+    def forget(self, name: str) -> int:
+        """Delete the integration, its keys' records and its IAM principals' (erasure:
+        nothing of it stays in the table but its quota counters, which expire).
+        Returns the records deleted."""
+        item = self.get(name)
+        if item is None:
+            return 0
+        keys = [{"pk": KEY_PK + digest, "sk": KEY_SK}
+                for digest in item.get("keys_by_id", {}).values()]
+        principals = []
+        for arn in item.get("principals", ()):
+            record = self._table.get_item(Key={"pk": PRINCIPAL_PK + arn, "sk": PRINCIPAL_SK},
+                                          ConsistentRead=True).get("Item")
+            if record and record.get("name") == name:  # not one allowed for another since
+                principals.append({"pk": PRINCIPAL_PK + arn, "sk": PRINCIPAL_SK})
+        for key in [*keys, *principals, {"pk": INTEGRATIONS_PK, "sk": name}]:
+            self._table.delete_item(Key=key)
+        return len(keys) + len(principals) + 1
+
     def revoke(self, name: str, key_id: str | None, now: float) -> list[str]:
         """Revoke one key of the integration, or (no key id) all of them and its IAM
         principals. Returns the key ids revoked."""
@@ -243,6 +281,8 @@ class Integrations:
                 "priorities": list(item.get("priorities") or PRIORITIES),
                 "budget_share": item.get("budget_share"),
                 "max_in_flight": item.get("max_in_flight"),
+                "upload_forms": item.get("upload_forms"),
+                "upload_bytes": item.get("upload_bytes"),
                 "created_at": item.get("created_at"), "revoked_at": item.get("revoked_at"),
                 "principals": sorted(item.get("principals", ())), "keys": keys}
 
@@ -322,6 +362,34 @@ class Integrations:
         self._table.update_item(Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": QUOTA_SK},
                                 UpdateExpression="ADD used :minus",
                                 ExpressionAttributeValues={":minus": -count})
+
+    def charge_uploads(self, name: str, day: str, forms: int, size: int, *, max_forms: int,
+                       max_bytes: int, now: float) -> bool:
+        """Count `forms` upload forms declaring `size` bytes against the day's upload
+        quotas, all or none; False (nothing counted) when either would be passed."""
+        if forms > max_forms or size > max_bytes:
+            return False
+        try:
+            self._table.update_item(
+                Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": UPLOADS_SK},
+                UpdateExpression="ADD forms :forms, declared_bytes :bytes SET expires_at = :ttl",
+                ConditionExpression="(attribute_not_exists(forms) OR forms <= :form_room) AND "
+                                    "(attribute_not_exists(declared_bytes) OR "
+                                    "declared_bytes <= :byte_room)",
+                ExpressionAttributeValues={":forms": forms, ":bytes": size,
+                                           ":form_room": max_forms - forms,
+                                           ":byte_room": max_bytes - size,
+                                           ":ttl": int(now) + QUOTA_TTL_SECONDS})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def uploads_used(self, name: str, day: str) -> dict[str, int]:
+        item = self._table.get_item(Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": UPLOADS_SK},
+                                    ConsistentRead=True).get("Item") or {}
+        return {"forms": int(item.get("forms", 0)), "bytes": int(item.get("declared_bytes", 0))}
 
     def quota_used(self, name: str, day: str) -> int:
         item = self._table.get_item(Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": QUOTA_SK},

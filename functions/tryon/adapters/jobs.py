@@ -8,7 +8,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from tryon.adapters.dynamo import RECORD_TTL_SECONDS, Table, applied, from_dynamo, to_dynamo
-from tryon.job_record import JOB_FIELDS, PROVIDER_CALLS, TRANSITIONS, JobRecord, JobStatus
+from tryon.job_record import (
+    BILLING_FIELDS,
+    JOB_FIELDS,
+    PROVIDER_CALLS,
+    TERMINAL_STATUSES,
+    TRANSITIONS,
+    JobRecord,
+    JobStatus,
+)
 
 JOB_PK, JOB_SK = "JOB#", "JOB"
 OWNER_INDEX = "owner"  # an integration's jobs (API requests), by time
@@ -87,6 +95,22 @@ class JobRepository:
         """The provider's request id of the job's last `call` (one of PROVIDER_CALLS)."""
         if request_id and call in PROVIDER_CALLS:
             self.update(job_id, **{f"last_{call}_request_id": request_id})
+
+    def erase(self, job_id: str, now: float) -> JobRecord | None:
+        """Cut an ended job's record to BILLING_FIELDS, marked `erased_at` (its first
+        erasure's time); None when there is no such ended job (nothing changed)."""
+        item = self._t.read(job_key(job_id))
+        if not item or JobStatus(item["status"]) not in TERMINAL_STATUSES:
+            return None
+        kept = {k: v for k, v in item.items() if k in BILLING_FIELDS | {"expires_at"}}
+        kept.setdefault("erased_at", now)
+        terminal = {f":s{i}": s.value for i, s in enumerate(sorted(TERMINAL_STATUSES))}
+        if not applied(self._t.table.put_item, Item=to_dynamo({**job_key(job_id), **kept}),
+                       ConditionExpression=f"#status IN ({', '.join(terminal)})",
+                       ExpressionAttributeNames={"#status": "status"},
+                       ExpressionAttributeValues=terminal):
+            return None
+        return JobRecord.from_item({k: v for k, v in kept.items() if k != "expires_at"})
 
     def owned(self, owner: str, *, status: str | None, limit: int,
               after: str | None) -> tuple[list[JobRecord], str | None]:

@@ -1,8 +1,10 @@
-"""S3 adapter: read uploads, hand inputs to the provider, store results."""
+"""S3 adapter: read uploads, hand inputs to the provider, store results, tag uploads
+and erase every version of an object."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape
 
 import boto3
 from botocore.exceptions import ClientError
@@ -13,6 +15,17 @@ if TYPE_CHECKING:  # only finalize downloads (and decodes) results
 
 class ResultKeyTaken(Exception):
     """A result key already holds another job's object (which is kept)."""
+
+
+class ErasureFailed(Exception):
+    """S3 kept a version it was asked to delete (the caller may try again)."""
+
+
+def tagging_document(tags: dict[str, str]) -> str:
+    """The XML Tagging document an upload form's `tagging` field carries."""
+    return "<Tagging><TagSet>" + "".join(
+        f"<Tag><Key>{escape(k)}</Key><Value>{escape(v)}</Value></Tag>"
+        for k, v in tags.items()) + "</TagSet></Tagging>"
 
 
 class ObjectStorage:
@@ -72,14 +85,52 @@ class ObjectStorage:
         return {"version_id": answer.get("VersionId"), "etag": answer["ETag"].strip('"')}
 
     def presign_post(self, bucket: str, key: str, content_type: str, max_bytes: int,
-                     expires_in: int) -> dict[str, Any]:
+                     expires_in: int, tags: dict[str, str] | None = None) -> dict[str, Any]:
         """An upload form ({"url", "fields"}) for exactly this key: S3 itself refuses
-        another content type, an empty file or one over max_bytes."""
-        return self._s3.generate_presigned_post(
-            Bucket=bucket, Key=key, Fields={"Content-Type": content_type},
-            Conditions=[{"Content-Type": content_type},
-                        ["content-length-range", 1, max_bytes]],
-            ExpiresIn=expires_in)
+        another content type, an empty file or one over max_bytes; with `tags`, the
+        object is stored with them (and the form refused without them)."""
+        fields = {"Content-Type": content_type}
+        conditions: list[Any] = [{"Content-Type": content_type},
+                                 ["content-length-range", 1, max_bytes]]
+        if tags:
+            fields["tagging"] = tagging_document(tags)
+            conditions.append({"tagging": fields["tagging"]})
+        return self._s3.generate_presigned_post(Bucket=bucket, Key=key, Fields=fields,
+                                                Conditions=conditions, ExpiresIn=expires_in)
+
+    def tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
+        """Replace the current version's tags (what lifecycle rules filter on)."""
+        self._s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={
+            "TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+
+    def versions(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        """[{"key", "version_id", "delete_marker"}] of every version and delete marker
+        under prefix (a versioned bucket keeps both until deleted by version)."""
+        found = []
+        for page in self._s3.get_paginator("list_object_versions").paginate(Bucket=bucket,
+                                                                            Prefix=prefix):
+            for kind, marker in (("Versions", False), ("DeleteMarkers", True)):
+                found += [{"key": v["Key"], "version_id": v["VersionId"],
+                           "delete_marker": marker} for v in page.get(kind, [])]
+        return found
+
+    def erase(self, bucket: str, prefix: str, *, exact: bool = True) -> dict[str, int]:
+        """Delete every version and delete marker of the key `prefix` (with `exact=False`:
+        of every key under it), for good. Returns {key: versions deleted}."""
+        doomed = [v for v in self.versions(bucket, prefix) if not exact or v["key"] == prefix]
+        for start in range(0, len(doomed), 1000):  # DeleteObjects takes 1000 at a time
+            chunk = doomed[start:start + 1000]
+            answer = self._s3.delete_objects(Bucket=bucket, Delete={"Quiet": True, "Objects": [
+                {"Key": v["key"], "VersionId": v["version_id"]} for v in chunk]})
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise ErasureFailed(f"s3://{bucket}/{first['Key']} (version "
+                                    f"{first.get('VersionId')}): {first.get('Code')} "
+                                    f"{first.get('Message')}")
+        counts: dict[str, int] = {}
+        for version in doomed:
+            counts[version["key"]] = counts.get(version["key"], 0) + 1
+        return counts
 
     def presign_get(self, bucket: str, key: str, expires_in: int,
                     version_id: str | None = None) -> str:

@@ -24,6 +24,7 @@ from tryon.jobs import (
     job_view,
     safe_name,
     unique_looks,
+    utc_day,
 )
 from tryon.manifest import (
     MAX_MANIFEST_BYTES,
@@ -37,6 +38,12 @@ from tryon.review import render_review
 from tryon.stages.admission import todays_budget
 from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.context import Context
+
+# The tag upload forms give an upload, and accepted looks change: the inbox's lifecycle
+# rule expires uploads/ objects still tagged false (template.yaml, UnreferencedUploadDays).
+REFERENCED_TAG = "tryon-referenced"
+UNREFERENCED = {REFERENCED_TAG: "false"}
+REFERENCED = {REFERENCED_TAG: "true"}
 
 # The image types an upload link accepts (what preflight can decode and some model takes).
 UPLOAD_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif",
@@ -54,18 +61,46 @@ class Problem(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def upload_links(ctx: Context, who: Integration, files: list[dict[str, str]]
+def upload_links(ctx: Context, who: Integration, files: list[dict[str, Any]]
                  ) -> list[dict[str, Any]]:
-    """One presigned POST form per file, under the integration's own prefix."""
+    """One presigned POST form per file, under the integration's own prefix, for at most
+    the bytes the file declared, counted against the integration's upload quotas. Each
+    upload is tagged unreferenced until looks name it (`REFERENCED_TAG`)."""
+    _charge_uploads(ctx, who, len(files), sum(int(file["size"]) for file in files))
     links = []
-    for file in files:  # of UPLOAD_TYPES (the handler's request model says so)
+    for file in files:  # of UPLOAD_TYPES, 1..MAX_INPUT_BYTES (the request model says so)
         key = (f"{UPLOADS_PREFIX}{who.name}/{uuid.uuid4().hex[:16]}/"
                f"{safe_name(file['name'], 'image')}")
         form = ctx.storage.presign_post(ctx.settings.inbox_bucket, key, file["content_type"],
-                                        MAX_INPUT_BYTES, UPLOAD_LINK_SECONDS)
+                                        min(int(file["size"]), MAX_INPUT_BYTES),
+                                        UPLOAD_LINK_SECONDS, tags=UNREFERENCED)
         links.append({"key": key, "url": form["url"], "fields": form["fields"],
                       "expires": int(time.time()) + UPLOAD_LINK_SECONDS})
     return links
+
+
+def _charge_uploads(ctx: Context, who: Integration, forms: int, size: int) -> None:
+    """Count the forms and declared bytes against the day's upload quotas (the
+    integration's own, or the stack's), or refuse them all: 429 UploadQuotaReached."""
+    own = ctx.integrations.get(who.name) or {}
+    max_forms = int(own.get("upload_forms") or ctx.settings.upload_forms_per_day)
+    max_bytes = int(own.get("upload_bytes") or ctx.settings.upload_bytes_per_day)
+    now = ctx.clock()
+    day = utc_day(now)
+    if ctx.integrations.charge_uploads(who.name, day, forms, size, max_forms=max_forms,
+                                       max_bytes=max_bytes, now=now):
+        return
+    used = ctx.integrations.uploads_used(who.name, day)
+    resets = f"{utc_day((now // 86400 + 1) * 86400)}T00:00:00Z"  # the next UTC day's start
+    quota, unit, limit, taken, asked = (
+        ("UploadFormsPerDay", "forms", max_forms, used["forms"], forms)
+        if used["forms"] + forms > max_forms else
+        ("UploadBytesPerDay", "bytes", max_bytes, used["bytes"], size))
+    raise Problem(429, "UploadQuotaReached",
+                  f"{asked} more upload {unit} would pass this integration's quota "
+                  f"{quota} of {limit} {unit} a day ({taken} used on {day}, UTC); it resets "
+                  f"at {resets}: ask for fewer or smaller files, wait, or ask the operator to "
+                  "raise it (tryon keys set --upload-forms/--upload-bytes)")
 
 
 def accept_looks(ctx: Context, who: Integration, manifest: dict[str, Any],
@@ -125,6 +160,9 @@ def accept_looks(ctx: Context, who: Integration, manifest: dict[str, Any],
     if written is None:  # the first attempt wrote it: its looks, counted then
         integrations.refund_quota(who.name, day, len(looks))
         written = ctx.storage.describe(bucket, key)
+    # Named by looks: the uploads no longer expire as unreferenced.
+    for upload in sorted({k for look in parsed.looks for k in look.inputs().values()}):
+        ctx.storage.tag(bucket, upload, REFERENCED)
     # The ids intake will give them: from the manifest's version (job_id_for).
     source = Source(bucket, key, written["etag"] or "", written["version_id"])
     return {"batch_id": job_id_for(source, "batch"),
@@ -171,6 +209,10 @@ def result_links(ctx: Context, who: Integration, job_id: str) -> dict[str, Any]:
     """Short-lived links to a succeeded job's image and its sidecar."""
     job = owned_job(ctx, who, job_id)
     result = job.result or {}
+    if job.erased_at:
+        raise Problem(410, "JobErased", f"job {job_id} was erased (DELETE /v1/jobs/{job_id}): "
+                      "its image and sidecar are gone for good; make the look again for a "
+                      "new one")
     if job.status != JobStatus.SUCCEEDED or "key" not in result:
         raise Problem(409, "NoResult", f"job {job_id} is {job.status}: only a SUCCEEDED job "
                       "has a result; its status says when it ends")

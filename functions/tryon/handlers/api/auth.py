@@ -7,6 +7,7 @@ principal to an integration. Which API a request came through is its stage's
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from tryon.adapters.integrations import Integration
@@ -32,6 +33,6 @@ def caller_of(event: APIGatewayProxyEvent) -> Integration | None:
     return None
 
 
-def caller(app: APIGatewayRestResolver) -> Integration:
+def caller(app: APIGatewayRestResolver | Router) -> Integration:
     """The integration the handler found for this request (handlers/api/__init__.py)."""
     return app.context["integration"]

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from tryon.handlers.api.problems import PROBLEM_TYPE
+from tryon.image_rules import MAX_INPUT_BYTES
 from tryon.manifest import manifest_schema
 from tryon.stages.api_requests import UPLOAD_TYPES
 
@@ -43,6 +44,8 @@ class UploadFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, description="the file's name")
     content_type: Literal[tuple(sorted(UPLOAD_TYPES))]  # type: ignore[valid-type]
+    size: int = Field(ge=1, le=MAX_INPUT_BYTES, description="the file's size in bytes: the "
+                      "form takes no larger file, and it counts against the day's quota")
 
 
 class UploadsRequest(BaseModel):

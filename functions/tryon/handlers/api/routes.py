@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from tryon.handlers.api import problems, webhook_routes
+from tryon.handlers.api import erasure_routes, problems, webhook_routes
 from tryon.handlers.api.auth import caller
 from tryon.handlers.api.models import (
     OBJECT,
@@ -49,6 +49,7 @@ IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="[integration, key]",
 app = APIGatewayRestResolver(enable_validation=True)
 app.enable_swagger(path="/docs", **OPENAPI)
 app.include_router(webhook_routes.router)
+app.include_router(erasure_routes.router)  # DELETE /uploads/..., /jobs/{id}, /batches/{id}
 
 
 @app.get("/openapi.json", include_in_schema=False)
@@ -113,7 +114,7 @@ def list_jobs(status: Annotated[JobStatus | None, Query()] = None,
 
 
 @app.get("/jobs/<job_id>/result", summary="Short-lived links to a job's image and sidecar",
-         responses=answers(OBJECT, 404, 409))
+         responses=answers(OBJECT, 404, 409, 410))
 def get_result(job_id: str) -> dict[str, Any]:
     return api_requests.result_links(stage_context(), caller(app), job_id)
 
