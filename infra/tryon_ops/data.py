@@ -8,6 +8,7 @@ from typing import Any
 
 from tryon.jobs import INTEGRATION_NAME, UPLOADS_PREFIX
 from tryon.stages import erasure
+from tryon.wiring import build_webhooks
 
 from tryon_ops.operations import OperatorError, Target
 
@@ -23,8 +24,9 @@ def erase(target: Target, *, integration: str | None = None, job: str | None = N
             if not INTEGRATION_NAME.match(integration):
                 raise OperatorError(f"{integration!r} is not an integration name")
             erased = erasure.erase_integration(ctx, integration)
+            erased.webhook_records = _erase_webhooks(target, integration, and_keys)
             if and_keys:
-                erased.credentials = target.integrations.forget(integration)
+                erased.credentials += target.integrations.forget(integration)
             what = f"integration {integration}"
         elif job:
             erased, what = erasure.erase_job(ctx, job), f"job {job}"
@@ -45,10 +47,22 @@ def erase(target: Target, *, integration: str | None = None, job: str | None = N
     return {"erased": what, **erased.as_dict()}
 
 
+def _erase_webhooks(target: Target, integration: str, and_keys: bool) -> int:
+    """Its webhook deliveries (each holds a notification's body) for every endpoint;
+    with its keys, the endpoints and their secrets too (counted as credentials)."""
+    webhooks = build_webhooks(target.ctx.settings, target.session)
+    endpoints = webhooks.endpoints.list(integration)
+    deleted = sum(webhooks.deliveries.forget(integration, e["id"]) for e in endpoints)
+    if and_keys:
+        webhooks.endpoints.forget(integration)
+    return deleted + (len(endpoints) if and_keys else 0)
+
+
 def format_erased(erased: dict[str, Any]) -> str:
     lines = [f"erased {erased['erased']}: {erased['objects']} objects ({erased['versions']} "
              f"versions and delete markers), {erased['jobs']} job records cut to their billing "
-             f"fields, {erased['batches']} batches, {erased['credentials']} credential records"]
+             f"fields, {erased['batches']} batches, {erased['credentials']} credential records, "
+             f"{erased['webhook_records']} webhook records (endpoints and deliveries)"]
     if erased["kept"]:
         lines.append(f"kept {len(erased['kept'])} inputs other jobs still name (or the "
                      "operator's own):")

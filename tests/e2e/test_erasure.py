@@ -3,10 +3,12 @@ the provider emulator over HTTP): an integration erases its job, uploads and bat
 for good (every S3 version and delete marker), is refused while work is open, meets
 its upload quota, and the operator erases a whole integration with `tryon data erase`."""
 
+import time
 import uuid
 
 import httpx
 import pytest
+from boto3.dynamodb.conditions import Key
 from test_api import Integration, problem
 from tryon.jobs import price_of
 from tryon_local.cli import main
@@ -166,9 +168,22 @@ def test_the_operator_erases_a_whole_integration_and_its_keys(stack, tryon):
     made = forms(gone, person=PERSON, top=TOP, never=TOP)
     for name, data in (("person", PERSON), ("top", TOP), ("never", TOP)):
         post(made[name], data)
+    # A webhook endpoint nobody answers on: its deliveries hold the notifications' bodies.
+    hook = gone.http.post("/webhooks", json={"url": "http://127.0.0.1:9/hook"}).json()["id"]
     [job_id] = gone.http.post("/looks", json=gone.look(a={
         "person": made["person"]["key"], "top": made["top"]["key"]})).json()["job_ids"]
     gone.wait(job_id)
+    jobs = stack.resource("dynamodb").Table(stack.outputs["JobsTableName"])
+    credentials = stack.resource("dynamodb").Table(stack.outputs["CredentialsTableName"])
+
+    def items(table, pk: str) -> list[dict]:
+        return table.query(KeyConditionExpression=Key("pk").eq(pk))["Items"]
+
+    deliveries = f"WHDELIVERY#{gone.name}#{hook}"
+    deadline = time.monotonic() + 30
+    while not items(jobs, deliveries):
+        assert time.monotonic() < deadline, "no webhook delivery recorded"
+        time.sleep(0.5)
 
     code, out, err = tryon("data", "erase", "--integration", gone.name, "--and-keys")
     assert code == 0, err
@@ -179,6 +194,8 @@ def test_the_operator_erases_a_whole_integration_and_its_keys(stack, tryon):
                            (results, f"looks/api/{gone.name}/")):
         listed = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
         assert not listed.get("Versions") and not listed.get("DeleteMarkers"), prefix
+    assert "webhook records (endpoints and deliveries)" in out
+    assert items(jobs, deliveries) == [] and items(credentials, f"WHSECRET#{gone.name}") == []
     code, listing, _ = tryon("keys", "list")
     assert gone.name not in listing
     stack.gateway.advance(31)  # the authorizer's cached answer expires

@@ -69,7 +69,8 @@ def client(stack, name: str) -> httpx.Client:
 
 
 def uploaded(http: httpx.Client, *names: str) -> list[str]:
-    files = [{"name": name, "content_type": "image/jpeg"} for name in names]
+    files = [{"name": name, "content_type": "image/jpeg",
+              "size": (SAMPLES / name).stat().st_size} for name in names]
     forms = http.post("/uploads", json={"files": files}).raise_for_status().json()["uploads"]
     for form, name in zip(forms, names, strict=True):
         httpx.post(form["url"], data=form["fields"], files={"file": (

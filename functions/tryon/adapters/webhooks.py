@@ -76,6 +76,14 @@ class WebhookEndpoints:
             raise
         return _endpoint(answer["Attributes"])
 
+    def forget(self, integration: str) -> int:
+        """Delete every endpoint of the integration, secrets and all (erasure with its
+        keys). Returns how many."""
+        endpoints = self.list(integration)
+        for endpoint in endpoints:
+            self.delete(integration, endpoint["id"])
+        return len(endpoints)
+
     def delete(self, integration: str, endpoint_id: str) -> bool:
         old = self._table.delete_item(Key={"pk": ENDPOINT_PK + integration, "sk": endpoint_id},
                                       ReturnValues="ALL_OLD").get("Attributes")
@@ -144,6 +152,22 @@ class WebhookDeliveries:
             ScanIndexForward=False, Limit=limit, ConsistentRead=True)
         return [{k: v for k, v in from_dynamo(item).items()
                  if k not in ("pk", "sk", "expires_at")} for item in page["Items"]]
+
+
+    def forget(self, integration: str, endpoint_id: str) -> int:
+        """Delete every message (the notifications' bodies) and attempt recorded for the
+        endpoint (an integration's erasure). Returns how many items."""
+        deleted, query = 0, {"KeyConditionExpression": Key("pk").eq(
+            self._pk(integration, endpoint_id)), "ProjectionExpression": "pk, sk"}
+        with self._table.batch_writer() as batch:
+            while True:
+                page = self._table.query(**query)
+                for item in page["Items"]:
+                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+                deleted += len(page["Items"])
+                if "LastEvaluatedKey" not in page:
+                    return deleted
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 class WebhookQueue:

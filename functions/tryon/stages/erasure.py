@@ -38,6 +38,7 @@ class Erased:
     jobs: int = 0
     batches: int = 0
     credentials: int = 0
+    webhook_records: int = 0  # an integration's: its deliveries (and endpoints, with keys)
     kept: list[str] = field(default_factory=list)
 
     def count(self, deleted: dict[str, int]) -> None:
@@ -45,7 +46,8 @@ class Erased:
         self.versions += sum(deleted.values())
 
     def add(self, other: Erased) -> None:
-        for name in ("objects", "versions", "jobs", "batches", "credentials"):
+        for name in ("objects", "versions", "jobs", "batches", "credentials",
+                     "webhook_records"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.kept += [key for key in other.kept if key not in self.kept]
 
