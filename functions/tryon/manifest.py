@@ -78,6 +78,11 @@ def parse_manifest(raw: bytes, default_model: str) -> Manifest:
         raise ManifestError("", f"not valid JSON: {exc}; save the file as UTF-8 JSON") from None
     except RecursionError:
         raise ManifestError("", "the JSON is nested too deeply to be a manifest") from None
+    return manifest_of(doc, default_model)
+
+
+def manifest_of(doc: Any, default_model: str) -> Manifest:
+    """A decoded manifest checked: the schema, then the rules it states poorly."""
     if not isinstance(doc, dict):
         raise ManifestError("", "a manifest must be a JSON object")
     is_batch = "looks" in doc
