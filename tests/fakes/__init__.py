@@ -23,6 +23,7 @@ from fakes.state_machine import run as run_execution
 from fakes.store import (
     FakeBatches,
     FakeBudget,
+    FakeCheckedImages,
     FakeDurations,
     FakeIntegrations,
     FakeJobs,
@@ -101,6 +102,7 @@ class FakeStack:
         self.task_owners, self.durations = FakeTaskOwners(), FakeDurations()
         self.retired, self.message_errors = FakeRetired(), FakeMessageErrors()
         self.limit_notes = FakeLimitNotes()
+        self.checked_images = FakeCheckedImages()
         self.provider = FakeProvider(clock=self.clock)
         clients = ProviderClients(tasks=self.provider, generation=self.provider,
                                   limits=self.provider)
@@ -114,7 +116,7 @@ class FakeStack:
             admissions=self.admissions, preparations=self.preparations,
             provider=lambda: clients, pacer=self.pacer, integrations=self.integrations,
             capacity=Capacity(stack_settings, self.limit_notes, self.clock),
-            limit_notes=self.limit_notes,
+            limit_notes=self.limit_notes, checked_images=self.checked_images,
             sleep=self.clock.sleep, count=self.counted.append)
 
     def configure(self, **overrides: Any) -> None:

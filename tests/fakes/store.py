@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tryon.adapters.batches import BATCH_KEPT
+from tryon.adapters.checked_images import CHECKED_TTL_SECONDS
 from tryon.adapters.integrations import SETTINGS
 from tryon.adapters.jobs import check_fields, check_transition
 from tryon.adapters.provider_memory import DURATION_PLACES
@@ -326,6 +327,22 @@ class FakeLimitNotes:
             return False
         notes[note] = until
         return True
+
+
+class FakeCheckedImages:
+    """What preflight found per image version and rules (expiring as the real one)."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str, str, str], tuple[dict[str, Any], float]] = {}
+
+    def get(self, bucket: str, key: str, version_id: str, rules: str, now: float
+            ) -> dict[str, Any] | None:
+        outcome, expires = self.items.get((bucket, key, version_id, rules), (None, 0.0))
+        return outcome if expires > now else None
+
+    def put(self, bucket: str, key: str, version_id: str, rules: str,
+            outcome: dict[str, Any], now: float) -> None:
+        self.items[bucket, key, version_id, rules] = (outcome, now + CHECKED_TTL_SECONDS)
 
 
 class FakeIntegrations:

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from fakes import FakeStack
+from tryon.adapters.checked_images import CHECKED_TTL_SECONDS
 from tryon.adapters.jobs import TransitionRefused
 from tryon.adapters.slots import QUEUE_ATTRIBUTES, parse_order, queue_entry
 from tryon.job_record import JobRecord, JobStatus, ProviderStatus
@@ -21,7 +22,8 @@ def repos(request):
     return SimpleNamespace(jobs=ctx.jobs, batches=ctx.batches, slots=ctx.slots,
                            queue=ctx.queue, budget=ctx.budget, task_owners=ctx.task_owners,
                            durations=ctx.durations, retired=ctx.retired,
-                           message_errors=ctx.message_errors, limit_notes=ctx.limit_notes)
+                           message_errors=ctx.message_errors, limit_notes=ctx.limit_notes,
+                           checked_images=ctx.checked_images)
 
 
 def job(job_id="j", **fields) -> JobRecord:
@@ -245,3 +247,16 @@ def test_turns_on_dynamodb_interleave_tenants_and_put_interactive_first(repos):
     assert parse_order(late["queued_order"]) == ("batch", 1.0, "c")
     # Who waits, from the index alone; a tenant once seen stays, at 0 when none waits.
     assert repos.queue.waiting(model) == {"a": 3, "b": 3, "c": 0}
+
+
+def test_a_checked_image_is_read_back_for_its_version_and_rules_until_it_expires(repos):
+    checked = repos.checked_images
+    outcome = {"ready": {"key": "normalized/x.jpg", "fixes": ["converted"]}}
+    checked.put("inbox", "models/a.jpg", "v1", "tryon-v1", outcome, 1000.0)
+    assert checked.get("inbox", "models/a.jpg", "v1", "tryon-v1", 1001.0) == outcome
+    for other in (("inbox", "models/a.jpg", "v2", "tryon-v1"),
+                  ("inbox", "models/a.jpg", "v1", "qwen-v1"),
+                  ("other", "models/a.jpg", "v1", "tryon-v1")):
+        assert checked.get(*other, 1001.0) is None
+    assert checked.get("inbox", "models/a.jpg", "v1", "tryon-v1",
+                       1000.0 + CHECKED_TTL_SECONDS) is None

@@ -34,7 +34,7 @@ IDEMPOTENCY_ACTIONS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem"}
 # The repositories of the jobs table (and the API's integrations on it).
 DYNAMODB_ADAPTERS = ("dynamo.py", "jobs.py", "batches.py", "slots.py", "budget.py",
                      "provider_memory.py", "message_errors.py", "integrations.py",
-                     "webhooks.py")
+                     "webhooks.py", "checked_images.py")
 # Webhook deliveries on the jobs table: the only statements there with a condition,
 # each limited to these items (tryon.adapters.webhooks).
 DELIVERIES = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["WHDELIVERY#*"]}}

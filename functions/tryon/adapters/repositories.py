@@ -7,6 +7,7 @@ from typing import Any
 
 from tryon.adapters.batches import BatchRepository
 from tryon.adapters.budget import BudgetRepository
+from tryon.adapters.checked_images import CheckedImages
 from tryon.adapters.dynamo import Table
 from tryon.adapters.jobs import JobRepository
 from tryon.adapters.message_errors import MessageErrors
@@ -22,4 +23,5 @@ def repositories(table_name: str, dynamodb: Any, credentials_table: str) -> dict
             "budget": BudgetRepository(table, Table(credentials_table, dynamodb)),
             "task_owners": TaskOwners(table),
             "durations": Durations(table), "retired": RetiredModels(table),
-            "message_errors": MessageErrors(table), "limit_notes": LimitNotes(table)}
+            "message_errors": MessageErrors(table), "limit_notes": LimitNotes(table),
+            "checked_images": CheckedImages(table)}

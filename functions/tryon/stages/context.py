@@ -36,6 +36,7 @@ class Context:
     capacity: Capacity  # each model's limits in force, and what the stack does with them
     limit_notes: ports.LimitNotes  # what the capacity is read from (the sweep writes it)
     integrations: Any  # tryon.adapters.integrations.Integrations: the API's callers
+    checked_images: ports.CheckedImages  # each image version checked once per stack
     sleep: Callable[[float], None] = time.sleep
     on_job: Callable[[str], None] = field(default=lambda job_id: None)
     # A metric the alarms watch (JobsFailed, ModelRetired, BudgetReached, ...).

@@ -1,7 +1,9 @@
 """Preparation: every input image checked by content against the rules of the
 model that will use it, fixed where that is faithful (the fixed copy goes to
 normalized/, a prefix that never triggers the pipeline), or rejected before any
-money is spent."""
+money is spent. Each version of an image is decoded once per set of rules on the
+stack: what was found is recorded (tryon.adapters.checked_images) and every later
+look naming that version reuses it."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from tryon.image_rules import ImageRules
 from tryon.job_record import JobStatus
 from tryon.jobs import NORMALIZED_PREFIX
 from tryon.models.registry import model_spec
-from tryon.preflight import MAX_INPUT_BYTES, InputRejected, Prepared, prepare_image
+from tryon.preflight import MAX_INPUT_BYTES, InputRejected, prepare_image
 from tryon.stages.completion import end_job
 from tryon.stages.context import Context
 
@@ -26,9 +28,17 @@ class ReadyInput:
     """An input that passed preflight, and where its (possibly fixed) bytes live."""
 
     bucket: str
-    key: str
-    image: Prepared
+    key: str  # the upload's, or its fixed copy's
     version: str | None  # the version of the upload that was checked
+    content_type: str
+    extension: str
+    width: int
+    height: int
+    fixes: tuple[str, ...] = ()  # one line per fix (none: the upload goes as it is)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.fixes)
 
 
 def prepare_inputs(ctx: Context, bucket: str, inputs: dict[str, str], rules: ImageRules,
@@ -42,14 +52,13 @@ def prepare_inputs(ctx: Context, bucket: str, inputs: dict[str, str], rules: Ima
     ready = {role: _prepare(ctx, bucket, key, rules, checked, pinned.get(key))
              for role, key in inputs.items()}
     return {
-        "normalized": {role: {"key": r.key, "fixes": list(r.image.fixes)}
-                       for role, r in ready.items() if r.image.changed} or None,
+        "normalized": {role: {"key": r.key, "fixes": list(r.fixes)}
+                       for role, r in ready.items() if r.changed} or None,
         "submit_inputs": {role: {"bucket": r.bucket, "key": r.key,
-                                 "content_type": r.image.content_type,
-                                 "extension": r.image.extension,
-                                 "width": r.image.width, "height": r.image.height,
+                                 "content_type": r.content_type, "extension": r.extension,
+                                 "width": r.width, "height": r.height,
                                  # the checked version, or none for a fixed copy
-                                 "version_id": None if r.image.changed else r.version}
+                                 "version_id": None if r.changed else r.version}
                           for role, r in ready.items()},
         "input_versions": {inputs[role]: r.version for role, r in ready.items()
                            if r.version} or None,
@@ -95,15 +104,48 @@ def _prepare_uncached(ctx: Context, bucket: str, key: str, rules: ImageRules,
     if described["size"] > MAX_INPUT_BYTES:
         return InputRejected.oversized(key, described["size"], rules)
     version = described["version_id"]  # from here on, this version and no other
+    if version:
+        recorded = ctx.checked_images.get(bucket, key, version, rules.label, ctx.clock())
+        if recorded is not None:
+            ctx.count("ImageChecksReused")
+            return _outcome(bucket, version, recorded)
+    outcome = _check(ctx, bucket, key, rules, version, described["etag"])
+    ctx.count("ImagesDecoded")
+    if version:
+        ctx.checked_images.put(bucket, key, version, rules.label, _record(outcome),
+                               ctx.clock())
+    return outcome
+
+
+def _check(ctx: Context, bucket: str, key: str, rules: ImageRules, version: str | None,
+           etag: str) -> ReadyInput | InputRejected:
+    """Decode the version and check it; a fixed copy is written to normalized/."""
     try:
         prepared = prepare_image(key, ctx.storage.read(bucket, key, version), rules)
     except InputRejected as exc:
         return exc
+    found = {"content_type": prepared.content_type, "extension": prepared.extension,
+             "width": prepared.width, "height": prepared.height, "fixes": prepared.fixes}
     if not prepared.changed:
-        return ReadyInput(bucket, key, prepared, version)
-    digest = hashlib.sha256(
-        f"{bucket}/{key}@{described['etag']}#{rules.label}".encode()).hexdigest()
+        return ReadyInput(bucket, key, version, **found)
+    digest = hashlib.sha256(f"{bucket}/{key}@{etag}#{rules.label}".encode()).hexdigest()
     normalized_key = f"{NORMALIZED_PREFIX}{digest[:32]}.{prepared.extension}"
     ctx.storage.write(bucket, normalized_key, prepared.data, prepared.content_type,
                       metadata={"source-key": key.encode("ascii", "replace").decode()})
-    return ReadyInput(bucket, normalized_key, prepared, version)
+    return ReadyInput(bucket, normalized_key, version, **found)
+
+
+def _record(outcome: ReadyInput | InputRejected) -> dict[str, Any]:
+    if isinstance(outcome, InputRejected):
+        return {"rejected": outcome.as_error()}
+    return {"ready": {"key": outcome.key, "content_type": outcome.content_type,
+                      "extension": outcome.extension, "width": outcome.width,
+                      "height": outcome.height, "fixes": list(outcome.fixes)}}
+
+
+def _outcome(bucket: str, version: str, recorded: dict[str, Any]) -> ReadyInput | InputRejected:
+    if "rejected" in recorded:
+        return InputRejected(recorded["rejected"]["code"], recorded["rejected"]["message"])
+    ready = recorded["ready"]
+    return ReadyInput(bucket, ready["key"], version, ready["content_type"], ready["extension"],
+                      ready["width"], ready["height"], tuple(ready["fixes"]))
