@@ -24,7 +24,7 @@ from tryon_ops import data
 from tryon_ops import operations as ops
 
 from tryon_local.driver import DEMO_RETIRED_MODEL, LookRequest, format_table, run, send_demo
-from tryon_local.runtime import LocalOptions, LocalStack
+from tryon_local.runtime import FAKE_CREDENTIALS, REGION, LocalOptions, LocalStack
 
 
 def _progress(quiet: bool):  # progress goes to stderr so --json output stays clean
@@ -98,6 +98,11 @@ def _serve(args: argparse.Namespace) -> int:
             try:
                 print(f"API: {stack.api_url}", flush=True)
                 print(f"KEY: {key}", flush=True)
+                # Any S3 client drops files into the local inbox (e.g. `aws s3 cp`).
+                print(f"S3: {stack.endpoint} (region {REGION}, access key "
+                      f"{FAKE_CREDENTIALS['aws_access_key_id']}, secret "
+                      f"{FAKE_CREDENTIALS['aws_secret_access_key']})", flush=True)
+                print(f"INBOX: s3://{stack.outputs['InboxBucketName']}", flush=True)
                 local = "" if state_file == ops.DEFAULT_STATE_FILE else f" {state_file}"
                 say(f"inbox: {stack.outputs['InboxBucketName']}; operate it with e.g. "
                     f"`tryon jobs list --local{local}`; Ctrl-C stops it")

@@ -4,6 +4,7 @@ itself, in its own process."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 from tryon.job_record import JobRecord, JobStatus
@@ -225,7 +227,8 @@ def test_watch_shows_a_batch_to_its_end_and_list_finds_its_jobs(
     assert code == 2 and "no batch 'nosuchbatch'" in err
 
 
-def test_local_serve_prints_its_api_and_a_key_and_stops_on_interrupt(tmp_path):
+def test_local_serve_prints_its_api_a_key_and_its_s3_and_stops_on_interrupt(tmp_path,
+                                                                              capsys):
     log = (tmp_path / "serve.err").open("w")  # a file: a full pipe would block the server
     serve = subprocess.Popen(
         [sys.executable, "-m", "tryon_local.cli", "local", "serve", "--port", "0",
@@ -244,6 +247,26 @@ def test_local_serve_prints_its_api_and_a_key_and_stops_on_interrupt(tmp_path):
         assert answer.status_code == 200 and answer.json() == {"jobs": [], "next": None}
         state = tmp_path / "local-stack" / "stack.json"
         assert json.loads(state.read_text())["api_url"] == api.removeprefix("API: ")
+        # Any S3 client, with what it printed, drops into the inbox: a roster photo, then
+        # a garment, made into a look (the drop folder).
+        s3_line, inbox_line = serve.stdout.readline().strip(), serve.stdout.readline().strip()
+        endpoint, region, access, secret = re.fullmatch(
+            r"S3: (\S+) \(region (\S+), access key (\S+), secret (\S+)\)", s3_line).groups()
+        inbox = inbox_line.removeprefix("INBOX: s3://")
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region,
+                          aws_access_key_id=access, aws_secret_access_key=secret)
+        s3.put_object(Bucket=inbox, Key="models/alex.jpg",
+                      Body=(SAMPLES / "person.jpg").read_bytes())
+        s3.put_object(Bucket=inbox, Key="garments/top/sku-1.jpg",
+                      Body=(SAMPLES / "top.jpg").read_bytes())
+        deadline = time.monotonic() + 45
+        while True:
+            code = main(["jobs", "list", "--json", "--local", str(state)])
+            jobs = [j for j in json.loads(capsys.readouterr().out) if j["look_id"] == "alex"]
+            if jobs and jobs[0]["status"] == "SUCCEEDED":
+                break
+            assert code == 0 and time.monotonic() < deadline, jobs
+            time.sleep(1)
         serve.send_signal(signal.SIGINT)
         assert serve.wait(timeout=30) == 0
         assert not state.exists()
