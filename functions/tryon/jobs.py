@@ -268,6 +268,7 @@ def price_of(model: str | None) -> dict[str, Any] | None:
 # A batch record counts its ended jobs: `ended`, and ENDED_PREFIX + each terminal status
 # (lowercase); one recorded before the counters has a set `ended_jobs` and no `total`.
 ENDED_PREFIX = "ended#"
+MADE_PREFIX = "made#"  # + a model: the images it made for the batch
 # A batch of at most this many keeps its jobs' ids in its record and lists each look's
 # outcome in batch.completed (well inside SNS's 256 KB); a larger one is read a page
 # at a time from the `batch` index (GET /v1/batches/{id}).
@@ -310,6 +311,19 @@ def ended_counts(batch: dict[str, Any]) -> dict[str, int]:
     """Terminal status (lowercase) -> how many of the batch's jobs ended so (counters)."""
     return {name.removeprefix(ENDED_PREFIX): int(value) for name, value in batch.items()
             if name.startswith(ENDED_PREFIX)}
+
+
+def images_made(batch: dict[str, Any], jobs: list[JobRecord]) -> dict[str, int]:
+    """Model -> the images it made for the batch: its counters, or (a batch recorded
+    before them) its listed jobs."""
+    if "total" in batch:
+        return {name.removeprefix(MADE_PREFIX): int(value) for name, value in batch.items()
+                if name.startswith(MADE_PREFIX)}
+    made: dict[str, int] = {}
+    for job in jobs:
+        if job.status == JobStatus.SUCCEEDED and job.model:
+            made[job.model] = made.get(job.model, 0) + 1
+    return made
 
 
 def batch_view(batch: dict[str, Any], jobs: list[JobRecord], next_page: str | None = None

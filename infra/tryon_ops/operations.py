@@ -24,7 +24,6 @@ from tryon.jobs import (
     API_MANIFEST_PREFIX,
     INTEGRATION_NAME,
     Source,
-    batch_view,
     every_batch_job,
     job_id_for,
     job_view,
@@ -34,6 +33,7 @@ from tryon.manifest import ManifestError, parse_manifest
 from tryon.settings import Settings
 from tryon.stages import provider_limits
 from tryon.stages.admission import todays_budget
+from tryon.stages.batch_progress import batch_progress
 from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.context import Context
 from tryon.wiring import build_context
@@ -119,7 +119,7 @@ def list_jobs(target: Target, *, status: str | None = None, batch: str | None = 
               owner: str | None = None, limit: int = 50) -> list[JobRecord]:
     """Job records, newest first: a batch's, an integration's, or any."""
     if batch:
-        jobs = [job for job in batch_jobs(target, batch)[1]
+        jobs = [job for job in every_batch_job(target.ctx.jobs, find_batch(target, batch))
                 if status is None or job.status == status]
         return _newest_first(jobs)[:limit]
     if owner:
@@ -147,12 +147,12 @@ def _newest_first(jobs: list[JobRecord]) -> list[JobRecord]:
     return sorted(jobs, key=lambda job: -job.timeline.get("received", 0))
 
 
-def batch_jobs(target: Target, batch_id: str) -> tuple[dict[str, Any], list[JobRecord]]:
+def find_batch(target: Target, batch_id: str) -> dict[str, Any]:
     batch = target.ctx.batches.get(batch_id)
     if batch is None:
         raise OperatorError(f"no batch {batch_id!r} in {target.name} (a manifest uploaded a "
                             "moment ago is recorded within seconds; a single look has no batch)")
-    return batch, list(every_batch_job(target.ctx.jobs, batch))
+    return batch
 
 
 def get_job(target: Target, job_id: str) -> JobRecord:
@@ -254,7 +254,7 @@ def watch(target: Target, batch_id: str, *, interval: float, timeout: float | No
     deadline = None if timeout is None else time.monotonic() + timeout
     shown = None
     while True:
-        view = batch_view(*batch_jobs(target, batch_id))
+        view = batch_progress(target.ctx, find_batch(target, batch_id))
         if view["counts"] != shown:
             shown = view["counts"]
             show(view)
@@ -267,17 +267,32 @@ def watch(target: Target, batch_id: str, *, interval: float, timeout: float | No
 
 
 def progress_line(view: dict[str, Any], width: int = 30) -> str:
-    """[####xx......] 6/12 ended: 5 succeeded, 1 failed, 4 submitted, 2 queued
-    (#: succeeded, x: ended otherwise, .: open)."""
+    """[####xx......] 6/12 ended: 5 succeeded, 1 failed, 4 submitted, 2 queued; 5 images,
+    0.5 USD; about 40 s to go (#: succeeded, x: ended otherwise, .: open)."""
     counts = view["counts"]
     total = counts["total"]
-    ended = sum(counts[s.value.lower()] for s in TERMINAL_STATUSES)
-    good = round(width * counts["succeeded"] / total) if total else 0
+    ended = sum(counts.get(s.value.lower(), 0) for s in TERMINAL_STATUSES)
+    good = round(width * counts.get("succeeded", 0) / total) if total else 0
     bad = (round(width * ended / total) if total else 0) - good
     bar = f"[{'#' * good}{'x' * bad}{'.' * (width - good - bad)}] " if width else ""
-    by_status = ", ".join(f"{counts[s.value.lower()]} {s.value.lower()}" for s in JobStatus
-                          if counts[s.value.lower()])
-    return f"{bar}{ended}/{total} ended: {by_status or 'none recorded yet'}"
+    by_status = ", ".join(f"{counts[name]} {name}" for name in
+                          [s.value.lower() for s in JobStatus] + ["open"] if counts.get(name))
+    line = f"{bar}{ended}/{total} ended: {by_status or 'none recorded yet'}"
+    progress = view.get("progress")
+    if progress:
+        spent = ", ".join(f"{amount:g} {currency}"
+                          for currency, amount in progress["price_so_far"].items())
+        line += f"; {progress['images_made']} images" + (f", {spent}" if spent else "")
+        if progress["eta_seconds"] and ended < total:
+            line += f"; about {_duration(progress['eta_seconds'])} to go"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (f"{hours} h {minutes} min" if hours else f"{minutes} min {rest} s" if minutes
+            else f"{rest} s")
 
 
 # --- keys --------------------------------------------------------------------------------

@@ -203,15 +203,17 @@ def test_watch_shows_a_batch_to_its_end_and_list_finds_its_jobs(
     code, live, _ = tryon("jobs", "watch", batch_id, "--interval", "0.2", "--timeout", "60")
     assert code == 0, live
     lines = live.splitlines()
-    assert lines[-2] == f"[{'#' * 30}] 2/2 ended: 2 succeeded"  # one line per change
+    # One line per change; the last with the images made and their price.
+    assert lines[-2].startswith(f"[{'#' * 30}] 2/2 ended: 2 succeeded; 2 images, "), lines
     assert lines[-1] == f"batch {batch_id} SUCCEEDED"
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # on a terminal: drawn in place
     code, drawn, _ = tryon("jobs", "watch", batch_id)
-    assert code == 0 and drawn.startswith("\r\x1b[2K[###") and "2 succeeded\n" in drawn
+    assert code == 0 and drawn.startswith("\r\x1b[2K[###") and "2 succeeded; 2 images" in drawn
     monkeypatch.undo()
     view = as_json(tryon("jobs", "watch", batch_id, "--json"))
     assert view["status"] == "SUCCEEDED" and view["counts"]["succeeded"] == 2
+    assert view["progress"]["images_made"] == 2 and view["progress"]["eta_seconds"] is None
 
     listed = as_json(tryon("jobs", "list", "--batch", batch_id, "--json"))
     jobs = driver.jobs_of({key})

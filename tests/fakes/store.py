@@ -25,7 +25,7 @@ from tryon.adapters.slots import (
     turn_end,
 )
 from tryon.job_record import BILLING_FIELDS, JobRecord, JobStatus
-from tryon.jobs import ENDED_PREFIX
+from tryon.jobs import ENDED_PREFIX, MADE_PREFIX
 
 
 class FakeJobs:
@@ -131,15 +131,18 @@ class FakeBatches:
     def get(self, batch_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.items.get(batch_id))
 
-    def record_end(self, batch_id: str, job_id: str, status: str) -> dict[str, Any]:
+    def record_end(self, batch_id: str, job_id: str, status: str,
+                   model: str | None = None) -> dict[str, Any]:
         batch = self.items[batch_id]  # KeyError: as the real one's failed condition
         if "total" not in batch:  # recorded before the counters
             batch.setdefault("ended_jobs", set()).add(job_id)
         elif (batch_id, job_id) not in self.counted:  # the job's batch_counted mark
             self.counted.add((batch_id, job_id))
-            batch["ended"] = batch.get("ended", 0) + 1
-            name = ENDED_PREFIX + status.lower()
-            batch[name] = batch.get(name, 0) + 1
+            names = ["ended", ENDED_PREFIX + status.lower()]
+            if status == "SUCCEEDED" and model:
+                names.append(MADE_PREFIX + model)
+            for name in names:
+                batch[name] = batch.get(name, 0) + 1
         return copy.deepcopy(batch)
 
     def claim_notification(self, batch_id: str, now: float) -> bool:

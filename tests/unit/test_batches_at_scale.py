@@ -3,6 +3,7 @@ roster, a catalogue file) counts its ended jobs, completes with one batch.comple
 of counts, and is read a page at a time in its order."""
 
 import io
+import math
 
 from fakes import INBOX
 from PIL import Image
@@ -14,9 +15,13 @@ from tryon.jobs import (
     batch_view,
     every_batch_job,
     job_id_for,
+    price_of,
 )
+from tryon.models.registry import model_spec
+from tryon.stages.batch_progress import batch_progress
 from tryon.stages.completion import end_job
 from tryon.stages.intake import take_upload
+from tryon_ops.operations import progress_line
 
 LOOKS = MAX_LISTED_LOOKS + 20
 
@@ -62,3 +67,31 @@ def test_a_roster_past_the_listed_size_completes_once_by_its_counters(fake):
     assert len(view["jobs"]) == MAX_LISTED_LOOKS and view["next"]
     rest, end = batch_jobs(fake.jobs, batch, after=view["next"])
     assert len(rest) == LOOKS - MAX_LISTED_LOOKS and end is None
+
+
+def test_progress_says_images_made_their_price_and_the_time_to_go(fake):
+    model = "aitryon-plus"
+    fake.batches.create({"batch_id": "b", "total": 12}, fake.clock())
+    ends = {0: JobStatus.SUCCEEDED, 1: JobStatus.SUCCEEDED, 2: JobStatus.FAILED}
+    for i in range(12):
+        fake.look(f"j{i}", model, status=ends.get(i, JobStatus.QUEUED), batch_id="b",
+                  batch_order=f"{i:06d}")
+    for i in range(2):
+        fake.batches.record_end("b", f"j{i}", "SUCCEEDED", model)
+    fake.batches.record_end("b", "j2", "FAILED", model)
+    batch = fake.batches.get("b")
+    view = batch_progress(fake.ctx, batch)
+    per_image = price_of(model)
+    low, high = model_spec(model).generation_seconds
+    running = fake.ctx.capacity.of(model).limits.in_flight
+    assert view["progress"] == {
+        "images_made": 2, "price_so_far": {per_image["currency"]: 2 * per_image["per_image"]},
+        "eta_seconds": round(math.ceil(9 / running) * (low + high) / 2, 1), "pace_of": model}
+    assert view["counts"]["queued"] == 9 and view["status"] == "OPEN"
+    # Measured times replace the published ones.
+    fake.durations.record(model, "t1", 10.0)
+    assert batch_progress(fake.ctx, batch)["progress"]["eta_seconds"] == (
+        math.ceil(9 / running) * 10.0)
+    assert progress_line(view, width=12) == (
+        "[##x.........] 3/12 ended: 9 queued, 2 succeeded, 1 failed; 2 images, "
+        f"{2 * per_image['per_image']:g} USD; about 45 s to go")

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from tryon.adapters.dynamo import RECORD_TTL_SECONDS, Table, applied, from_dynamo, to_dynamo
 from tryon.adapters.jobs import job_key
-from tryon.jobs import ENDED_PREFIX
+from tryon.jobs import ENDED_PREFIX, MADE_PREFIX
 
 BATCH_PK, BATCH_SK = "BATCH#", "BATCH"
 BATCH_KEPT = frozenset({"batch_id", "owner", "owner_order", "job_ids", "ended_jobs", "total",
@@ -38,11 +38,13 @@ class BatchRepository:
     def get(self, batch_id: str) -> dict[str, Any] | None:
         return self._t.read(_key(batch_id))
 
-    def record_end(self, batch_id: str, job_id: str, status: str) -> dict[str, Any]:
-        """Count one of the batch's jobs as ended with `status`, once per job; returns
-        the batch as it is then."""
+    def record_end(self, batch_id: str, job_id: str, status: str,
+                   model: str | None = None) -> dict[str, Any]:
+        """Count one of the batch's jobs as ended with `status` (an image made by
+        `model`, when it succeeded), once per job; returns the batch as it is then."""
         if "total" not in (self.get(batch_id) or {}):
             return self._record_end_in_set(batch_id, job_id)
+        made = status == "SUCCEEDED" and model
         counted = {"Update": {
             "TableName": self._t.table.name, "Key": job_key(job_id),
             "UpdateExpression": "SET batch_counted = :yes",
@@ -50,9 +52,10 @@ class BatchRepository:
             "ExpressionAttributeValues": {":yes": True}}}
         count = {"Update": {
             "TableName": self._t.table.name, "Key": _key(batch_id),
-            "UpdateExpression": "ADD ended :one, #status :one",
+            "UpdateExpression": "ADD ended :one, #status :one" + (", #made :one" if made else ""),
             "ConditionExpression": "attribute_exists(pk)",
-            "ExpressionAttributeNames": {"#status": ENDED_PREFIX + status.lower()},
+            "ExpressionAttributeNames": {"#status": ENDED_PREFIX + status.lower(),
+                                         **({"#made": MADE_PREFIX + model} if made else {})},
             "ExpressionAttributeValues": {":one": 1}}}
         try:  # the resource's client: it takes (and converts) Python values, as the table
             self._t.dynamodb.meta.client.transact_write_items(TransactItems=[counted, count])

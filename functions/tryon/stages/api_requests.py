@@ -20,7 +20,6 @@ from tryon.jobs import (
     UPLOADS_PREFIX,
     Source,
     batch_jobs,
-    batch_view,
     job_id_for,
     job_view,
     safe_name,
@@ -37,6 +36,7 @@ from tryon.manifest import (
 )
 from tryon.review import render_review
 from tryon.stages.admission import todays_budget
+from tryon.stages.batch_progress import batch_progress
 from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.context import Context
 
@@ -192,8 +192,7 @@ def owned_batch(ctx: Context, who: Integration, batch_id: str) -> dict[str, Any]
 def batch_of(ctx: Context, who: Integration, batch_id: str, after: str | None = None
              ) -> dict[str, Any]:
     """The batch's counts and its jobs (a page of them, for a large batch)."""
-    batch = owned_batch(ctx, who, batch_id)
-    return batch_view(batch, *batch_jobs(ctx.jobs, batch, after=after))
+    return batch_progress(ctx, owned_batch(ctx, who, batch_id), after)
 
 
 def list_jobs(ctx: Context, who: Integration, *, status: str | None, batch: str | None,

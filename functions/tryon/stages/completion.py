@@ -133,7 +133,7 @@ def execution_ended(ctx: Context, execution: str, status: str) -> None:
 
 
 def _end_batch_job(ctx: Context, batch_id: str, job: JobRecord, now: float) -> None:
-    batch = ctx.batches.record_end(batch_id, job.job_id, job.status.value)
+    batch = ctx.batches.record_end(batch_id, job.job_id, job.status.value, job.model)
     if batch_ended(batch) < batch_total(batch):
         return
     if not ctx.batches.claim_notification(batch_id, now):
