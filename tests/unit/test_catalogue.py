@@ -149,7 +149,7 @@ def test_a_rows_read_time_fault_travels_in_the_canonical_csvs_error_column():
     marked = [*read, Row(4, {"id": "a", "person": "p.jpg"}, repeated)]
     canonical = canonical_csv(marked, set()).decode()
     items = list(csv.DictReader(io.StringIO(canonical)))
-    assert [item["error"] for item in items][0] == ""
+    assert items[0]["error"] == ""
     back = [row_of_item(item) for item in items]
     assert back == marked
     with pytest.raises(RowError) as caught:
