@@ -5,6 +5,7 @@ repeated row failing alone, and may be retried without a job made or admitted tw
 
 import csv
 import io
+from types import SimpleNamespace
 
 import pytest
 from fakes import INBOX
@@ -175,3 +176,27 @@ def test_a_jsonl_file_is_expanded_as_a_csv_is(fake):
     a, b = (fake.jobs.get(job_id) for job_id in job_ids)
     assert a.status == JobStatus.ADMITTED and a.attributes == {"sku": "A"}
     assert b.status == JobStatus.FAILED and "row 2, column restore_face" in b.error["message"]
+
+
+LAMBDA_CONTEXT = SimpleNamespace(function_name="batch-rows", memory_limit_in_mb=1024,
+                                 invoked_function_arn="arn:aws:lambda:x", aws_request_id="r",
+                                 get_remaining_time_in_millis=lambda: 600000)
+
+
+def test_the_batch_rows_function_takes_50_rows_or_one(fake, monkeypatch):
+    # On AWS the ItemBatcher hands a child {"Items": [...]}; the local stack (no
+    # ItemBatcher in moto) one item, {"row", "batch"}.
+    from tryon.handlers import batch_rows
+
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setattr(batch_rows.metrics, "namespace", "TryOn")
+    monkeypatch.setattr(batch_rows, "stage_context", lambda: fake.ctx)
+    source = upload(fake, [HEADER, *GOOD, "c;p.jpg;t.jpg;12x;SKU-C"])
+    job_ids = take_upload(fake.ctx, source)
+    [payload] = fake.expansions.started.values()
+    data = fake.storage.read(payload["bucket"], payload["key"]).decode()
+    items = [{"row": row, "batch": payload["batch"]}
+             for row in csv.DictReader(io.StringIO(data))]
+    assert batch_rows.handler({"Items": items[:2]}, LAMBDA_CONTEXT) == {"rows": 2, "refused": 0}
+    assert batch_rows.handler(items[2], LAMBDA_CONTEXT) == {"rows": 1, "refused": 1}
+    assert [fake.status(job_id) for job_id in job_ids] == ["ADMITTED", "ADMITTED", "FAILED"]
