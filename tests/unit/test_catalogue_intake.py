@@ -200,3 +200,22 @@ def test_the_batch_rows_function_takes_50_rows_or_one(fake, monkeypatch):
     assert batch_rows.handler({"Items": items[:2]}, LAMBDA_CONTEXT) == {"rows": 2, "refused": 0}
     assert batch_rows.handler(items[2], LAMBDA_CONTEXT) == {"rows": 1, "refused": 1}
     assert [fake.status(job_id) for job_id in job_ids] == ["ADMITTED", "ADMITTED", "FAILED"]
+
+
+def test_a_child_that_failed_at_every_attempt_ends_the_jobs_it_never_made(fake):
+    from tryon.stages.catalogue_intake import rows_failed
+
+    source = upload(fake, [HEADER, *GOOD, "c;p.jpg;t.jpg;;SKU-C"])
+    job_ids = take_upload(fake.ctx, source)
+    [payload] = fake.expansions.started.values()
+    data = fake.storage.read(payload["bucket"], payload["key"]).decode()
+    items = list(csv.DictReader(io.StringIO(data)))
+    take_rows(fake.ctx, payload["batch"], items[:1])  # an attempt got to the first row
+    answer = rows_failed(fake.ctx, payload["batch"], items,
+                         {"Error": "Lambda.Unknown", "Cause": "timed out"})
+    assert answer == {"rows": 3, "refused": 2}
+    assert [fake.status(job_id) for job_id in job_ids] == ["ADMITTED", "FAILED", "FAILED"]
+    error = fake.jobs.get(job_ids[1]).error
+    assert error["code"] == "IntakeFailed" and error["message"].startswith(
+        "s3://inbox/jobs/ss27.csv: row 3: the batch rows function failed at every attempt")
+    assert "Lambda.Unknown: timed out" in error["message"]

@@ -21,6 +21,9 @@ def handler(event: dict, context: LambdaContext) -> dict:
     logger.append_keys(batch_id=batch["batch_id"])
     ctx = stage_context()
     ctx.on_job = logger.set_correlation_id
-    outcome = catalogue_intake.take_rows(ctx, batch, [item["row"] for item in items])
+    rows = [item["row"] for item in items]
+    if "failure" in event:  # the child's Catch: it failed at every attempt
+        return catalogue_intake.rows_failed(ctx, batch, rows, event["failure"])
+    outcome = catalogue_intake.take_rows(ctx, batch, rows)
     metrics.add_metric(name="LooksReceived", unit=MetricUnit.Count, value=outcome["rows"])
     return outcome

@@ -18,6 +18,7 @@ from typing import Any
 
 from tryon import catalogue
 from tryon.catalogue import BatchFileError, Row, RowError
+from tryon.job_record import JobStatus
 from tryon.jobs import (
     NORMALIZED_PREFIX,
     Look,
@@ -28,6 +29,7 @@ from tryon.jobs import (
 )
 from tryon.manifest import Manifest, ManifestError
 from tryon.stages import intake
+from tryon.stages.completion import end_job
 from tryon.stages.context import Context
 from tryon.stages.preparation import Checked
 
@@ -168,6 +170,33 @@ def take_rows(ctx: Context, batch: dict[str, Any], items: list[dict[str, str]]) 
                           _result_stem(source, look.look_id, job_id), batch_id, checked,
                           None, refusals.get(look.look_id), look.priority or priority)
     return {"rows": len(rows), "refused": len(faults)}
+
+
+def rows_failed(ctx: Context, batch: dict[str, Any], items: list[dict[str, str]],
+                failure: dict[str, Any]) -> dict:
+    """The child failed at every attempt (its Catch): each of its rows' jobs that no
+    attempt recorded, or left RECEIVED, ends FAILED (one notification each), so that
+    the batch completes; a job an attempt admitted or ended goes on as it was."""
+    source = Source(**batch["source"])
+    received = float(batch.get("received") or ctx.clock())
+    why = (f"{failure.get('Error') or 'an error'}: {failure.get('Cause') or ''}")[:500]
+    failed = 0
+    for row in map(catalogue.row_of_item, items):
+        job_id = job_id_for(source, job_key(row))
+        error = {"code": "IntakeFailed", "row": str(row.number), "message": (
+            f"s3://{source.bucket}/{source.key}: row {row.number}: the batch rows function "
+            f"failed at every attempt and gave up; the last error: {why}. Nothing more "
+            "will be tried: upload the row again in a new file")}
+        job = ctx.jobs.get(job_id)
+        if job is None:
+            intake.refuse_job(ctx, source, job_id, received, error, look_id=row.look_id,
+                              batch_id=batch["batch_id"])
+        elif job.status == JobStatus.RECEIVED:
+            end_job(ctx, job_id, JobStatus.FAILED, error=error)
+        else:
+            continue
+        failed += 1
+    return {"rows": len(items), "refused": failed}
 
 
 def _check_inputs(ctx: Context, source: Source, row: Row, look: Look,
