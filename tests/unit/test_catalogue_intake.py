@@ -219,3 +219,19 @@ def test_a_child_that_failed_at_every_attempt_ends_the_jobs_it_never_made(fake):
     assert error["code"] == "IntakeFailed" and error["message"].startswith(
         "s3://inbox/jobs/ss27.csv: row 3: the batch rows function failed at every attempt")
     assert "Lambda.Unknown: timed out" in error["message"]
+
+
+def test_the_local_stack_strips_only_the_item_batcher_moto_refuses():
+    import json
+    from pathlib import Path
+
+    from tryon_local.cfn import without_item_batcher
+
+    root = Path(__file__).resolve().parents[2] / "infra" / "statemachine"
+    text = (root / "batch_expansion.asl.json").read_text()
+    local = json.loads(without_item_batcher(text))
+    expected = json.loads(text)
+    assert expected["States"]["ExpandRows"].pop("ItemBatcher") == {"MaxItemsPerBatch": 50}
+    assert local == expected
+    job = (root / "tryon_job.asl.json").read_text()
+    assert without_item_batcher(job) == job  # no Distributed Map: left as written
