@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -264,16 +265,79 @@ def price_of(model: str | None) -> dict[str, Any] | None:
     return spec.price.as_dict() if spec else None
 
 
-def batch_view(batch: dict[str, Any], jobs: list[JobRecord]) -> dict[str, Any]:
-    """A batch as its owner sees it at any time: counts by status, and its jobs."""
-    counts = {"total": len(batch["job_ids"]), "recorded": len(jobs)}
-    for status in JobStatus:
-        counts[status.value.lower()] = sum(1 for j in jobs if j.status == status)
+# A batch record counts its ended jobs: `ended`, and ENDED_PREFIX + each terminal status
+# (lowercase); one recorded before the counters has a set `ended_jobs` and no `total`.
+ENDED_PREFIX = "ended#"
+# A batch of at most this many keeps its jobs' ids in its record and lists each look's
+# outcome in batch.completed (well inside SNS's 256 KB); a larger one is read a page
+# at a time from the `batch` index (GET /v1/batches/{id}).
+MAX_LISTED_LOOKS = 100
+
+
+def batch_jobs(jobs: Any, batch: dict[str, Any], *, limit: int = MAX_LISTED_LOOKS,
+               after: str | None = None) -> tuple[list[JobRecord], str | None]:
+    """A batch's jobs (`jobs`: the Jobs port): all of them where its record keeps their
+    ids, else a page of `limit` after `after` from the `batch` index, and where the
+    next page starts (None: no more)."""
+    if batch.get("job_ids") is not None:
+        return jobs.get_many(list(batch["job_ids"])), None
+    return jobs.of_batch(batch["batch_id"], limit=limit, after=after)
+
+
+def every_batch_job(jobs: Any, batch: dict[str, Any]) -> Iterator[JobRecord]:
+    """All of a batch's jobs, a page at a time."""
+    after: str | None = None
+    while True:
+        page, after = batch_jobs(jobs, batch, after=after)
+        yield from page
+        if after is None:
+            return
+
+
+def batch_order(place: int) -> str:
+    """A job's place in its batch (0-based look position or row number) as the `batch`
+    index sorts it."""
+    return f"{place:06d}"
+def batch_total(batch: dict[str, Any]) -> int:
+    return int(batch["total"]) if "total" in batch else len(batch["job_ids"])
+
+
+def batch_ended(batch: dict[str, Any]) -> int:
+    return int(batch.get("ended", 0)) if "total" in batch else len(batch.get("ended_jobs", ()))
+
+
+def ended_counts(batch: dict[str, Any]) -> dict[str, int]:
+    """Terminal status (lowercase) -> how many of the batch's jobs ended so (counters)."""
+    return {name.removeprefix(ENDED_PREFIX): int(value) for name, value in batch.items()
+            if name.startswith(ENDED_PREFIX)}
+
+
+def batch_view(batch: dict[str, Any], jobs: list[JobRecord], next_page: str | None = None
+               ) -> dict[str, Any]:
+    """A batch as its owner sees it at any time: counts by status, and its jobs (all of
+    them, or a page of them with `next` for a batch too large to list whole)."""
+    counts = batch_counts(batch, jobs if next_page is None else None)
+    counts["recorded"] = len(jobs) if next_page is None else None
     ended = sum(counts[s.value.lower()] for s in TERMINAL_STATUSES)
     return {"batch_id": batch["batch_id"],
             "status": "OPEN" if ended < counts["total"] else batch_outcome(counts),
             "attributes": batch.get("attributes") or {}, "counts": counts,
-            "jobs": [job_view(job) for job in jobs]}
+            "jobs": [job_view(job) for job in jobs], "next": next_page}
+
+
+def batch_counts(batch: dict[str, Any], jobs: list[JobRecord] | None) -> dict[str, Any]:
+    """Total, and how many jobs are in each status: from the listed jobs when they are
+    all there, else the ended ones from the batch's counters and the rest as `open`."""
+    counts: dict[str, Any] = {"total": batch_total(batch)}
+    if jobs is not None:
+        for status in JobStatus:
+            counts[status.value.lower()] = sum(1 for j in jobs if j.status == status)
+        return counts
+    ended = ended_counts(batch)
+    for status in TERMINAL_STATUSES:
+        counts[status.value.lower()] = ended.get(status.value.lower(), 0)
+    counts["open"] = counts["total"] - sum(ended.values())
+    return counts
 
 
 def batch_outcome(counts: dict[str, int]) -> str:
@@ -281,12 +345,12 @@ def batch_outcome(counts: dict[str, int]) -> str:
             else "FAILED" if counts["succeeded"] == 0 else "PARTIAL")
 
 
-def batch_summary(batch: dict[str, Any], jobs: list[JobRecord]
+def batch_summary(batch: dict[str, Any], jobs: list[JobRecord] | None
                   ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The batch.completed message: counts and every look's outcome."""
-    counts = {"total": len(batch["job_ids"])}
-    for status in TERMINAL_STATUSES:
-        counts[status.value.lower()] = sum(1 for j in jobs if j.status == status)
+    """The batch.completed message: counts and, for a batch small enough to list
+    (`jobs` given), every look's outcome; a larger one's are on GET /v1/batches/{id}."""
+    counts = {k: v for k, v in batch_counts(batch, jobs).items()
+              if k == "total" or k in {s.value.lower() for s in TERMINAL_STATUSES}}
     outcome = batch_outcome(counts)
     body = {
         "schema": "tryon.notification/1",
@@ -297,7 +361,7 @@ def batch_summary(batch: dict[str, Any], jobs: list[JobRecord]
         "source": batch.get("source"),
         "attributes": batch.get("attributes") or {},
         "counts": counts,
-        "looks": [{
+        "looks": None if jobs is None else [{
             "look_id": job.look_id,
             "job_id": job.job_id,
             "status": job.status.value,

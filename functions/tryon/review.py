@@ -68,9 +68,10 @@ def render_review(title: str, jobs: list[dict], link: Callable[[str], str | None
                   batch: dict | None = None) -> str:
     """The review page (a whole HTML document) of these job records, in the batch's
     order when there is a batch."""
-    if batch and isinstance(batch.get("job_ids"), list):
-        position = {job_id: i for i, job_id in enumerate(batch["job_ids"])}
-        jobs = sorted(jobs, key=lambda job: position.get(job.get("job_id"), len(position)))
+    if batch:  # its order: each job's place (jobs of batches before places: their ids')
+        position = {job_id: i for i, job_id in enumerate(batch.get("job_ids") or ())}
+        jobs = sorted(jobs, key=lambda job: (job.get("batch_order") or "",
+                                             position.get(job.get("job_id"), len(position))))
     looks = "\n".join(_look(job, link, index) for index, job in enumerate(jobs))
     return f"""<!doctype html>
 <html lang="en">

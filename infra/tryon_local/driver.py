@@ -160,8 +160,8 @@ class Driver:
                     continue
                 if item["pk"].startswith("JOB#"):
                     jobs.append(from_dynamo(item))
-                elif item["pk"].startswith("BATCH#"):
-                    positions.update({job_id: i for i, job_id in enumerate(item["job_ids"])})
+                    if item.get("batch_order"):
+                        positions[item["job_id"]] = int(item["batch_order"])
             start = page.get("LastEvaluatedKey")
             if not start:
                 return jobs, positions

@@ -25,6 +25,7 @@ from tryon.jobs import (
     INTEGRATION_NAME,
     Source,
     batch_view,
+    every_batch_job,
     job_id_for,
     job_view,
     utc_day,
@@ -151,7 +152,7 @@ def batch_jobs(target: Target, batch_id: str) -> tuple[dict[str, Any], list[JobR
     if batch is None:
         raise OperatorError(f"no batch {batch_id!r} in {target.name} (a manifest uploaded a "
                             "moment ago is recorded within seconds; a single look has no batch)")
-    return batch, target.ctx.jobs.get_many(list(batch["job_ids"]))
+    return batch, list(every_batch_job(target.ctx.jobs, batch))
 
 
 def get_job(target: Target, job_id: str) -> JobRecord:

@@ -25,6 +25,7 @@ from tryon.adapters.slots import (
     turn_end,
 )
 from tryon.job_record import BILLING_FIELDS, JobRecord, JobStatus
+from tryon.jobs import ENDED_PREFIX
 
 
 class FakeJobs:
@@ -69,6 +70,18 @@ class FakeJobs:
         if request_id:
             self.update(job_id, **{f"last_{call}_request_id": request_id})
 
+    def of_batch(self, batch_id: str, *, limit: int, after: str | None
+                 ) -> tuple[list[JobRecord], str | None]:
+        ordered = sorted((j for j in self.records.values()
+                          if j.batch_id == batch_id and j.batch_order),
+                         key=lambda j: (j.batch_order, j.job_id))
+        if after:
+            ordered = [j for j in ordered if f"{j.batch_order}#{j.job_id}" > after]
+        page = ordered[:limit]
+        more = len(ordered) > limit
+        return copy.deepcopy(page), (f"{page[-1].batch_order}#{page[-1].job_id}"
+                                     if more else None)
+
     def owned(self, owner: str, *, status: str | None, limit: int,
               after: str | None) -> tuple[list[JobRecord], str | None]:
         mine = sorted((j for j in self.records.values() if j.owner == owner and j.owner_order),
@@ -106,6 +119,7 @@ class FakeJobs:
 class FakeBatches:
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.counted: set[tuple[str, str]] = set()
 
     def create(self, batch: dict[str, Any], now: float) -> bool:
         if batch["batch_id"] in self.items:
@@ -117,9 +131,15 @@ class FakeBatches:
     def get(self, batch_id: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.items.get(batch_id))
 
-    def record_end(self, batch_id: str, job_id: str) -> dict[str, Any]:
+    def record_end(self, batch_id: str, job_id: str, status: str) -> dict[str, Any]:
         batch = self.items[batch_id]  # KeyError: as the real one's failed condition
-        batch.setdefault("ended_jobs", set()).add(job_id)
+        if "total" not in batch:  # recorded before the counters
+            batch.setdefault("ended_jobs", set()).add(job_id)
+        elif (batch_id, job_id) not in self.counted:  # the job's batch_counted mark
+            self.counted.add((batch_id, job_id))
+            batch["ended"] = batch.get("ended", 0) + 1
+            name = ENDED_PREFIX + status.lower()
+            batch[name] = batch.get(name, 0) + 1
         return copy.deepcopy(batch)
 
     def claim_notification(self, batch_id: str, now: float) -> bool:

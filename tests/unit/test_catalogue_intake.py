@@ -235,3 +235,15 @@ def test_the_local_stack_strips_only_the_item_batcher_moto_refuses():
     assert local == expected
     job = (root / "tryon_job.asl.json").read_text()
     assert without_item_batcher(job) == job  # no Distributed Map: left as written
+
+
+def test_a_large_file_keeps_no_ids_in_its_batch_and_its_jobs_are_found_by_their_row(fake):
+    rows = [f"look-{n};p.jpg;t.jpg;;S{n}" for n in range(101)]
+    source = upload(fake, [HEADER, *rows[:100], "bad;p.jpg;t.jpg;12x;X"])
+    job_ids = take_upload(fake.ctx, source)
+    batch = fake.batches.get(job_id_for(source, "batch"))
+    assert batch["total"] == 101 and batch.get("job_ids") is None
+    expand(fake, batch_size=50)
+    first, bad = fake.jobs.get(job_ids[0]), fake.jobs.get(job_ids[-1])
+    assert (first.batch_order, bad.batch_order) == ("000002", "000102")
+    assert bad.status == JobStatus.FAILED and bad.batch_id == batch["batch_id"]

@@ -10,6 +10,7 @@ from tryon.adapters.checked_images import CHECKED_TTL_SECONDS
 from tryon.adapters.jobs import TransitionRefused
 from tryon.adapters.slots import QUEUE_ATTRIBUTES, parse_order, queue_entry
 from tryon.job_record import JobRecord, JobStatus, ProviderStatus
+from tryon.jobs import batch_ended, batch_order, batch_total, ended_counts
 
 NOW = 1_795_000_000.0
 
@@ -138,16 +139,39 @@ def test_the_budget_counts_each_job_once_and_gives_a_place_back(repos):
     assert repos.budget.override() is None
 
 
-def test_batches_complete_once(repos):
-    assert repos.batches.create({"batch_id": "b", "job_ids": ["x", "y"], "owner": None}, NOW)
+def test_batches_count_each_jobs_end_once_and_complete_once(repos):
+    for job_id in ("x", "y"):
+        repos.jobs.create(job(job_id=job_id), NOW)
+    assert repos.batches.create({"batch_id": "b", "total": 2, "job_ids": ["x", "y"],
+                                 "owner": None}, NOW)
     assert not repos.batches.create({"batch_id": "b", "job_ids": []}, NOW)
-    repos.batches.record_end("b", "x")
-    assert repos.batches.record_end("b", "x")["ended_jobs"] == {"x"}
-    assert repos.batches.record_end("b", "y")["ended_jobs"] == {"x", "y"}
+    repos.batches.record_end("b", "x", "SUCCEEDED")
+    again = repos.batches.record_end("b", "x", "SUCCEEDED")  # a repeated end
+    assert (batch_ended(again), ended_counts(again)) == (1, {"succeeded": 1})
+    done = repos.batches.record_end("b", "y", "FAILED")
+    assert (batch_ended(done), batch_total(done)) == (2, 2)
+    assert ended_counts(done) == {"succeeded": 1, "failed": 1}
     assert repos.batches.claim_notification("b", NOW)
     assert not repos.batches.claim_notification("b", NOW)
     repos.batches.release_notification("b")
     assert repos.batches.claim_notification("b", NOW) and repos.batches.get("nobody") is None
+
+
+def test_a_batch_recorded_before_the_counters_still_completes_by_its_set(repos):
+    repos.batches.create({"batch_id": "old", "job_ids": ["x", "y"]}, NOW)
+    repos.batches.record_end("old", "x", "SUCCEEDED")
+    old = repos.batches.record_end("old", "x", "SUCCEEDED")
+    assert old["ended_jobs"] == {"x"} and (batch_ended(old), batch_total(old)) == (1, 2)
+
+
+def test_a_large_batchs_jobs_are_read_in_its_order_a_page_at_a_time(repos):
+    for place in (2, 0, 1):
+        repos.jobs.create(job(job_id=f"j{place}", batch_id="big",
+                              batch_order=batch_order(place)), NOW)
+    repos.jobs.create(job(job_id="other", batch_id="small"), NOW)  # no place: not indexed
+    first, after = repos.jobs.of_batch("big", limit=2, after=None)
+    rest, end = repos.jobs.of_batch("big", limit=2, after=after)
+    assert [j.job_id for j in first + rest] == ["j0", "j1", "j2"] and end is None
 
 
 def test_what_the_pipeline_remembers_of_the_provider(repos):

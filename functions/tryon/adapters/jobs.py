@@ -19,6 +19,7 @@ from tryon.job_record import (
 )
 
 JOB_PK, JOB_SK = "JOB#", "JOB"
+BATCH_INDEX = "batch"
 OWNER_INDEX = "owner"  # an integration's jobs (API requests), by time
 
 
@@ -111,6 +112,25 @@ class JobRepository:
                        ExpressionAttributeValues=terminal):
             return None
         return JobRecord.from_item({k: v for k, v in kept.items() if k != "expires_at"})
+
+    def of_batch(self, batch_id: str, *, limit: int, after: str | None
+                 ) -> tuple[list[JobRecord], str | None]:
+        """A batch's jobs in its order, from the sparse `batch` index: up to `limit`
+        after the position `after` (`<batch_order>#<job id>`), and the position to go
+        on from (None at the end)."""
+        start = None
+        if after:
+            order, job_id = after.rsplit("#", 1)
+            start = {"batch_id": batch_id, "batch_order": order, **job_key(job_id)}
+        page = self._t.table.query(
+            IndexName=BATCH_INDEX, Limit=limit, KeyConditionExpression="batch_id = :batch",
+            ExpressionAttributeValues={":batch": batch_id},
+            **({"ExclusiveStartKey": start} if start else {}))
+        ids = [item["pk"].removeprefix(JOB_PK) for item in page["Items"]]
+        found = {job.job_id: job for job in self.get_many(ids)}
+        last = page.get("LastEvaluatedKey")
+        return ([found[i] for i in ids if i in found],
+                f"{last['batch_order']}#{last['pk'].removeprefix(JOB_PK)}" if last else None)
 
     def owned(self, owner: str, *, status: str | None, limit: int,
               after: str | None) -> tuple[list[JobRecord], str | None]:

@@ -19,6 +19,7 @@ from tryon.jobs import (
     API_MANIFEST_PREFIX,
     UPLOADS_PREFIX,
     Source,
+    batch_jobs,
     batch_view,
     job_id_for,
     job_view,
@@ -179,27 +180,30 @@ def owned_job(ctx: Context, who: Integration, job_id: str) -> JobRecord:
     return job
 
 
-def owned_batch(ctx: Context, who: Integration, batch_id: str
-                ) -> tuple[dict[str, Any], list[JobRecord]]:
+def owned_batch(ctx: Context, who: Integration, batch_id: str) -> dict[str, Any]:
     batch = ctx.batches.get(batch_id) if batch_id.isalnum() else None
     if batch is None or batch.get("owner") != who.name:
         raise Problem(404, "NoSuchBatch",
                       f"no batch {batch_id!r} of yours; looks accepted a moment ago are "
                       "recorded within seconds, so retry shortly if you have just sent them")
-    return batch, ctx.jobs.get_many(list(batch["job_ids"]))
+    return batch
 
 
-def batch_of(ctx: Context, who: Integration, batch_id: str) -> dict[str, Any]:
-    return batch_view(*owned_batch(ctx, who, batch_id))
+def batch_of(ctx: Context, who: Integration, batch_id: str, after: str | None = None
+             ) -> dict[str, Any]:
+    """The batch's counts and its jobs (a page of them, for a large batch)."""
+    batch = owned_batch(ctx, who, batch_id)
+    return batch_view(batch, *batch_jobs(ctx.jobs, batch, after=after))
 
 
 def list_jobs(ctx: Context, who: Integration, *, status: str | None, batch: str | None,
               limit: int, after: str | None) -> dict[str, Any]:
     """The integration's jobs, newest first; `next` is where the next page starts."""
     if batch:
-        jobs = [job for job in owned_batch(ctx, who, batch)[1]
-                if status is None or job.status == status]
-        return {"jobs": [job_view(job) for job in jobs], "next": None}
+        page, after = batch_jobs(ctx.jobs, owned_batch(ctx, who, batch),
+                                 limit=min(limit, MAX_PAGE), after=after)
+        return {"jobs": [job_view(job) for job in page
+                         if status is None or job.status == status], "next": after}
     jobs, after = ctx.jobs.owned(who.name, status=status, limit=min(limit, MAX_PAGE),
                                        after=after)
     return {"jobs": [job_view(job) for job in jobs], "next": after}
@@ -236,7 +240,8 @@ def cancel(ctx: Context, who: Integration, job_id: str) -> dict[str, Any]:
 
 def review_page(ctx: Context, who: Integration, batch_id: str) -> str:
     """The batch's review page, with short-lived links to its images."""
-    batch, jobs = owned_batch(ctx, who, batch_id)
+    batch = owned_batch(ctx, who, batch_id)
+    jobs, _ = batch_jobs(ctx.jobs, batch)  # a large batch's first looks (paging: issue 21)
     return render_review(f"Batch {batch_id}", [job.to_item() for job in jobs],
                          _links(ctx, who), batch=batch)
 

@@ -20,6 +20,7 @@ from tryon import catalogue
 from tryon.catalogue import BatchFileError, Row, RowError
 from tryon.job_record import JobStatus
 from tryon.jobs import (
+    MAX_LISTED_LOOKS,
     NORMALIZED_PREFIX,
     Look,
     Source,
@@ -99,7 +100,10 @@ def _record_batch(ctx: Context, batch_id: str, source: Source, job_ids: list[str
                   owner: str | None, received: float) -> None:
     """The batch record, made once (a redelivery finds it): its summary is sent when
     its last job ends."""
-    ctx.batches.create({"batch_id": batch_id, "job_ids": job_ids, "total": len(job_ids),
+    ctx.batches.create({"batch_id": batch_id, "total": len(job_ids),
+                        # Few enough to keep (and list in batch.completed); a larger
+                        # batch's jobs are found by its index (batch_order: the row).
+                        "job_ids": job_ids if len(job_ids) <= MAX_LISTED_LOOKS else None,
                         "source": source.as_dict(), "attributes": {}, "owner": owner},
                        received)
 
@@ -163,11 +167,12 @@ def take_rows(ctx: Context, batch: dict[str, Any], items: list[dict[str, str]]) 
             intake.refuse_job(ctx, source, job_id, received, {
                 "code": fault.code, "message": f"{where}: {fault}", "row": str(row.number),
                 **({"column": fault.column} if fault.column else {})},
-                look_id=row.look_id, batch_id=batch_id)
+                look_id=row.look_id, batch=(batch_id, row.number))
             continue
         look = looks[row.number]
         intake._take_look(ctx, source, look, job_id, received,
-                          _result_stem(source, look.look_id, job_id), batch_id, checked,
+                          _result_stem(source, look.look_id, job_id), (batch_id, row.number),
+                          checked,
                           None, refusals.get(look.look_id), look.priority or priority)
     return {"rows": len(rows), "refused": len(faults)}
 
@@ -190,7 +195,7 @@ def rows_failed(ctx: Context, batch: dict[str, Any], items: list[dict[str, str]]
         job = ctx.jobs.get(job_id)
         if job is None:
             intake.refuse_job(ctx, source, job_id, received, error, look_id=row.look_id,
-                              batch_id=batch["batch_id"])
+                              batch=(batch["batch_id"], row.number))
         elif job.status == JobStatus.RECEIVED:
             end_job(ctx, job_id, JobStatus.FAILED, error=error)
         else:

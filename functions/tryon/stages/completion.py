@@ -9,7 +9,14 @@ from typing import Any
 
 from tryon.adapters.result_download import ResultPolicy, download_result
 from tryon.job_record import JobRecord, JobStatus, StepStatus, WorkflowState, sources_of
-from tryon.jobs import batch_summary, bounded_error, notification_for, price_of
+from tryon.jobs import (
+    batch_ended,
+    batch_summary,
+    batch_total,
+    bounded_error,
+    notification_for,
+    price_of,
+)
 from tryon.stages.admission import release_slot
 from tryon.stages.context import Context
 
@@ -109,7 +116,7 @@ def end_job(ctx: Context, job_id: str, status: JobStatus, *, error: dict | None 
             ctx.jobs.update(job_id, remove=["notified_at"])
             raise
     if job.batch_id:
-        _end_batch_job(ctx, job.batch_id, job_id, now)
+        _end_batch_job(ctx, job.batch_id, job, now)
     return ended
 
 
@@ -125,14 +132,16 @@ def execution_ended(ctx: Context, execution: str, status: str) -> None:
                    "ended (see the execution's history)"})
 
 
-def _end_batch_job(ctx: Context, batch_id: str, job_id: str, now: float) -> None:
-    batch = ctx.batches.record_end(batch_id, job_id)
-    if len(batch.get("ended_jobs", ())) < len(batch["job_ids"]):
+def _end_batch_job(ctx: Context, batch_id: str, job: JobRecord, now: float) -> None:
+    batch = ctx.batches.record_end(batch_id, job.job_id, job.status.value)
+    if batch_ended(batch) < batch_total(batch):
         return
     if not ctx.batches.claim_notification(batch_id, now):
         return
     try:
-        ctx.notifier.publish(*batch_summary(batch, ctx.jobs.get_many(batch["job_ids"])))
+        # Each look's outcome where the batch is small enough to list them (its ids).
+        listed = ctx.jobs.get_many(batch["job_ids"]) if "job_ids" in batch else None
+        ctx.notifier.publish(*batch_summary(batch, listed))
     except Exception:
         ctx.batches.release_notification(batch_id)
         raise

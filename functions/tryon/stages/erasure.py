@@ -14,7 +14,14 @@ from typing import Any
 
 from tryon.adapters.integrations import Integration
 from tryon.job_record import JobRecord
-from tryon.jobs import API_MANIFEST_PREFIX, MANIFEST_PREFIX, NORMALIZED_PREFIX, UPLOADS_PREFIX
+from tryon.jobs import (
+    API_MANIFEST_PREFIX,
+    MANIFEST_PREFIX,
+    NORMALIZED_PREFIX,
+    UPLOADS_PREFIX,
+    batch_total,
+    every_batch_job,
+)
 from tryon.stages.api_requests import Problem, owned_batch, owned_job
 from tryon.stages.context import Context
 
@@ -107,8 +114,7 @@ def erase_job(ctx: Context, job_id: str, *, with_batch: bool = True) -> Erased:
     erased.jobs += 1
     if with_batch and job.batch_id:
         batch = ctx.batches.get(job.batch_id)
-        if batch and all(other.erased_at for other in
-                         ctx.jobs.get_many(list(batch["job_ids"]))):
+        if batch and all(other.erased_at for other in every_batch_job(ctx.jobs, batch)):
             erased.add(_erase_batch_record(ctx, batch))
     return erased
 
@@ -118,14 +124,14 @@ def erase_batch(ctx: Context, batch_id: str) -> Erased:
     batch = ctx.batches.get(batch_id)
     if batch is None:
         raise KeyError(batch_id)
-    jobs = ctx.jobs.get_many(list(batch["job_ids"]))
+    jobs = list(every_batch_job(ctx.jobs, batch))
     open_jobs = [job.job_id for job in jobs if not job.ended]
-    if open_jobs or len(jobs) < len(batch["job_ids"]):
+    if open_jobs or len(jobs) < batch_total(batch):
         raise CannotErase("BatchNotEnded", f"batch {batch_id} has jobs that have not ended "
                           f"({', '.join(open_jobs[:5]) or 'not yet recorded'}): cancel them or "
                           "wait for their end, then erase the batch")
     erased = Erased()
-    named = _named_by_others(ctx, batch.get("owner"), set(batch["job_ids"]))
+    named = _named_by_others(ctx, batch.get("owner"), {job.job_id for job in jobs})
     for job in jobs:
         _erase_objects(ctx, job, named, erased)
         ctx.jobs.erase(job.job_id, ctx.clock())

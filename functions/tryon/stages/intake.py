@@ -14,13 +14,16 @@ from tryon.adapters.slots import PRIORITIES
 from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import (
     MANIFEST_PREFIX,
+    MAX_LISTED_LOOKS,
     ROSTER_PREFIX,
     UPLOADS_PREFIX,
     DroppedGarment,
     Look,
     Source,
+    batch_order,
     drop_result_stem,
     dropped_garment,
+    every_batch_job,
     job_id_for,
     manifest_result_stem,
     owner_fields,
@@ -156,8 +159,9 @@ def upload_job_ids(ctx: Context, source: Source) -> list[str]:
     """The ids of the jobs an upload makes (or made), worked out again without
     side effects; [] when the upload cannot be read or expanded (any more)."""
     batch = ctx.batches.get(job_id_for(source, "batch"))
-    if batch:
-        return list(batch["job_ids"])
+    if batch:  # its ids, made or not; a large batch's, those made (its index)
+        return (list(batch["job_ids"]) if batch.get("job_ids") is not None
+                else [job.job_id for job in every_batch_job(ctx.jobs, batch)])
     if not source.key.startswith(MANIFEST_PREFIX) or catalogue.kind_of(source.key):
         # A drop, or a catalogue file, is always a batch: without its batch item, no
         # job was made.
@@ -208,13 +212,15 @@ def reject_upload(ctx: Context, source: Source, received: float, code: str, mess
 
 
 def refuse_job(ctx: Context, source: Source, job_id: str, received: float, error: dict,
-               *, look_id: str | None = None, batch_id: str | None = None) -> None:
+               *, look_id: str | None = None, batch: tuple[str, int] | None = None) -> None:
     """A job recorded and ended FAILED with `error` before anything was read or paid
     (one notification; safe to repeat): a refused upload, or a catalogue row that is
-    not a look."""
+    not a look (`batch`: its batch's id and its place in it)."""
     ctx.on_job(job_id)
     ctx.jobs.create(JobRecord(job_id=job_id, status=JobStatus.RECEIVED, look_id=look_id,
-                              batch_id=batch_id, source=source.as_dict(),
+                              batch_id=batch[0] if batch else None,
+                              batch_order=batch_order(batch[1]) if batch else None,
+                              source=source.as_dict(),
                               timeline={"received": received},
                               **owner_fields(source.key, received, job_id)), received)
     end_job(ctx, job_id, JobStatus.FAILED, error=error)
@@ -232,29 +238,32 @@ def _take_looks(ctx: Context, source: Source, looks: list[Look],
     job_ids = [job_id_for(source, look.look_id) for look in looks]
     batch_id = job_id_for(source, "batch") if batch else None
     if batch_id:
-        ctx.batches.create({"batch_id": batch_id, "job_ids": job_ids,
-                                "source": source.as_dict(), "attributes": attributes,
-                                "owner": owner_of(source.key)},
-                               received)
+        ctx.batches.create({"batch_id": batch_id, "total": len(job_ids),
+                            # Few enough to keep (and list in batch.completed).
+                            "job_ids": job_ids if len(job_ids) <= MAX_LISTED_LOOKS else None,
+                            "source": source.as_dict(), "attributes": attributes,
+                            "owner": owner_of(source.key)}, received)
     checked: Checked = {}  # each image is checked once per set of rules
-    for look, job_id in zip(looks, job_ids, strict=True):
+    for place, (look, job_id) in enumerate(zip(looks, job_ids, strict=True)):
         _take_look(ctx, source, look, job_id, received, result_stem(look.look_id, job_id),
-                   batch_id, checked, repeats.get(look.look_id),
+                   (batch_id, place) if batch_id else None, checked, repeats.get(look.look_id),
                    (refusals or {}).get(look.look_id), look.priority or priority)
     return job_ids
 
 
 def _take_look(ctx: Context, source: Source, look: Look, job_id: str, received: float,
-               result_stem: str, batch_id: str | None, checked: Checked,
+               result_stem: str, batch: tuple[str, int] | None, checked: Checked,
                duplicate_looks: list[str] | None, refusal: dict | None,
                priority: str) -> None:
+    """`batch`: its batch's id and the look's place in it."""
     ctx.on_job(job_id)
     model, requested_model = model_for_look(ctx, look.model)
     created = ctx.jobs.create(JobRecord(
         job_id=job_id,
         status=JobStatus.RECEIVED,
         look_id=look.look_id,
-        batch_id=batch_id,
+        batch_id=batch[0] if batch else None,
+        batch_order=batch_order(batch[1]) if batch else None,
         model=model,
         requested_model=requested_model,
         source=source.as_dict(),

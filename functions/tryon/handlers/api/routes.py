@@ -125,10 +125,13 @@ def cancel_job(job_id: str) -> dict[str, Any]:
     return api_requests.cancel(stage_context(), caller(app), job_id)
 
 
-@app.get("/batches/<batch_id>", summary="A batch: counts by status and its jobs",
-         responses=answers(OBJECT, 404))
-def get_batch(batch_id: str) -> dict[str, Any]:
-    return api_requests.batch_of(stage_context(), caller(app), batch_id)
+@app.get("/batches/<batch_id>", summary="A batch: counts by status and its jobs (a page of "
+         "them for a batch of more than 100, with `next`)", responses=answers(OBJECT, 404))
+def get_batch(batch_id: str,
+              after: Annotated[str | None, Query(max_length=100,
+                                                 pattern=r"^[0-9]+#[0-9a-f]+$")] = None,
+              ) -> dict[str, Any]:
+    return api_requests.batch_of(stage_context(), caller(app), batch_id, after)
 
 
 @app.get("/batches/<batch_id>/review", summary="The batch's review page (HTML)",
