@@ -30,7 +30,10 @@ lint: $(STAMP)
 check-template: $(STAMP)
 	$(BIN)/cfn-lint template.yaml infra/examples/*.yaml
 	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint --region us-east-1 --template template.yaml
-	$(BIN)/statelint infra/statemachine/*.asl.json
+	# batch_expansion.asl.json left out: statelint does not know a Distributed Map's
+	# ItemReader.ReaderConfig (InputType, CSVHeaderLocation) and refuses it; moto's
+	# parser (the local stack) and Step Functions' own validation check it instead.
+	$(BIN)/statelint infra/statemachine/tryon_job.asl.json
 
 # checkov in a venv of its own: it pins boto3 exactly (1.35.49), aws-sam-cli another (1.43.108).
 CHECKOV_VERSION := 3.3.30

@@ -72,6 +72,7 @@ def moto_stages(monkeypatch):
                       capacity=Capacity(settings, stores["limit_notes"], settings.timebase.wall),
                       integrations=Integrations("credentials"),
                       storage=ObjectStorage(s3), notifier=Notifier(topic), workflow=None,
+                      expansions=None,
                       admissions=None, preparations=None, provider=None, pacer=None,
                       count=counted.append)
         yield MotoStages(ctx, s3, queue, sqs, counted)

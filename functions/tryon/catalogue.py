@@ -29,6 +29,7 @@ from tryon.manifest import ManifestError, manifest_of
 COLUMNS = ("id", "person", "top", "bottom", "dress", "keep", "model", "resolution",
            "restore_face", "priority", "instruction")
 ATTRIBUTE_PREFIX = "attr."
+ERROR_COLUMN = "error"  # the canonical CSV's only: a row's read-time fault (JSON)
 KINDS = {".csv": "csv", ".jsonl": "jsonl"}  # the file's suffix -> how it is read
 MAX_BATCH_LOOKS = 10_000  # the stack's default (parameter MaxBatchLooks)
 MAX_BATCH_BYTES = 32 * 1024 * 1024  # 10,000 rows of long keys fit in a few MB
@@ -110,20 +111,37 @@ def look_of(row: Row, default_model: str) -> Look:
 def canonical_csv(rows: Iterable[Row], attribute_columns: Iterable[str]) -> bytes:
     """The rows as one plain CSV (UTF-8, comma, a `row` column first): the form the
     batch's expansion reads (Step Functions' CSV reader takes no other), whatever
-    dialect or format the retailer's file was in."""
-    columns = ["row", *COLUMNS, *sorted(attribute_columns)]
+    dialect or format the retailer's file was in. A row's read-time fault (a RowError
+    met reading it, or found by the first pass, such as a repeated id) travels in
+    its `error` column, so that the expansion fails that row's look alone."""
+    columns = ["row", *COLUMNS, *sorted(attribute_columns), ERROR_COLUMN]
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({"row": row.number, **row.cells})
+        writer.writerow({"row": row.number, **row.cells,
+                         **({ERROR_COLUMN: _error_cell(row.error)} if row.error else {})})
     return out.getvalue().encode()
 
 
 def row_of_item(item: dict[str, str]) -> Row:
     """A row of the canonical CSV, as the expansion hands it on (every cell a string)."""
-    cells = {column: text for column, text in item.items() if column != "row" and text}
-    return Row(int(item["row"]), cells)
+    cells = {column: text for column, text in item.items()
+             if column not in ("row", ERROR_COLUMN) and text}
+    number = int(item["row"])
+    error = item.get(ERROR_COLUMN)
+    return Row(number, cells, _error_of(number, error) if error else None)
+
+
+def _error_cell(error: RowError) -> str:
+    return json.dumps({"column": error.column, "message": error.message, "code": error.code},
+                      separators=(",", ":"))
+
+
+def _error_of(number: int, cell: str) -> RowError:
+    fault = json.loads(cell)
+    return RowError(number, fault.get("column"), fault["message"],
+                    fault.get("code") or "InvalidRow")
 
 
 # --- reading -----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ tests/fakes implements them in memory, failing the way the real ones do."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal, Protocol
+from typing import IO, Any, Literal, Protocol
 
 from tryon.job_record import JobRecord, JobStatus
 
@@ -110,6 +110,8 @@ class MessageErrors(Protocol):
 class Storage(Protocol):
     def read(self, bucket: str, key: str, version_id: str | None = None,
              max_bytes: int | None = None) -> bytes: ...
+    def open_stream(self, bucket: str, key: str,
+                    version_id: str | None = None) -> IO[bytes]: ...
     def describe(self, bucket: str, key: str,
                  version_id: str | None = None) -> dict[str, Any] | None: ...
     def list_keys(self, bucket: str, prefix: str) -> list[dict[str, Any]]: ...

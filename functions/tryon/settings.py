@@ -64,6 +64,10 @@ class Settings:
     daily_image_budget: int  # images admitted per UTC day, stack-wide (operators may override)
     max_roster_size: int  # a drop on a larger roster fails RosterTooLarge
     input_transport: str  # "presigned-url" | "provider-upload"
+    # Catalogue files (jobs/<name>.csv, .jsonl): the most rows one may have (more:
+    # BatchTooLarge), and the state machine that expands their rows into jobs.
+    max_batch_looks: int = 10_000
+    batch_state_machine_arn: str = ""
     inbox_bucket: str = ""  # where the API writes its looks' manifests and uploads go
     integration_daily_quota: int = 100  # an API integration's images per day, unless set
     # Upload forms an integration may ask for per UTC day, and the bytes they may
@@ -122,6 +126,8 @@ class Settings:
             input_url_ttl_seconds=int(env.get("INPUT_URL_TTL_SECONDS", "10800")),
             daily_image_budget=int(env.get("DAILY_IMAGE_BUDGET", "500")),
             max_roster_size=int(env.get("MAX_ROSTER_SIZE", "100")),
+            max_batch_looks=int(env.get("MAX_BATCH_LOOKS", "10000")),
+            batch_state_machine_arn=env.get("BATCH_STATE_MACHINE_ARN", ""),
             input_transport=env.get("INPUT_TRANSPORT", "presigned-url"),
             inbox_bucket=env.get("INBOX_BUCKET", ""),
             integration_daily_quota=int(env.get("INTEGRATION_DAILY_QUOTA", "100")),

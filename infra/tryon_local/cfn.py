@@ -61,6 +61,31 @@ def expand(template: dict[str, Any], parameters: dict[str, str], region: str) ->
     return translator.translate(template, dict(parameters), get_managed_policy_map=dict)
 
 
+def without_item_batcher(definition: str) -> str:
+    """The definition without its Distributed Maps' `ItemBatcher`, which moto's ASL
+    parser refuses (moto 5.2.5: ASLParserException). The one local difference it
+    makes: each child gets one item ({"row", "batch"}) instead of up to
+    MaxItemsPerBatch ({"Items": [...]}), which the batch rows function takes either
+    way. Nothing else is changed."""
+    document = json.loads(definition)
+    stripped = False
+
+    def strip(node: Any) -> None:
+        nonlocal stripped
+        if isinstance(node, dict):
+            if node.get("Type") == "Map" and "ItemBatcher" in node:
+                del node["ItemBatcher"]
+                stripped = True
+            for value in node.values():
+                strip(value)
+        elif isinstance(node, list):
+            for value in node:
+                strip(value)
+
+    strip(document)
+    return json.dumps(document) if stripped else definition
+
+
 # --- resolving intrinsic functions --------------------------------------------
 
 _NO_VALUE = object()
@@ -593,6 +618,7 @@ class Deployer:
         leftover = re.findall(r"\$\{[A-Za-z0-9]+\}", definition)
         if leftover:
             raise DeployError(f"{logical_id}: unsubstituted {sorted(set(leftover))}")
+        definition = without_item_batcher(definition)
         logging = props.get("LoggingConfiguration")
         machine = self.client("stepfunctions").create_state_machine(
             name=props.get("StateMachineName", self._name(logical_id)),

@@ -17,7 +17,7 @@ from tryon.settings import Settings, Timebase
 from tryon.stages.admission import admit_or_queue
 from tryon.stages.context import Context
 
-from fakes.aws import FakeMessages, FakeNotifier, FakeStorage, FakeWorkflow
+from fakes.aws import FakeExpansions, FakeMessages, FakeNotifier, FakeStorage, FakeWorkflow
 from fakes.provider import FakeProvider
 from fakes.state_machine import run as run_execution
 from fakes.store import (
@@ -90,6 +90,7 @@ class FakeStack:
     storage: FakeStorage = field(default_factory=FakeStorage)
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     workflow: FakeWorkflow = field(default_factory=FakeWorkflow)
+    expansions: FakeExpansions = field(default_factory=FakeExpansions)
     admissions: FakeMessages = field(default_factory=FakeMessages)
     preparations: FakeMessages = field(default_factory=FakeMessages)
     pacer: Pacer = field(default_factory=Pacer)
@@ -117,6 +118,7 @@ class FakeStack:
             provider=lambda: clients, pacer=self.pacer, integrations=self.integrations,
             capacity=Capacity(stack_settings, self.limit_notes, self.clock),
             limit_notes=self.limit_notes, checked_images=self.checked_images,
+            expansions=self.expansions,
             sleep=self.clock.sleep, count=self.counted.append)
 
     def configure(self, **overrides: Any) -> None:

@@ -5,8 +5,9 @@ call fails: with an exception, after nothing was done."""
 from __future__ import annotations
 
 import copy
+import io
 import json
-from typing import Any
+from typing import IO, Any
 
 from tryon.adapters.storage import ResultKeyTaken, tagging_document
 
@@ -30,6 +31,7 @@ class FakeStorage(Failing):
         # (bucket, key) -> its versions, oldest first
         self.objects: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.forms: list[dict[str, Any]] = []  # upload forms issued: key, max_bytes, tags
+        self.streamed: list[str] = []  # keys opened as streams
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "image/jpeg") -> str:
         """A test's upload; returns its version id."""
@@ -48,6 +50,14 @@ class FakeStorage(Failing):
         if found is None:
             raise KeyError(f"NoSuchKey: s3://{bucket}/{key}")
         return found["data"] if max_bytes is None else found["data"][:max_bytes + 1]
+
+    def open_stream(self, bucket: str, key: str, version_id: str | None = None) -> IO[bytes]:
+        self._maybe_fail()
+        found = self._version(bucket, key, version_id)
+        if found is None:
+            raise KeyError(f"NoSuchKey: s3://{bucket}/{key}")
+        self.streamed.append(key)
+        return io.BytesIO(found["data"])
 
     def describe(self, bucket: str, key: str, version_id: str | None = None
                  ) -> dict[str, Any] | None:
@@ -158,6 +168,21 @@ class FakeWorkflow(Failing):
         self._maybe_fail()
         self.started.setdefault(name, copy.deepcopy(payload))
         return f"arn:aws:states:us-east-1:000000000000:execution:tryon-job:{name}"
+
+
+class FakeExpansions(Failing):
+    """Batch expansions by name (the batch id): a second start of a name is a no-op,
+    as in Step Functions (ExecutionAlreadyExists). `starts` counts every call."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, dict[str, Any]] = {}
+        self.starts = 0
+
+    def start(self, name: str, payload: dict[str, Any]) -> str:
+        self._maybe_fail()
+        self.starts += 1
+        self.started.setdefault(name, copy.deepcopy(payload))
+        return f"arn:aws:states:us-east-1:000000000000:execution:tryon-batches:{name}"
 
 
 class FakeMessages(Failing):

@@ -23,6 +23,7 @@ def test_cold_start_finds_every_handler_and_profiles_an_import():
     modules = cold_start.handlers()
     assert modules == {
         "IntakeFunction": "tryon.handlers.intake",
+        "BatchRowsFunction": "tryon.handlers.batch_rows",
         "SubmitFunction": "tryon.handlers.submit", "PollFunction": "tryon.handlers.poll",
         "FinalizeFunction": "tryon.handlers.finalize",
         "RecordFailureFunction": "tryon.handlers.record_failure",
@@ -41,10 +42,12 @@ def test_cold_start_finds_every_handler_and_profiles_an_import():
 def test_cold_start_gives_each_function_the_requirements_its_build_installs():
     cold_start = load_cold_start()
     names = {f: [p.name for p in cold_start.requirement_files(f)]
-             for f in ("PollFunction", "IntakeFunction", "FinalizeFunction")}
+             for f in ("PollFunction", "IntakeFunction", "BatchRowsFunction",
+                       "FinalizeFunction")}
     assert names == {
         "PollFunction": ["requirements.txt"],
         "IntakeFunction": ["requirements.txt", "requirements-images.txt"],
+        "BatchRowsFunction": ["requirements.txt", "requirements-images.txt"],
         "FinalizeFunction": ["requirements.txt", "requirements-images.txt",
                              "requirements-sdk.txt"]}
 

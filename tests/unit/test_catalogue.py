@@ -9,6 +9,7 @@ import json
 import pytest
 from tryon.catalogue import (
     BatchFileError,
+    Row,
     RowError,
     canonical_csv,
     kind_of,
@@ -130,12 +131,32 @@ def test_the_canonical_csv_carries_every_row_to_the_expansion_unchanged():
     read = rows(text)
     canonical = canonical_csv(read, {"attr.sku"}).decode()
     assert canonical.splitlines()[0] == ("row,id,person,top,bottom,dress,keep,model,resolution,"
-                                         "restore_face,priority,instruction,attr.sku")
+                                         "restore_face,priority,instruction,attr.sku,error")
     # What Step Functions' CSV reader hands each child: every cell a string.
     items = list(csv.DictReader(io.StringIO(canonical)))
     assert [row_of_item(item) for item in items] == read
     assert [look_of(row_of_item(item), MODEL).instruction for item in items] == [
         "Keep the sleeves rolled", None]
+
+
+def test_a_rows_read_time_fault_travels_in_the_canonical_csvs_error_column():
+    text = ("id,person,top,resolution\n"
+            "a,p.jpg,t.jpg,1024\n"
+            f"b,p.jpg,{'x' * 3000},\n")
+    read = rows(text)
+    assert read[1].error and read[1].error.column == "top"
+    repeated = RowError(4, "id", "repeats the id of row 2", code="DuplicateLookId")
+    marked = [*read, Row(4, {"id": "a", "person": "p.jpg"}, repeated)]
+    canonical = canonical_csv(marked, set()).decode()
+    items = list(csv.DictReader(io.StringIO(canonical)))
+    assert items[0]["error"] == ""
+    back = [row_of_item(item) for item in items]
+    assert back == marked
+    with pytest.raises(RowError) as caught:
+        look_of(back[2], MODEL)
+    assert caught.value.code == "DuplicateLookId" and str(caught.value) == (
+        "row 4, column id: repeats the id of row 2")
+    assert look_of(back[0], MODEL).parameters()["resolution"] == 1024
 
 
 def test_the_suffix_says_how_a_file_under_jobs_is_read():

@@ -178,7 +178,7 @@ def test_only_log_delivery_is_granted_on_every_resource():
         for statement in _statements(spec):
             resources = _listed(statement["Resource"])
             if "*" in resources:
-                assert name == "JobStateMachine", name
+                assert name in ("JobStateMachine", "BatchExpansionStateMachine"), name
                 assert set(_listed(statement["Action"])) <= LOG_DELIVERY, name
             assert not any(a == "*" or a.endswith(":*") for a in _listed(statement["Action"]))
 
@@ -191,11 +191,40 @@ def test_every_log_group_expires_after_the_retention_parameter():
     names = {group["LogGroupName"]["Fn::Sub"] for group in groups.values()}
     for name in FUNCTIONS:
         assert "/aws/lambda/${" + name + "}" in names, f"{name} has no log group"
-    machine = RESOURCES["JobStateMachine"]["Properties"]
-    logging = machine["Logging"]
-    assert logging["Level"] == "ERROR" and logging["IncludeExecutionData"] is False
-    arn = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
-    assert groups[arn["Fn::GetAtt"][0]]
+    for machine in ("JobStateMachine", "BatchExpansionStateMachine"):
+        logging = RESOURCES[machine]["Properties"]["Logging"]
+        assert logging["Level"] == "ERROR" and logging["IncludeExecutionData"] is False
+        arn = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
+        assert groups[arn["Fn::GetAtt"][0]]
+
+
+def test_the_batch_expansion_reads_and_writes_only_its_own_files_and_runs_its_children():
+    """A catalogue file's expansion: the canonical CSVs under normalized/batches/ (and
+    its results beside them), the batch rows function, and its own executions (the
+    Distributed Map's children); the intake function may start it, nothing more."""
+    machine = RESOURCES["BatchExpansionStateMachine"]
+    grants = {(action, json.dumps(resource, sort_keys=True))
+              for statement in _statements(machine) for action in _listed(statement["Action"])
+              for resource in _listed(statement["Resource"])
+              if not action.startswith("logs:")}
+    own = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
+    assert grants == {
+        ("s3:GetObject", json.dumps({"Fn::Sub": "${InboxBucket.Arn}/normalized/batches/*"})),
+        *((action, json.dumps({"Fn::Sub": "${InboxBucket.Arn}/normalized/batches/results/*"}))
+          for action in ("s3:PutObject", "s3:ListMultipartUploadParts",
+                         "s3:AbortMultipartUpload")),
+        ("states:StartExecution",
+         json.dumps({"Fn::Sub": f"{own}:stateMachine:${{AWS::StackName}}-batches"})),
+        *((action, json.dumps({"Fn::Sub": f"{own}:execution:${{AWS::StackName}}-batches:*"}))
+          for action in ("states:DescribeExecution", "states:StopExecution"))}
+    assert machine["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-batches"}
+    assert {"LambdaInvokePolicy": {"FunctionName": {"Ref": "BatchRowsFunction"}}} in (
+        machine["Properties"]["Policies"])
+    starters = {name for name, spec in ROLES.items() for statement in _statements(spec)
+                if {"Ref": "BatchExpansionStateMachine"} in _listed(statement["Resource"])}
+    assert starters == {"IntakeFunction"}
+    assert not any("secretsmanager:GetSecretValue" in _listed(statement["Action"])
+                   for statement in _statements(FUNCTIONS["BatchRowsFunction"]))
 
 
 def test_alarms_go_to_the_alarm_topic_and_stay_quiet_without_data():

@@ -3,7 +3,7 @@ and erase every version of an object."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 import boto3
@@ -45,6 +45,12 @@ class ObjectStorage:
             if exc.response["Error"]["Code"] == "InvalidRange":  # an empty object
                 return b""
             raise
+
+    def open_stream(self, bucket: str, key: str, version_id: str | None = None) -> IO[bytes]:
+        """The object's body as a stream, read as it comes (a large file is never held
+        whole); the caller closes it."""
+        extra: dict[str, str] = {"VersionId": version_id} if version_id else {}
+        return self._s3.get_object(Bucket=bucket, Key=key, **extra)["Body"]
 
     def describe(self, bucket: str, key: str, version_id: str | None = None
                  ) -> dict[str, Any] | None:

@@ -37,6 +37,9 @@ class Context:
     limit_notes: ports.LimitNotes  # what the capacity is read from (the sweep writes it)
     integrations: Any  # tryon.adapters.integrations.Integrations: the API's callers
     checked_images: ports.CheckedImages  # each image version checked once per stack
+    # The batch expansion (a Step Functions Distributed Map over a catalogue file's
+    # rows), started once per batch: its execution is named by the batch id.
+    expansions: ports.Workflows
     sleep: Callable[[float], None] = time.sleep
     on_job: Callable[[str], None] = field(default=lambda job_id: None)
     # A metric the alarms watch (JobsFailed, ModelRetired, BudgetReached, ...).

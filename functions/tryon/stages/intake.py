@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
+from tryon import catalogue
 from tryon.adapters.slots import PRIORITIES
 from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import (
@@ -59,6 +60,11 @@ def take_upload(ctx: Context, source: Source) -> list[str]:
         return []
     if source.key.endswith("/"):  # a "folder" placeholder made by a console or tool
         return []
+    if source.key.startswith(MANIFEST_PREFIX) and catalogue.kind_of(source.key):
+        # A catalogue file (jobs/<name>.csv or .jsonl): its rows are expanded by the
+        # batch state machine, not here (imported here: that stage reuses this one's).
+        from tryon.stages.catalogue_intake import take_catalogue
+        return take_catalogue(ctx, source, received)
     if source.key.startswith(MANIFEST_PREFIX):
         return _take_manifest(ctx, source, received)
     garment = dropped_garment(source.key)
@@ -78,6 +84,17 @@ def _take_manifest(ctx: Context, source: Source, received: float) -> list[str]:
     except ManifestError as exc:
         message = f"s3://{source.bucket}/{source.key}: {exc}"
         return [reject_upload(ctx, source, received, exc.code, message, pointer=exc.pointer)]
+    refusals, priority = look_refusals(ctx, source, manifest)
+    return _take_looks(ctx, source, manifest.looks,
+                       lambda look_id, job_id: manifest_result_stem(source, look_id, job_id),
+                       received, batch=manifest.is_batch, attributes=manifest.attributes,
+                       refusals=refusals, priority=priority)
+
+
+def look_refusals(ctx: Context, source: Source, manifest: Manifest
+                  ) -> tuple[dict[str, dict], str | None]:
+    """Look id -> the error its job ends with (a priority or an instruction its writer
+    may not use), and the looks' default priority (None: the usual one)."""
     owner = owner_of(source.key)
     # What the operator set for the integration whose API request wrote it (or the
     # operator's retry of its job). Checked here as well as by the API: whoever may
@@ -88,12 +105,8 @@ def _take_manifest(ctx: Context, source: Source, received: float) -> list[str]:
                                priority_refusals(manifest, allowed, owner)),
                 **_look_errors(source, "InstructionNotAllowed",
                                _instruction_refusals(ctx, manifest, owner, settings))}
-    return _take_looks(ctx, source, manifest.looks,
-                       lambda look_id, job_id: manifest_result_stem(source, look_id, job_id),
-                       received, batch=manifest.is_batch, attributes=manifest.attributes,
-                       refusals=refusals,
-                       # Its default where it may not use both.
-                       priority=None if len(allowed) == len(PRIORITIES) else allowed[0])
+    # Its default where it may not use both.
+    return refusals, None if len(allowed) == len(PRIORITIES) else allowed[0]
 
 
 def _instruction_refusals(ctx: Context, manifest: Manifest, owner: str | None,
@@ -149,8 +162,10 @@ def upload_job_ids(ctx: Context, source: Source) -> list[str]:
     if batch:  # its ids, made or not; a large batch's, those made (its index)
         return (list(batch["job_ids"]) if batch.get("job_ids") is not None
                 else [job.job_id for job in every_batch_job(ctx.jobs, batch)])
-    if not source.key.startswith(MANIFEST_PREFIX):
-        return []  # a drop is always a batch: without its batch item, no job was made
+    if not source.key.startswith(MANIFEST_PREFIX) or catalogue.kind_of(source.key):
+        # A drop, or a catalogue file, is always a batch: without its batch item, no
+        # job was made.
+        return []
     try:
         looks = parse_manifest(ctx.storage.read(source.bucket, source.key, source.version_id,
                                                 MAX_MANIFEST_BYTES),
@@ -192,12 +207,23 @@ def reject_upload(ctx: Context, source: Source, received: float, code: str, mess
                    **details: str) -> str:
     """An upload that yields no look at all still gets a record and a notification."""
     job_id = job_id_for(source, "upload")
-    ctx.on_job(job_id)
-    ctx.jobs.create(JobRecord(job_id=job_id, status=JobStatus.RECEIVED,
-                              source=source.as_dict(), timeline={"received": received},
-                              **owner_fields(source.key, received, job_id)), received)
-    end_job(ctx, job_id, JobStatus.FAILED, error={"code": code, "message": message, **details})
+    refuse_job(ctx, source, job_id, received, {"code": code, "message": message, **details})
     return job_id
+
+
+def refuse_job(ctx: Context, source: Source, job_id: str, received: float, error: dict,
+               *, look_id: str | None = None, batch: tuple[str, int] | None = None) -> None:
+    """A job recorded and ended FAILED with `error` before anything was read or paid
+    (one notification; safe to repeat): a refused upload, or a catalogue row that is
+    not a look (`batch`: its batch's id and its place in it)."""
+    ctx.on_job(job_id)
+    ctx.jobs.create(JobRecord(job_id=job_id, status=JobStatus.RECEIVED, look_id=look_id,
+                              batch_id=batch[0] if batch else None,
+                              batch_order=batch_order(batch[1]) if batch else None,
+                              source=source.as_dict(),
+                              timeline={"received": received},
+                              **owner_fields(source.key, received, job_id)), received)
+    end_job(ctx, job_id, JobStatus.FAILED, error=error)
 
 
 def _take_looks(ctx: Context, source: Source, looks: list[Look],
