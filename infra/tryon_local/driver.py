@@ -282,7 +282,8 @@ def run_looks(stack: LocalStack, looks: list[LookRequest], out_dir: Path, *,
 
 def send_demo(driver: Driver) -> list[str]:
     """The demo: four single looks; a batch manifest keeping the person's own bottom
-    and top; and a dress dropped in the drop folder, tried on a roster of two."""
+    and top; a dress dropped in the drop folder, tried on a roster of two; and a small
+    catalogue file (a spreadsheet's CSV: a BOM, semicolons, one row per look)."""
     keys = [driver.submit(look) for look in demo_looks()]
     person = driver.upload_image(SAMPLES / "person.jpg")
     keys.append(driver.put_manifest("kept-garments", {
@@ -300,6 +301,11 @@ def send_demo(driver: Driver) -> list[str]:
     ImageOps.mirror(Image.open(SAMPLES / "person.jpg")).save(mirrored, quality=92)
     driver.upload_image(mirrored, "models/sam.jpg")
     keys.append(driver.drop_garment(SAMPLES / "dress.jpg", "dress", "DRESS-001"))
+    top, bottom = (driver.upload_image(SAMPLES / f"{name}.jpg") for name in ("top", "bottom"))
+    rows = ["id;person;top;bottom;attr.sku", f"cat-tee;{person};{top};;TEE-1",
+            f"cat-jeans;{person};;{bottom};JEANS-2", f"cat-outfit;{person};{top};{bottom};SET-3"]
+    keys.append(driver.put("jobs/catalogue.csv", ("\ufeff" + "\r\n".join(rows) + "\r\n")
+                           .encode(), "text/csv"))
     return keys
 
 

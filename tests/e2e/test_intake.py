@@ -195,13 +195,14 @@ def test_the_demo_runs_everything(stack, retire, out_dir):
         "dress": "SUCCEEDED", "qwen3-top-and-bottom": "SUCCEEDED", "qwen2-dress": "SUCCEEDED",
         "retired-model": "SUCCEEDED", "new-top-own-bottom": "SUCCEEDED",
         "own-top-new-bottom": "SUCCEEDED", "DRESS-001/alex": "SUCCEEDED",
-        "DRESS-001/sam": "SUCCEEDED"}
+        "DRESS-001/sam": "SUCCEEDED", "cat-tee": "SUCCEEDED", "cat-jeans": "SUCCEEDED",
+        "cat-outfit": "SUCCEEDED"}
     models = {j["label"]: (j["requested_model"], j["model"]) for j in report["jobs"]}
     assert models["qwen3-top-and-bottom"] == ("qwen-image-3.0", "qwen-image-3.0")
     assert models["qwen2-dress"] == ("qwen-image-2.0", "qwen-image-2.0")
     assert models["retired-model"] == (DEMO_RETIRED_MODEL, "qwen-image-3.0")
     assert "aitryon -> qwen-image-3.0" in format_table(report)
-    assert len(report["batches"]) == 2
+    assert len(report["batches"]) == 3  # the manifest, the drop, the catalogue file
 
 
 def test_results_of_different_uploads_never_overwrite_each_other(stack, driver, out_dir):
