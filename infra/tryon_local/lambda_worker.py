@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -66,6 +67,9 @@ def main() -> None:
             }}
             traceback.print_exc()
         sys.stderr.flush()
+        # The container's peak resident memory so far, as Lambda's REPORT line gives it
+        # ("Max Memory Used"; Linux counts kilobytes).
+        answer["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         answers.write(json.dumps(answer, default=str) + "\n")
 
 

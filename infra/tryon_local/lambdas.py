@@ -125,6 +125,8 @@ class LambdaRuntime:
         self._idle: dict[str, list[_Worker]] = {}
         self._busy: Counter[str] = Counter()
         self.invocations: Counter[str] = Counter()  # by function name, for the benchmarks
+        # Function name -> the highest "Max Memory Used" (MB) of its containers.
+        self.peak_memory_mb: dict[str, float] = {}
         self._all: list[_Worker] = []
         self._logs: dict[str, IO[str]] = {}
         self._lock = threading.Condition()
@@ -188,6 +190,10 @@ class LambdaRuntime:
                 error = {"errorType": "Runtime.ExitError", "errorMessage": str(exc)}
             return json.dumps(error), True, ""
         self._give_back(spec, worker)
+        if "max_rss_kb" in answer:
+            with self._lock:
+                self.peak_memory_mb[spec.name] = max(self.peak_memory_mb.get(spec.name, 0.0),
+                                                     round(answer["max_rss_kb"] / 1024, 1))
         if answer["ok"]:
             return json.dumps(answer["result"]), False, ""
         return json.dumps(answer["error"]), True, ""
