@@ -87,7 +87,6 @@ class JobRecord:
     look_id: str | None = None
     batch_id: str | None = None
     batch_order: str | None = None  # its place in the batch (index `batch`): 000042
-    batch_counted: bool | None = None  # its end is counted in its batch's record (once)
     model: str | None = None  # the model that makes (or made) the image
     requested_model: str | None = None  # set when that is not the one asked for
     inputs: dict[str, str] | None = None  # role -> s3:// URI of the upload

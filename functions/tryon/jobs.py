@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -265,8 +266,9 @@ def price_of(model: str | None) -> dict[str, Any] | None:
     return spec.price.as_dict() if spec else None
 
 
-# A batch record counts its ended jobs: `ended`, and ENDED_PREFIX + each terminal status
-# (lowercase); one recorded before the counters has a set `ended_jobs` and no `total`.
+# A batch read back counts its ended jobs (tallied from its shards, tryon.adapters.batches):
+# `ended`, ENDED_PREFIX + each terminal status (lowercase) and MADE_PREFIX + each model
+# that made images; one recorded before the shards has a set `ended_jobs` instead.
 ENDED_PREFIX = "ended#"
 MADE_PREFIX = "made#"  # + a model: the images it made for the batch
 # A batch of at most this many keeps its jobs' ids in its record and lists each look's
@@ -295,6 +297,27 @@ def every_batch_job(jobs: Any, batch: dict[str, Any]) -> Iterator[JobRecord]:
             return
 
 
+SHARD_LOOKS = MAX_LISTED_LOOKS  # a batch's ends are kept in shards of this many jobs
+
+
+def shard_of(order: str | None) -> int:
+    """The shard of a job's ends, by its place in the batch (its batch_order)."""
+    return int(order or 0) // SHARD_LOOKS
+
+
+def shard_sizes(places: Iterable[int]) -> dict[str, int]:
+    """Shard -> how many of the batch's jobs end there (the batch record's `shards`)."""
+    return dict(Counter(str(place // SHARD_LOOKS) for place in places))
+
+
+def batch_complete(batch: dict[str, Any]) -> bool:
+    """Every job of the batch has ended: every shard done (or, recorded before the
+    shards, every id in its set)."""
+    if "shards" in batch:
+        return len(batch.get("shards_done", ())) >= len(batch["shards"])
+    return len(batch.get("ended_jobs", ())) >= len(batch["job_ids"])
+
+
 def batch_order(place: int) -> str:
     """A job's place in its batch (0-based look position or row number) as the `batch`
     index sorts it."""
@@ -304,7 +327,7 @@ def batch_total(batch: dict[str, Any]) -> int:
 
 
 def batch_ended(batch: dict[str, Any]) -> int:
-    return int(batch.get("ended", 0)) if "total" in batch else len(batch.get("ended_jobs", ()))
+    return int(batch.get("ended", 0)) if "shards" in batch else len(batch.get("ended_jobs", ()))
 
 
 def ended_counts(batch: dict[str, Any]) -> dict[str, int]:
@@ -316,7 +339,7 @@ def ended_counts(batch: dict[str, Any]) -> dict[str, int]:
 def images_made(batch: dict[str, Any], jobs: list[JobRecord]) -> dict[str, int]:
     """Model -> the images it made for the batch: its counters, or (a batch recorded
     before them) its listed jobs."""
-    if "total" in batch:
+    if "shards" in batch:
         return {name.removeprefix(MADE_PREFIX): int(value) for name, value in batch.items()
                 if name.startswith(MADE_PREFIX)}
     made: dict[str, int] = {}

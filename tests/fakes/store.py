@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from tryon.adapters.batches import BATCH_KEPT
+from tryon.adapters.batches import BATCH_KEPT, tally
 from tryon.adapters.checked_images import CHECKED_TTL_SECONDS
 from tryon.adapters.integrations import SETTINGS
 from tryon.adapters.jobs import check_fields, check_transition
@@ -25,7 +25,7 @@ from tryon.adapters.slots import (
     turn_end,
 )
 from tryon.job_record import BILLING_FIELDS, JobRecord, JobStatus
-from tryon.jobs import ENDED_PREFIX, MADE_PREFIX
+from tryon.jobs import shard_of
 
 
 class FakeJobs:
@@ -119,7 +119,7 @@ class FakeJobs:
 class FakeBatches:
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
-        self.counted: set[tuple[str, str]] = set()
+        self.ends: dict[tuple[str, str], dict[str, str]] = {}  # (batch, shard) -> job -> end
 
     def create(self, batch: dict[str, Any], now: float) -> bool:
         if batch["batch_id"] in self.items:
@@ -129,20 +129,24 @@ class FakeBatches:
         return True
 
     def get(self, batch_id: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.items.get(batch_id))
+        batch = copy.deepcopy(self.items.get(batch_id))
+        if batch is None or "shards" not in batch:
+            return batch
+        outcomes = [end for shard in batch["shards"]
+                    for end in self.ends.get((batch_id, shard), {}).values()]
+        return {**batch, **tally(outcomes)}
 
-    def record_end(self, batch_id: str, job_id: str, status: str,
-                   model: str | None = None) -> dict[str, Any]:
-        batch = self.items[batch_id]  # KeyError: as the real one's failed condition
-        if "total" not in batch:  # recorded before the counters
+    def record_end(self, batch_id: str, job_id: str, status: str, model: str | None = None,
+                   order: str | None = None) -> dict[str, Any]:
+        batch = self.items[batch_id]  # KeyError: as the real one's missing record
+        if "shards" not in batch:  # recorded before the shards
             batch.setdefault("ended_jobs", set()).add(job_id)
-        elif (batch_id, job_id) not in self.counted:  # the job's batch_counted mark
-            self.counted.add((batch_id, job_id))
-            names = ["ended", ENDED_PREFIX + status.lower()]
-            if status == "SUCCEEDED" and model:
-                names.append(MADE_PREFIX + model)
-            for name in names:
-                batch[name] = batch.get(name, 0) + 1
+            return copy.deepcopy(batch)
+        shard = str(shard_of(order))
+        ends = self.ends.setdefault((batch_id, shard), {})
+        ends[job_id] = status + (f"#{model}" if status == "SUCCEEDED" and model else "")
+        if len(ends) >= batch["shards"][shard]:
+            batch.setdefault("shards_done", set()).add(shard)
         return copy.deepcopy(batch)
 
     def claim_notification(self, batch_id: str, now: float) -> bool:

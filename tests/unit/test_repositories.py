@@ -10,7 +10,16 @@ from tryon.adapters.checked_images import CHECKED_TTL_SECONDS
 from tryon.adapters.jobs import TransitionRefused
 from tryon.adapters.slots import QUEUE_ATTRIBUTES, parse_order, queue_entry
 from tryon.job_record import JobRecord, JobStatus, ProviderStatus
-from tryon.jobs import batch_ended, batch_order, batch_total, ended_counts
+from tryon.jobs import (
+    SHARD_LOOKS,
+    batch_complete,
+    batch_ended,
+    batch_order,
+    batch_total,
+    ended_counts,
+    images_made,
+    shard_sizes,
+)
 
 NOW = 1_795_000_000.0
 
@@ -140,28 +149,33 @@ def test_the_budget_counts_each_job_once_and_gives_a_place_back(repos):
 
 
 def test_batches_count_each_jobs_end_once_and_complete_once(repos):
-    for job_id in ("x", "y"):
-        repos.jobs.create(job(job_id=job_id), NOW)
-    assert repos.batches.create({"batch_id": "b", "total": 2, "job_ids": ["x", "y"],
-                                 "owner": None}, NOW)
+    places = range(SHARD_LOOKS + 1)  # two shards: 100 jobs and 1
+    assert repos.batches.create({"batch_id": "b", "total": len(places),
+                                 "shards": shard_sizes(places), "owner": None}, NOW)
     assert not repos.batches.create({"batch_id": "b", "job_ids": []}, NOW)
-    repos.batches.record_end("b", "x", "SUCCEEDED")
-    again = repos.batches.record_end("b", "x", "SUCCEEDED")  # a repeated end
-    assert (batch_ended(again), ended_counts(again)) == (1, {"succeeded": 1})
-    done = repos.batches.record_end("b", "y", "FAILED")
-    assert (batch_ended(done), batch_total(done)) == (2, 2)
-    assert ended_counts(done) == {"succeeded": 1, "failed": 1}
+    for place in places:
+        status = "SUCCEEDED" if place % 2 else "FAILED"
+        done = repos.batches.record_end("b", f"j{place}", status, "m", batch_order(place))
+        assert batch_complete(done) == (place == SHARD_LOOKS), place
+    again = repos.batches.record_end("b", "j1", "SUCCEEDED", "m", batch_order(1))  # repeated
+    assert batch_complete(again)
+    batch = repos.batches.get("b")
+    assert (batch_ended(batch), batch_total(batch)) == (101, 101)
+    assert ended_counts(batch) == {"succeeded": 50, "failed": 51}
+    assert images_made(batch, []) == {"m": 50}
     assert repos.batches.claim_notification("b", NOW)
     assert not repos.batches.claim_notification("b", NOW)
     repos.batches.release_notification("b")
     assert repos.batches.claim_notification("b", NOW) and repos.batches.get("nobody") is None
 
 
-def test_a_batch_recorded_before_the_counters_still_completes_by_its_set(repos):
+def test_a_batch_recorded_before_the_shards_still_completes_by_its_set(repos):
     repos.batches.create({"batch_id": "old", "job_ids": ["x", "y"]}, NOW)
     repos.batches.record_end("old", "x", "SUCCEEDED")
     old = repos.batches.record_end("old", "x", "SUCCEEDED")
     assert old["ended_jobs"] == {"x"} and (batch_ended(old), batch_total(old)) == (1, 2)
+    assert not batch_complete(old)
+    assert batch_complete(repos.batches.record_end("old", "y", "FAILED"))
 
 
 def test_a_large_batchs_jobs_are_read_in_its_order_a_page_at_a_time(repos):

@@ -1,28 +1,35 @@
 """Batch records: the looks of one manifest, drop-folder fan-out or catalogue file
-(`total`, and their ids when there are few enough to list), how many have ended and
-how (counters, each job counted once), and the one claim on the batch's summary.
+(`total`, and their ids when there are few enough to list), which of them have
+ended and how, and the one claim on the batch's summary.
 
-A job's end is counted in one transaction with its own `batch_counted` mark, so a
-repeated end (a retried step) never counts twice and a crash never counts none:
-a 10,000-look batch needs no set of 10,000 ids rewritten on every end."""
+Ends are kept in shards of SHARD_LOOKS jobs (by each job's place in the batch): a
+job's end sets its own attribute in its shard's item (`end#<job id>`: idempotent,
+so a repeated end changes nothing), and the end that fills a shard adds the shard
+to the batch's `shards_done` set (idempotent too). The batch is complete when every
+shard is done. No transaction, no set of 10,000 ids rewritten on every end; the
+counts are tallied from the shards (one BatchGetItem per 100 shards) when read."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from tryon.adapters.dynamo import RECORD_TTL_SECONDS, Table, applied, from_dynamo, to_dynamo
-from tryon.adapters.jobs import job_key
-from tryon.jobs import ENDED_PREFIX, MADE_PREFIX
+from tryon.jobs import ENDED_PREFIX, MADE_PREFIX, shard_of
 
 BATCH_PK, BATCH_SK = "BATCH#", "BATCH"
+ENDS_PK = "BATCHENDS#"  # + batch id # shard
+END_PREFIX = "end#"  # + job id: its status, and "#<model>" for an image made
 BATCH_KEPT = frozenset({"batch_id", "owner", "owner_order", "job_ids", "ended_jobs", "total",
-                        "ended", "notified_at", "expires_at", "erased_at"})
+                        "shards", "shards_done", "notified_at", "expires_at", "erased_at"})
 
 
 def _key(batch_id: str) -> dict[str, str]:
     return {"pk": f"{BATCH_PK}{batch_id}", "sk": BATCH_SK}
+
+
+def _ends_key(batch_id: str, shard: str) -> dict[str, str]:
+    return {"pk": f"{ENDS_PK}{batch_id}#{shard}", "sk": BATCH_SK}
 
 
 class BatchRepository:
@@ -36,34 +43,43 @@ class BatchRepository:
                        ConditionExpression="attribute_not_exists(pk)")
 
     def get(self, batch_id: str) -> dict[str, Any] | None:
-        return self._t.read(_key(batch_id))
+        """The batch, with its ends tallied (`ended`, ENDED_PREFIX + status, MADE_PREFIX
+        + model) from its shards."""
+        batch = self._t.read(_key(batch_id))
+        if batch is None or "shards" not in batch:
+            return batch
+        keys = [_ends_key(batch_id, shard) for shard in batch["shards"]]
+        outcomes: list[str] = []
+        for start in range(0, len(keys), 100):
+            answer = self._t.dynamodb.batch_get_item(RequestItems={
+                self._t.table.name: {"Keys": keys[start:start + 100], "ConsistentRead": True}})
+            for item in answer["Responses"].get(self._t.table.name, []):
+                outcomes += [v for k, v in item.items() if k.startswith(END_PREFIX)]
+        return {**batch, **tally(outcomes)}
 
-    def record_end(self, batch_id: str, job_id: str, status: str,
-                   model: str | None = None) -> dict[str, Any]:
-        """Count one of the batch's jobs as ended with `status` (an image made by
-        `model`, when it succeeded), once per job; returns the batch as it is then."""
-        if "total" not in (self.get(batch_id) or {}):
+    def record_end(self, batch_id: str, job_id: str, status: str, model: str | None = None,
+                   order: str | None = None) -> dict[str, Any]:
+        """Note that one of the batch's jobs (at place `order`) ended with `status` (an
+        image made by `model`, when it succeeded), once per job; returns the batch's
+        record (`shards_done`: `batch_complete` says whether every job has ended)."""
+        batch = self._t.read(_key(batch_id))
+        if batch is None:
+            raise KeyError(batch_id)
+        if "shards" not in batch:
             return self._record_end_in_set(batch_id, job_id)
-        made = status == "SUCCEEDED" and model
-        counted = {"Update": {
-            "TableName": self._t.table.name, "Key": job_key(job_id),
-            "UpdateExpression": "SET batch_counted = :yes",
-            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(batch_counted)",
-            "ExpressionAttributeValues": {":yes": True}}}
-        count = {"Update": {
-            "TableName": self._t.table.name, "Key": _key(batch_id),
-            "UpdateExpression": "ADD ended :one, #status :one" + (", #made :one" if made else ""),
-            "ConditionExpression": "attribute_exists(pk)",
-            "ExpressionAttributeNames": {"#status": ENDED_PREFIX + status.lower(),
-                                         **({"#made": MADE_PREFIX + model} if made else {})},
-            "ExpressionAttributeValues": {":one": 1}}}
-        try:  # the resource's client: it takes (and converts) Python values, as the table
-            self._t.dynamodb.meta.client.transact_write_items(TransactItems=[counted, count])
-        except ClientError as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if reasons != ["ConditionalCheckFailed", "None"]:
-                raise  # not "counted before" (a repeated end, which changes nothing)
-        return self.get(batch_id)
+        shard = str(shard_of(order))
+        outcome = status + (f"#{model}" if status == "SUCCEEDED" and model else "")
+        ends = self._t.table.update_item(
+            Key=_ends_key(batch_id, shard), UpdateExpression="SET #job = :end, expires_at = :ttl",
+            ExpressionAttributeNames={"#job": END_PREFIX + job_id},
+            ExpressionAttributeValues={":end": outcome, ":ttl": batch["expires_at"]},
+            ReturnValues="ALL_NEW")["Attributes"]
+        if sum(1 for name in ends if name.startswith(END_PREFIX)) >= batch["shards"][shard]:
+            batch = from_dynamo(self._t.table.update_item(
+                Key=_key(batch_id), UpdateExpression="ADD shards_done :shard",
+                ExpressionAttributeValues={":shard": {shard}}, ReturnValues="ALL_NEW",
+            )["Attributes"])
+        return batch
 
     def _record_end_in_set(self, batch_id: str, job_id: str) -> dict[str, Any]:
         """A batch recorded before the counters (no `total`): its set of ended jobs."""
@@ -95,3 +111,11 @@ class BatchRepository:
     def release_notification(self, batch_id: str) -> None:
         self._t.table.update_item(Key=_key(batch_id), UpdateExpression="REMOVE notified_at")
 
+
+def tally(outcomes: list[str]) -> dict[str, int]:
+    """Ended jobs' outcomes (`STATUS` or `SUCCEEDED#<model>`) as the batch's counters."""
+    statuses = Counter(outcome.split("#", 1)[0] for outcome in outcomes)
+    made = Counter(outcome.split("#", 1)[1] for outcome in outcomes if "#" in outcome)
+    return {"ended": len(outcomes),
+            **{ENDED_PREFIX + status.lower(): n for status, n in statuses.items()},
+            **{MADE_PREFIX + model: n for model, n in made.items()}}

@@ -27,6 +27,7 @@ from tryon.jobs import (
     job_id_for,
     manifest_result_stem,
     owner_of,
+    shard_sizes,
 )
 from tryon.manifest import Manifest, ManifestError
 from tryon.stages import intake
@@ -87,7 +88,8 @@ def take_catalogue(ctx: Context, source: Source, received: float) -> list[str]:
                       catalogue.canonical_csv(rows, attribute_columns), "text/csv")
     job_ids = [job_id_for(source, job_key(row)) for row in rows]
     owner = owner_of(source.key)
-    _record_batch(ctx, batch_id, source, job_ids, owner, received)
+    _record_batch(ctx, batch_id, source, job_ids, [row.number for row in rows], owner,
+                  received)
     ctx.expansions.start(batch_id, {
         "batch": {"batch_id": batch_id, "source": source.as_dict(),
                   "priority": DEFAULT_PRIORITY, "owner": owner, "received": received},
@@ -97,10 +99,11 @@ def take_catalogue(ctx: Context, source: Source, received: float) -> list[str]:
 
 
 def _record_batch(ctx: Context, batch_id: str, source: Source, job_ids: list[str],
-                  owner: str | None, received: float) -> None:
+                  places: list[int], owner: str | None, received: float) -> None:
     """The batch record, made once (a redelivery finds it): its summary is sent when
     its last job ends."""
     ctx.batches.create({"batch_id": batch_id, "total": len(job_ids),
+                        "shards": shard_sizes(places),  # the rows' numbers: their places
                         # Few enough to keep (and list in batch.completed); a larger
                         # batch's jobs are found by its index (batch_order: the row).
                         "job_ids": job_ids if len(job_ids) <= MAX_LISTED_LOOKS else None,

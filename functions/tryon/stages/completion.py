@@ -10,9 +10,8 @@ from typing import Any
 from tryon.adapters.result_download import ResultPolicy, download_result
 from tryon.job_record import JobRecord, JobStatus, StepStatus, WorkflowState, sources_of
 from tryon.jobs import (
-    batch_ended,
+    batch_complete,
     batch_summary,
-    batch_total,
     bounded_error,
     notification_for,
     price_of,
@@ -133,12 +132,12 @@ def execution_ended(ctx: Context, execution: str, status: str) -> None:
 
 
 def _end_batch_job(ctx: Context, batch_id: str, job: JobRecord, now: float) -> None:
-    batch = ctx.batches.record_end(batch_id, job.job_id, job.status.value, job.model)
-    if batch_ended(batch) < batch_total(batch):
-        return
-    if not ctx.batches.claim_notification(batch_id, now):
+    batch = ctx.batches.record_end(batch_id, job.job_id, job.status.value, job.model,
+                                   job.batch_order)
+    if not batch_complete(batch) or not ctx.batches.claim_notification(batch_id, now):
         return
     try:
+        batch = ctx.batches.get(batch_id)  # its ends tallied
         # Each look's outcome where the batch is small enough to list them (its ids).
         listed = ctx.jobs.get_many(batch["job_ids"]) if "job_ids" in batch else None
         ctx.notifier.publish(*batch_summary(batch, listed))

@@ -29,6 +29,7 @@ from tryon.jobs import (
     owner_fields,
     owner_of,
     roster_looks,
+    shard_sizes,
     unique_looks,
 )
 from tryon.manifest import (
@@ -239,6 +240,7 @@ def _take_looks(ctx: Context, source: Source, looks: list[Look],
     batch_id = job_id_for(source, "batch") if batch else None
     if batch_id:
         ctx.batches.create({"batch_id": batch_id, "total": len(job_ids),
+                            "shards": shard_sizes(range(len(job_ids))),
                             # Few enough to keep (and list in batch.completed).
                             "job_ids": job_ids if len(job_ids) <= MAX_LISTED_LOOKS else None,
                             "source": source.as_dict(), "attributes": attributes,
