@@ -68,9 +68,17 @@ def main() -> None:
             traceback.print_exc()
         sys.stderr.flush()
         # The container's peak resident memory so far, as Lambda's REPORT line gives it
-        # ("Max Memory Used"; Linux counts kilobytes).
-        answer["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # ("Max Memory Used"): VmHWM, which exec resets (ru_maxrss keeps the parent's).
+        answer["max_rss_kb"] = _peak_rss_kb()
         answers.write(json.dumps(answer, default=str) + "\n")
+
+
+def _peak_rss_kb() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):  # not Linux: the process's own count
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 if __name__ == "__main__":
