@@ -322,12 +322,10 @@ def batch_order(place: int) -> str:
     """A job's place in its batch (0-based look position or row number) as the `batch`
     index sorts it."""
     return f"{place:06d}"
+
+
 def batch_total(batch: dict[str, Any]) -> int:
     return int(batch["total"]) if "total" in batch else len(batch["job_ids"])
-
-
-def batch_ended(batch: dict[str, Any]) -> int:
-    return int(batch.get("ended", 0)) if "shards" in batch else len(batch.get("ended_jobs", ()))
 
 
 def ended_counts(batch: dict[str, Any]) -> dict[str, int]:
