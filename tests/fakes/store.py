@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tryon.adapters.batches import BATCH_KEPT, tally
-from tryon.adapters.checked_images import CHECKED_TTL_SECONDS
+from tryon.adapters.checked_images import CHECK_LEASE_SECONDS, CHECKED_TTL_SECONDS
 from tryon.adapters.integrations import SETTINGS
 from tryon.adapters.jobs import check_fields, check_transition
 from tryon.adapters.provider_memory import DURATION_PLACES
@@ -357,15 +357,23 @@ class FakeLimitNotes:
 
 
 class FakeCheckedImages:
-    """What preflight found per image version and rules (expiring as the real one)."""
+    """What preflight found per image version and rules (expiring as the real one), and
+    the claims to check one."""
 
     def __init__(self) -> None:
-        self.items: dict[tuple[str, str, str, str], tuple[dict[str, Any], float]] = {}
+        self.items: dict[tuple[str, str, str, str], tuple[dict[str, Any] | None, float]] = {}
 
     def get(self, bucket: str, key: str, version_id: str, rules: str, now: float
             ) -> dict[str, Any] | None:
         outcome, expires = self.items.get((bucket, key, version_id, rules), (None, 0.0))
         return outcome if expires > now else None
+
+    def claim(self, bucket: str, key: str, version_id: str, rules: str, now: float) -> bool:
+        _, expires = self.items.get((bucket, key, version_id, rules), (None, 0.0))
+        if expires > now:
+            return False
+        self.items[bucket, key, version_id, rules] = (None, now + CHECK_LEASE_SECONDS)
+        return True
 
     def put(self, bucket: str, key: str, version_id: str, rules: str,
             outcome: dict[str, Any], now: float) -> None:

@@ -10,7 +10,9 @@ from PIL import Image
 from tryon.adapters.checked_images import CHECKED_TTL_SECONDS
 from tryon.job_record import JobStatus
 from tryon.jobs import Source, job_id_for
+from tryon.models.registry import model_spec
 from tryon.stages.intake import take_upload
+from tryon.stages.preparation import CLAIM_WAIT_SECONDS
 
 
 def photo(size=(768, 1024), fmt="JPEG") -> bytes:
@@ -71,3 +73,38 @@ def test_a_record_older_than_the_fixed_copies_keep_is_checked_afresh(fake):
     manifest(fake, "two", look)
     assert decodes(fake) == (4, 0)
 
+
+
+def test_a_look_waits_for_another_function_checking_the_same_image(fake):
+    fake.storage.put(INBOX, "catalog/t.jpg", photo())
+    person = fake.storage.put(INBOX, "models/anna.jpg", photo())
+    rules = model_spec("aitryon-plus").input_rules.label
+    # Another function (a child of the same batch) holds the claim to check the photo.
+    assert fake.checked_images.claim(INBOX, "models/anna.jpg", person, rules, fake.clock())
+    sleeps = []
+
+    def meanwhile(seconds: float) -> None:  # its outcome arrives while this one waits
+        sleeps.append(seconds)
+        fake.clock.sleep(seconds)
+        if len(sleeps) == 2:
+            fake.checked_images.put(INBOX, "models/anna.jpg", person, rules, {"ready": {
+                "key": "models/anna.jpg", "content_type": "image/jpeg", "extension": "jpg",
+                "width": 768, "height": 1024, "fixes": []}}, fake.clock())
+
+    fake.ctx.sleep = meanwhile
+    [job] = manifest(fake, "one", [{"id": "a", "person": "models/anna.jpg",
+                                    "top": "catalog/t.jpg"}])
+    assert job.status == JobStatus.ADMITTED and len(sleeps) == 2
+    assert decodes(fake) == (1, 1)  # the top; the photo was the other's
+
+
+def test_a_claim_never_answered_is_waited_for_a_bounded_time_then_checked_here(fake):
+    fake.storage.put(INBOX, "catalog/t.jpg", photo())
+    person = fake.storage.put(INBOX, "models/anna.jpg", photo())
+    rules = model_spec("aitryon-plus").input_rules.label
+    fake.checked_images.claim(INBOX, "models/anna.jpg", person, rules, fake.clock())
+    before = fake.clock()
+    [job] = manifest(fake, "one", [{"id": "a", "person": "models/anna.jpg",
+                                    "top": "catalog/t.jpg"}])
+    assert job.status == JobStatus.ADMITTED and decodes(fake) == (2, 0)
+    assert fake.clock() - before == CLAIM_WAIT_SECONDS  # its checker died: no longer

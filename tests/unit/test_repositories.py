@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from fakes import FakeStack
-from tryon.adapters.checked_images import CHECKED_TTL_SECONDS
+from tryon.adapters.checked_images import CHECK_LEASE_SECONDS, CHECKED_TTL_SECONDS
 from tryon.adapters.jobs import TransitionRefused
 from tryon.adapters.slots import QUEUE_ATTRIBUTES, parse_order, queue_entry
 from tryon.job_record import JobRecord, JobStatus, ProviderStatus
@@ -297,3 +297,9 @@ def test_a_checked_image_is_read_back_for_its_version_and_rules_until_it_expires
         assert checked.get(*other, 1001.0) is None
     assert checked.get("inbox", "models/a.jpg", "v1", "tryon-v1",
                        1000.0 + CHECKED_TTL_SECONDS) is None
+    # A claim to check a version: one holder until its lease lapses, or the outcome.
+    assert checked.claim("inbox", "models/b.jpg", "v1", "tryon-v1", 1000.0)
+    assert not checked.claim("inbox", "models/b.jpg", "v1", "tryon-v1", 1001.0)
+    assert checked.get("inbox", "models/b.jpg", "v1", "tryon-v1", 1001.0) is None
+    assert checked.claim("inbox", "models/b.jpg", "v1", "tryon-v1", 1000.0 + CHECK_LEASE_SECONDS)
+    assert not checked.claim("inbox", "models/a.jpg", "v1", "tryon-v1", 1001.0)  # recorded

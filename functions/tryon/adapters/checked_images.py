@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from tryon.adapters.dynamo import Table, to_dynamo
+from tryon.adapters.dynamo import Table, applied, to_dynamo
 
 CHECKED_PK, CHECKED_SK = "CHECKED#", "CHECKED"
 CHECKED_TTL_SECONDS = 5 * 24 * 3600
+CHECK_LEASE_SECONDS = 60  # a claim to check an image lapses after this (its checker died)
 
 
 def _key(bucket: str, key: str, version_id: str, rules: str) -> dict[str, str]:
@@ -30,10 +31,20 @@ class CheckedImages:
     def get(self, bucket: str, key: str, version_id: str, rules: str, now: float
             ) -> dict[str, Any] | None:
         """The outcome recorded for this version and rules, if any and unexpired."""
-        item = self._t.read(_key(bucket, key, version_id, rules), consistent=False)
+        item = self._t.read(_key(bucket, key, version_id, rules))
         if item is None or item.get("expires_at", 0) <= now:
             return None
-        return item["outcome"]
+        return item.get("outcome")  # None while a claim stands
+
+    def claim(self, bucket: str, key: str, version_id: str, rules: str, now: float) -> bool:
+        """Take the check of this version and rules (True: decode it, then `put`); False
+        while another's claim stands or its outcome is recorded."""
+        return applied(
+            self._t.table.put_item, Item=to_dynamo({
+                **_key(bucket, key, version_id, rules), "image": f"s3://{bucket}/{key}",
+                "expires_at": int(now) + CHECK_LEASE_SECONDS}),
+            ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+            ExpressionAttributeValues={":now": int(now)})
 
     def put(self, bucket: str, key: str, version_id: str, rules: str,
             outcome: dict[str, Any], now: float) -> None:

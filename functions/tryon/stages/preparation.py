@@ -19,6 +19,9 @@ from tryon.preflight import MAX_INPUT_BYTES, InputRejected, prepare_image
 from tryon.stages.completion import end_job
 from tryon.stages.context import Context
 
+# Another function checking the same image is waited for this long (a check takes
+# a fraction of a second), looking every CLAIM_POLL_SECONDS.
+CLAIM_WAIT_SECONDS, CLAIM_POLL_SECONDS = 10.0, 0.25
 # One upload's checks, shared by its looks: (key, rules label) -> outcome.
 Checked = dict[tuple[str, str], "ReadyInput | InputRejected"]
 
@@ -105,7 +108,7 @@ def _prepare_uncached(ctx: Context, bucket: str, key: str, rules: ImageRules,
         return InputRejected.oversized(key, described["size"], rules)
     version = described["version_id"]  # from here on, this version and no other
     if version:
-        recorded = ctx.checked_images.get(bucket, key, version, rules.label, ctx.clock())
+        recorded = _recorded_or_claimed(ctx, bucket, key, version, rules.label)
         if recorded is not None:
             ctx.count("ImageChecksReused")
             return _outcome(bucket, version, recorded)
@@ -115,6 +118,20 @@ def _prepare_uncached(ctx: Context, bucket: str, key: str, rules: ImageRules,
         ctx.checked_images.put(bucket, key, version, rules.label, _record(outcome),
                                ctx.clock())
     return outcome
+
+
+def _recorded_or_claimed(ctx: Context, bucket: str, key: str, version: str, rules: str
+                         ) -> dict[str, Any] | None:
+    """What was found of this version, waiting a little while another function is
+    checking it (looks of one batch, checked at once by many); None: this caller
+    checks it (it holds the claim, or the other's outlived CLAIM_WAIT_SECONDS)."""
+    images = ctx.checked_images
+    for _ in range(int(CLAIM_WAIT_SECONDS / CLAIM_POLL_SECONDS)):
+        recorded = images.get(bucket, key, version, rules, ctx.clock())
+        if recorded is not None or images.claim(bucket, key, version, rules, ctx.clock()):
+            return recorded
+        ctx.sleep(CLAIM_POLL_SECONDS)
+    return None
 
 
 def _check(ctx: Context, bucket: str, key: str, rules: ImageRules, version: str | None,
