@@ -65,9 +65,10 @@ dd { margin: 0; overflow-wrap: anywhere; }
 
 
 def render_review(title: str, jobs: list[dict], link: Callable[[str], str | None], *,
-                  batch: dict | None = None) -> str:
+                  batch: dict | None = None, more: str | None = None) -> str:
     """The review page (a whole HTML document) of these job records, in the batch's
-    order when there is a batch."""
+    order when there is a batch; `more`: how to ask for the next page of a batch too
+    large for one."""
     if batch:  # its order: each job's place (jobs of batches before places: their ids')
         position = {job_id: i for i, job_id in enumerate(batch.get("job_ids") or ())}
         jobs = sorted(jobs, key=lambda job: (job.get("batch_order") or "",
@@ -88,6 +89,7 @@ def render_review(title: str, jobs: list[dict], link: Callable[[str], str | None
 <h1>{_e(title)}</h1>
 <p class="summary">{_e(_summary(jobs))}</p>
 {_batch_line(batch, jobs)}
+{f'<p class="batch">{_e(more)}</p>' if more else ''}
 </header>
 <main>
 {looks or '<p class="empty">No looks.</p>'}

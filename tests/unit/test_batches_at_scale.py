@@ -4,20 +4,26 @@ of counts, and is read a page at a time in its order."""
 
 import io
 import math
+import re
+from urllib.parse import unquote
 
 from fakes import INBOX
 from PIL import Image
+from tryon.adapters.integrations import Integration
 from tryon.job_record import JobStatus
 from tryon.jobs import (
     MAX_LISTED_LOOKS,
     Source,
     batch_jobs,
+    batch_order,
     batch_view,
     every_batch_job,
     job_id_for,
     price_of,
+    shard_sizes,
 )
 from tryon.models.registry import model_spec
+from tryon.stages.api_requests import review_page
 from tryon.stages.batch_progress import batch_progress
 from tryon.stages.completion import end_job
 from tryon.stages.intake import take_upload
@@ -95,3 +101,22 @@ def test_progress_says_images_made_their_price_and_the_time_to_go(fake):
     assert progress_line(view, width=12) == (
         "[##x.........] 3/12 ended: 9 queued, 2 succeeded, 1 failed; 2 images, "
         f"{2 * per_image['per_image']:g} USD; about 45 s to go")
+
+
+def test_the_review_page_of_a_large_batch_pages_and_shows_its_failed_looks(fake):
+    fake.batches.create({"batch_id": "big", "total": LOOKS, "owner": "acme",
+                         "shards": shard_sizes(range(LOOKS))}, fake.clock())
+    for i in range(LOOKS):
+        fake.look(f"j{i:03d}", status=JobStatus.FAILED if i % 10 == 0 else JobStatus.QUEUED,
+                  batch_id="big", batch_order=batch_order(i), owner="acme",
+                  error={"code": "X", "message": "x"} if i % 10 == 0 else None)
+    acme = Integration("acme", 10)
+    first = review_page(fake.ctx, acme, "big")
+    assert first.count('class="look') == MAX_LISTED_LOOKS
+    more = re.search(r"review\?after=([0-9]+%23[0-9a-z]+)", first)
+    assert more and "More looks of this batch" in first
+    rest = review_page(fake.ctx, acme, "big", after=unquote(more.group(1)))
+    assert rest.count('class="look') == LOOKS - MAX_LISTED_LOOKS
+    assert "More looks" not in rest
+    failed = review_page(fake.ctx, acme, "big", failed=True)
+    assert failed.count('class="look') == MAX_LISTED_LOOKS // 10 and "failed=true" in failed

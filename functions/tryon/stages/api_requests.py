@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from tryon.adapters.integrations import Integration
 from tryon.image_rules import MAX_INPUT_BYTES
@@ -237,12 +238,20 @@ def cancel(ctx: Context, who: Integration, job_id: str) -> dict[str, Any]:
         raise Problem(409, exc.code, str(exc)) from None
 
 
-def review_page(ctx: Context, who: Integration, batch_id: str) -> str:
-    """The batch's review page, with short-lived links to its images."""
+def review_page(ctx: Context, who: Integration, batch_id: str, *, after: str | None = None,
+                failed: bool = False) -> str:
+    """The batch's review page, with short-lived links to its images: all its looks, or
+    a page of MAX_LISTED_LOOKS of a larger batch (`after`), its failed ones only
+    (FAILED, TIMED_OUT) with `failed`."""
     batch = owned_batch(ctx, who, batch_id)
-    jobs, _ = batch_jobs(ctx.jobs, batch)  # a large batch's first looks (paging: issue 21)
+    jobs, next_page = batch_jobs(ctx.jobs, batch, after=after)
+    if failed:
+        jobs = [job for job in jobs if job.status in (JobStatus.FAILED, JobStatus.TIMED_OUT)]
+    more = (f"More looks of this batch: GET /v1/batches/{batch_id}/review?after="
+            f"{quote(next_page)}{'&failed=true' if failed else ''} (with your key)"
+            if next_page else None)
     return render_review(f"Batch {batch_id}", [job.to_item() for job in jobs],
-                         _links(ctx, who), batch=batch)
+                         _links(ctx, who), batch=batch, more=more)
 
 
 def _links(ctx: Context, who: Integration) -> Callable[[str], str | None]:

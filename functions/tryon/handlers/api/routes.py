@@ -134,11 +134,16 @@ def get_batch(batch_id: str,
     return api_requests.batch_of(stage_context(), caller(app), batch_id, after)
 
 
-@app.get("/batches/<batch_id>/review", summary="The batch's review page (HTML)",
+@app.get("/batches/<batch_id>/review", summary="The batch's review page (HTML): a page of "
+         "100 looks for a larger batch, its failed looks only with failed=true",
          responses={**answers(OBJECT, 404), 200: {"description": "The page", "content": {
              "text/html": {"schema": {"type": "string"}}}}})
-def review(batch_id: str):
-    page = api_requests.review_page(stage_context(), caller(app), batch_id)
+def review(batch_id: str,
+           after: Annotated[str | None, Query(max_length=100,
+                                              pattern=r"^[0-9]+#[0-9a-f]+$")] = None,
+           failed: Annotated[bool, Query()] = False):
+    page = api_requests.review_page(stage_context(), caller(app), batch_id, after=after,
+                                    failed=failed)
     return Response(200, "text/html; charset=utf-8", page,
                     headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
 
