@@ -17,7 +17,7 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from tryon.adapters.dynamo import from_dynamo, to_dynamo
+from tryon.adapters.dynamo import applied, from_dynamo, to_dynamo
 from tryon.adapters.slots import PRIORITIES
 
 KEY_PREFIX = "tryon_"
@@ -178,40 +178,32 @@ class Integrations:
         unknown = set(values) - SETTINGS
         if unknown or not values:
             raise ValueError(f"no setting {sorted(unknown)}: one of {sorted(SETTINGS)}")
-        kept = {field: value for field, value in values.items() if value is not None}
-        removed = [field for field, value in values.items() if value is None]
-        expression = " ".join(part for part in (
-            "SET " + ", ".join(f"#{f} = :{f}" for f in kept) if kept else "",
-            "REMOVE " + ", ".join(f"#{f}" for f in removed) if removed else "") if part)
-        try:
-            self._table.update_item(
-                Key={"pk": INTEGRATIONS_PK, "sk": name}, UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames={f"#{f}": f for f in values},  # `share` is reserved
-                **({"ExpressionAttributeValues": {f":{f}": to_dynamo(v)
-                                                  for f, v in kept.items()}} if kept else {}))
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise KeyError(f"no integration named {name!r}") from None
-            raise
+        self._update(name, values)
 
     def set_upload_quota(self, name: str, forms: int | None, size: int | None) -> None:
         """The integration's own upload quotas: forms and declared bytes per UTC day
         (None leaves one as it is)."""
         changes = {"upload_forms": forms, "upload_bytes": size}
-        sets = [f"{field} = :{field}" for field, value in changes.items() if value is not None]
-        if not sets:
+        self._update(name, {field: value for field, value in changes.items()
+                            if value is not None})
+
+    def _update(self, name: str, values: dict[str, Any]) -> None:
+        """Set fields of an existing integration's item; a value None removes one."""
+        if not values:
             return
-        try:
-            self._table.update_item(
-                Key={"pk": INTEGRATIONS_PK, "sk": name}, UpdateExpression="SET " + ", ".join(sets),
+        kept = {field: value for field, value in values.items() if value is not None}
+        removed = [field for field, value in values.items() if value is None]
+        expression = " ".join(part for part in (
+            "SET " + ", ".join(f"#{f} = :{f}" for f in kept) if kept else "",
+            "REMOVE " + ", ".join(f"#{f}" for f in removed) if removed else "") if part)
+        if not applied(
+                self._table.update_item,
+                Key={"pk": INTEGRATIONS_PK, "sk": name}, UpdateExpression=expression,
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={f":{field}": value for field, value in changes.items()
-                                           if value is not None})
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise KeyError(f"no integration named {name!r}") from None
-            raise
+                ExpressionAttributeNames={f"#{f}": f for f in values},  # `share` is reserved
+                **({"ExpressionAttributeValues": {f":{f}": to_dynamo(v)
+                                                  for f, v in kept.items()}} if kept else {})):
+            raise KeyError(f"no integration named {name!r}")
 
     def forget(self, name: str) -> int:
         """Delete the integration, its keys' records and its IAM principals' (erasure:
@@ -345,18 +337,13 @@ class Integrations:
         none; False (nothing counted) when they do not fit."""
         if count > quota:
             return False
-        try:
-            self._table.update_item(
-                Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": QUOTA_SK},
-                UpdateExpression="ADD used :count SET expires_at = :ttl",
-                ConditionExpression="attribute_not_exists(used) OR used <= :room",
-                ExpressionAttributeValues={":count": count, ":room": quota - count,
-                                           ":ttl": int(now) + QUOTA_TTL_SECONDS})
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return applied(
+            self._table.update_item,
+            Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": QUOTA_SK},
+            UpdateExpression="ADD used :count SET expires_at = :ttl",
+            ConditionExpression="attribute_not_exists(used) OR used <= :room",
+            ExpressionAttributeValues={":count": count, ":room": quota - count,
+                                       ":ttl": int(now) + QUOTA_TTL_SECONDS})
 
     def refund_quota(self, name: str, day: str, count: int) -> None:
         self._table.update_item(Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": QUOTA_SK},
@@ -369,22 +356,17 @@ class Integrations:
         quotas, all or none; False (nothing counted) when either would be passed."""
         if forms > max_forms or size > max_bytes:
             return False
-        try:
-            self._table.update_item(
-                Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": UPLOADS_SK},
-                UpdateExpression="ADD forms :forms, declared_bytes :bytes SET expires_at = :ttl",
-                ConditionExpression="(attribute_not_exists(forms) OR forms <= :form_room) AND "
-                                    "(attribute_not_exists(declared_bytes) OR "
-                                    "declared_bytes <= :byte_room)",
-                ExpressionAttributeValues={":forms": forms, ":bytes": size,
-                                           ":form_room": max_forms - forms,
-                                           ":byte_room": max_bytes - size,
-                                           ":ttl": int(now) + QUOTA_TTL_SECONDS})
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return applied(
+            self._table.update_item,
+            Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": UPLOADS_SK},
+            UpdateExpression="ADD forms :forms, declared_bytes :bytes SET expires_at = :ttl",
+            ConditionExpression="(attribute_not_exists(forms) OR forms <= :form_room) AND "
+                                "(attribute_not_exists(declared_bytes) OR "
+                                "declared_bytes <= :byte_room)",
+            ExpressionAttributeValues={":forms": forms, ":bytes": size,
+                                       ":form_room": max_forms - forms,
+                                       ":byte_room": max_bytes - size,
+                                       ":ttl": int(now) + QUOTA_TTL_SECONDS})
 
     def uploads_used(self, name: str, day: str) -> dict[str, int]:
         item = self._table.get_item(Key={"pk": f"{QUOTA_PK}{name}#{day}", "sk": UPLOADS_SK},
