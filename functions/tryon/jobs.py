@@ -334,10 +334,11 @@ def ended_counts(batch: dict[str, Any]) -> dict[str, int]:
             if name.startswith(ENDED_PREFIX)}
 
 
-def images_made(batch: dict[str, Any], jobs: list[JobRecord]) -> dict[str, int]:
-    """Model -> the images it made for the batch: its counters, or (a batch recorded
-    before them) its listed jobs."""
-    if "shards" in batch:
+def images_made(batch: dict[str, Any], jobs: list[JobRecord] | None) -> dict[str, int]:
+    """Model -> the images it made for the batch: from `jobs` when they are all of its
+    jobs (the same records its counts come from: a job's end reaches the counters a
+    moment after its record), else (None) from its counters."""
+    if jobs is None:
         return {name.removeprefix(MADE_PREFIX): int(value) for name, value in batch.items()
                 if name.startswith(MADE_PREFIX)}
     made: dict[str, int] = {}
@@ -347,17 +348,22 @@ def images_made(batch: dict[str, Any], jobs: list[JobRecord]) -> dict[str, int]:
     return made
 
 
-def batch_view(batch: dict[str, Any], jobs: list[JobRecord], next_page: str | None = None
-               ) -> dict[str, Any]:
+def batch_view(batch: dict[str, Any], jobs: list[JobRecord], next_page: str | None = None,
+               after: str | None = None) -> dict[str, Any]:
     """A batch as its owner sees it at any time: counts by status, and its jobs (all of
-    them, or a page of them with `next` for a batch too large to list whole)."""
-    counts = batch_counts(batch, jobs if next_page is None else None)
-    counts["recorded"] = len(jobs) if next_page is None else None
+    them, or the page after `after` with `next` for a batch too large to list whole)."""
+    counts = batch_counts(batch, jobs if is_whole(after, next_page) else None)
+    counts["recorded"] = len(jobs) if is_whole(after, next_page) else None
     ended = sum(counts[s.value.lower()] for s in TERMINAL_STATUSES)
     return {"batch_id": batch["batch_id"],
             "status": "OPEN" if ended < counts["total"] else batch_outcome(counts),
             "attributes": batch.get("attributes") or {}, "counts": counts,
             "jobs": [job_view(job) for job in jobs], "next": next_page}
+
+
+def is_whole(after: str | None, next_page: str | None) -> bool:
+    """A page of a batch's jobs is all of them: the first page, and no next one."""
+    return after is None and next_page is None
 
 
 def batch_counts(batch: dict[str, Any], jobs: list[JobRecord] | None) -> dict[str, Any]:

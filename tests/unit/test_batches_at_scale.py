@@ -73,6 +73,8 @@ def test_a_roster_past_the_listed_size_completes_once_by_its_counters(fake):
     assert len(view["jobs"]) == MAX_LISTED_LOOKS and view["next"]
     rest, end = batch_jobs(fake.jobs, batch, after=view["next"])
     assert len(rest) == LOOKS - MAX_LISTED_LOOKS and end is None
+    # Its last page still counts the whole batch, not the page.
+    assert batch_view(batch, rest, end, after=view["next"])["counts"] == view["counts"]
 
 
 def test_progress_says_images_made_their_price_and_the_time_to_go(fake):
@@ -101,6 +103,20 @@ def test_progress_says_images_made_their_price_and_the_time_to_go(fake):
     assert progress_line(view, width=12) == (
         "[##x.........] 3/12 ended: 9 queued, 2 succeeded, 1 failed; 2 images, "
         f"{2 * per_image['per_image']:g} USD; about 45 s to go")
+
+
+def test_a_listed_batchs_images_agree_with_its_counts_before_its_ends_are_tallied(fake):
+    # A job's record says SUCCEEDED a moment before its end reaches the batch's counters:
+    # a batch whose jobs are all listed counts its images from the same records.
+    model = "aitryon-plus"
+    fake.batches.create({"batch_id": "b", "total": 2, "job_ids": ["j0", "j1"],
+                         "shards": shard_sizes(range(2))}, fake.clock())
+    for i in range(2):
+        fake.look(f"j{i}", model, status=JobStatus.SUCCEEDED, batch_id="b",
+                  batch_order=f"{i:06d}")
+    fake.batches.record_end("b", "j0", "SUCCEEDED", model)
+    view = batch_progress(fake.ctx, fake.batches.get("b"))
+    assert (view["counts"]["succeeded"], view["progress"]["images_made"]) == (2, 2)
 
 
 def test_the_review_page_of_a_large_batch_pages_and_shows_its_failed_looks(fake):

@@ -161,7 +161,7 @@ def test_batches_count_each_jobs_end_once_and_complete_once(repos):
     batch = repos.batches.get("b")
     assert (batch["ended"], batch_total(batch)) == (101, 101)
     assert ended_counts(batch) == {"succeeded": 50, "failed": 51}
-    assert images_made(batch, []) == {"m": 50}
+    assert images_made(batch, None) == {"m": 50}
     assert repos.batches.claim_notification("b", NOW)
     assert not repos.batches.claim_notification("b", NOW)
     repos.batches.release_notification("b")

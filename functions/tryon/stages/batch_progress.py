@@ -9,7 +9,7 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from tryon.jobs import batch_jobs, batch_view, images_made, price_of
+from tryon.jobs import batch_jobs, batch_view, images_made, is_whole, price_of
 from tryon.models.registry import model_spec
 from tryon.stages.context import Context
 
@@ -18,8 +18,8 @@ def batch_progress(ctx: Context, batch: dict[str, Any], after: str | None = None
                    ) -> dict[str, Any]:
     """The batch's view (its jobs, or a page of them) with its `progress`."""
     jobs, next_page = batch_jobs(ctx.jobs, batch, after=after)
-    view = batch_view(batch, jobs, next_page)
-    made = images_made(batch, jobs)
+    view = batch_view(batch, jobs, next_page, after)
+    made = images_made(batch, jobs if is_whole(after, next_page) else None)
     price: dict[str, float] = {}
     for model, images in made.items():
         per_image = price_of(model)
