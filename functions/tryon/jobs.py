@@ -91,6 +91,21 @@ def utc_day(epoch: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(epoch))
 
 
+def is_batch_id(text: str) -> bool:
+    return re.fullmatch(r"[0-9a-f]{32}", text) is not None
+
+
+def named_batch_id(key: str) -> str | None:
+    """The batch id a catalogue file's key names (see _BATCH_KEY), if it names one."""
+    match = _BATCH_KEY.match(key)
+    return match[1] if match else None
+
+
+def batch_id_for(source: Source) -> str:
+    """The batch an upload's looks make: the one its key names, else one per version."""
+    return named_batch_id(source.key) or job_id_for(source, "batch")
+
+
 def job_id_for(source: Source, look_id: str) -> str:
     """Stable across redeliveries of the same upload; new for a new version of it.
 
@@ -102,6 +117,11 @@ def job_id_for(source: Source, look_id: str) -> str:
 
 
 MANIFEST_PREFIX = "jobs/"
+# A catalogue file named by its batch id (POST /v1/batches writes or hands out forms for
+# jobs/api/<integration>/batches/<id>.csv; `tryon jobs retry` writes jobs/batches/<id>.csv):
+# its id is known before the file is uploaded.
+_BATCH_KEY = re.compile(r"^jobs/(?:api/[a-z0-9][a-z0-9-]{0,39}/)?batches/([0-9a-f]{32})"
+                        r"\.(?:csv|jsonl)$")
 # The HTTP API writes an integration's looks as manifests here, and hands it upload
 # links under its own uploads/ prefix: the key says whose a job is.
 API_MANIFEST_PREFIX = "jobs/api/"

@@ -34,6 +34,7 @@ from tryon.settings import Settings
 from tryon.stages import provider_limits
 from tryon.stages.admission import todays_budget
 from tryon.stages.batch_progress import batch_progress
+from tryon.stages.batch_steering import CannotRetry, look_again
 from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.context import Context
 from tryon.wiring import build_context
@@ -42,9 +43,7 @@ from tryon_local.runtime import FAKE_CREDENTIALS, EndpointSession
 DEFAULT_STATE_FILE = Path("out/local-stack/stack.json")
 API_FUNCTION = "ApiFunction"  # its environment holds every setting the commands need
 OPERATOR = "the operator"
-RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELED)
 RETRY_MANIFEST_PREFIX = "jobs/retries/"
-MAX_ATTRIBUTES = 7  # per look (manifest-v1.schema.json)
 AWS_ERRORS = (BotoCoreError, ClientError)  # refused, unreachable, no credentials...
 
 
@@ -183,43 +182,10 @@ def cancel(target: Target, job_id: str) -> dict[str, Any]:
 
 def retry_look(job: JobRecord, inbox: str) -> dict[str, Any]:
     """The look of an ended job as a one-look manifest, linked to it by `retry_of`."""
-    job_id, status = job.job_id, job.status
-    if status not in RETRYABLE_STATUSES:
-        raise OperatorError(
-            f"job {job_id} SUCCEEDED: nothing to retry (upload the look again for another "
-            "image)" if status == JobStatus.SUCCEEDED else
-            f"job {job_id} is {status}, not ended: wait for it, or cancel it first "
-            "(`tryon jobs cancel`); only FAILED, TIMED_OUT or CANCELED jobs are retried")
-    inputs = job.inputs or {}
-    if "person" not in inputs:
-        code = (job.error or {}).get("code")
-        raise OperatorError(f"job {job_id} ended {status} ({code}) before its look was read: "
-                            "there is no look to retry; fix the upload and send it again")
-    keys = {}
-    for role, uri in inputs.items():
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        if bucket != inbox:
-            raise OperatorError(f"job {job_id}'s {role} {uri} is not in the inbox {inbox}")
-        keys[role] = key
-    look: dict[str, Any] = {"version": 1, "id": job.look_id, "person": keys["person"]}
-    if "top" in keys:
-        look["dress" if job.top_is_dress else "top"] = keys["top"]
-    if "bottom" in keys:
-        look["bottom"] = keys["bottom"]
-    if job.keep:
-        look["keep"] = job.keep
-    look["model"] = job.requested_model or job.model
-    parameters = job.parameters or {}
-    look.update({k: parameters[k] for k in ("resolution", "restore_face") if k in parameters})
-    if job.instruction:
-        look["instruction"] = job.instruction
-    # A retry of a retry names its own predecessor.
-    attributes = {**job.attributes, "retry_of": job_id}
-    if len(attributes) > MAX_ATTRIBUTES:
-        raise OperatorError(f"job {job_id} has {MAX_ATTRIBUTES} attributes, the most a look "
-                            "may have: there is no room for retry_of; upload the look yourself")
-    look["attributes"] = attributes
-    return look
+    try:
+        return {"version": 1, **look_again(job, inbox)}
+    except CannotRetry as exc:
+        raise OperatorError(str(exc)) from None
 
 
 def retry(target: Target, job_id: str) -> dict[str, Any]:

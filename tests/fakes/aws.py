@@ -63,7 +63,8 @@ class FakeStorage(Failing):
                  ) -> dict[str, Any] | None:
         found = self._version(bucket, key, version_id)
         return None if found is None else {"size": len(found["data"]), "etag": found["etag"],
-                                           "version_id": found["version_id"]}
+                                           "version_id": found["version_id"],
+                                           "metadata": dict(found.get("metadata") or {})}
 
     def list_keys(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
         return [{"key": key, "size": len(versions[-1]["data"])}

@@ -12,7 +12,7 @@ from typing import Any
 
 from tryon.adapters.batches import BATCH_KEPT, tally
 from tryon.adapters.checked_images import CHECK_LEASE_SECONDS, CHECKED_TTL_SECONDS
-from tryon.adapters.integrations import SETTINGS
+from tryon.adapters.integrations import SETTINGS, Integration
 from tryon.adapters.jobs import check_fields, check_transition
 from tryon.adapters.provider_memory import DURATION_PLACES
 from tryon.adapters.slots import (
@@ -120,6 +120,7 @@ class FakeBatches:
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
         self.ends: dict[tuple[str, str], dict[str, str]] = {}  # (batch, shard) -> job -> end
+        self.canceling_ids: set[str] = set()
 
     def create(self, batch: dict[str, Any], now: float) -> bool:
         if batch["batch_id"] in self.items:
@@ -135,6 +136,43 @@ class FakeBatches:
         outcomes = [end for shard in batch["shards"]
                     for end in self.ends.get((batch_id, shard), {}).values()]
         return {**batch, **tally(outcomes)}
+
+    def record(self, batch_id: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.items.get(batch_id))
+
+    def start_cancel(self, batch_id: str, by: str, now: float) -> dict[str, Any]:
+        batch = self.items[batch_id]
+        batch.setdefault("cancel", {"at": now, "by": by, "canceled": {}, "running": 0})
+        if not batch["cancel"].get("done_at"):
+            self.canceling_ids.add(batch_id)
+        return copy.deepcopy(batch)
+
+    def note_cancel(self, batch_id: str, *, after: str | None, seen: int,
+                    canceled: dict[str, int], running: int, done: bool, now: float
+                    ) -> dict[str, Any]:
+        self.add_canceled(batch_id, canceled)
+        cancel = self.items[batch_id]["cancel"]
+        cancel["running"] = running
+        cancel["seen"] = seen
+        if after is None:
+            cancel.pop("after", None)
+        else:
+            cancel["after"] = after
+        if done:
+            cancel["done_at"] = now
+            self.canceling_ids.discard(batch_id)
+        return copy.deepcopy(self.items[batch_id])
+
+    def add_canceled(self, batch_id: str, canceled: dict[str, int]) -> None:
+        counts = self.items[batch_id]["cancel"]["canceled"]
+        for model, looks in canceled.items():
+            counts[model] = counts.get(model, 0) + looks
+
+    def canceling(self) -> list[str]:
+        return sorted(self.canceling_ids)
+
+    def add_retry(self, batch_id: str, retry_id: str) -> None:
+        self.items[batch_id].setdefault("retries", []).append(retry_id)
 
     def record_end(self, batch_id: str, job_id: str, status: str, model: str | None = None,
                    order: str | None = None) -> dict[str, Any]:
@@ -382,12 +420,13 @@ class FakeCheckedImages:
 
 class FakeIntegrations:
     """The integration records intake reads and the upload counters the API counts,
-    with the real one's all-or-none condition; the rest of
-    tryon.adapters.integrations (keys, image quotas) is tested on moto."""
+    with the real one's all-or-none condition, and the image quotas intake charges; the
+    rest of tryon.adapters.integrations (keys) is tested on moto."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
         self.uploads: dict[tuple[str, str], dict[str, int]] = {}
+        self.quotas: dict[tuple[str, str], int] = {}
 
     def charge_uploads(self, name: str, day: str, forms: int, size: int, *, max_forms: int,
                        max_bytes: int, now: float) -> bool:
@@ -403,6 +442,27 @@ class FakeIntegrations:
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self.items.get(name)
+
+    def for_quota(self, name: str, default_quota: int) -> Integration | None:
+        found = self.items.get(name)
+        if found is None:
+            return None
+        share = found.get("budget_share")
+        return Integration(name, int(found.get("daily_quota", default_quota)),
+                           budget_share=None if share is None else float(share))
+
+    def charge_quota(self, name: str, day: str, count: int, quota: int, now: float) -> bool:
+        used = self.quotas.get((name, day), 0)
+        if used + count > quota:
+            return False
+        self.quotas[name, day] = used + count
+        return True
+
+    def refund_quota(self, name: str, day: str, count: int) -> None:
+        self.quotas[name, day] = self.quotas.get((name, day), 0) - count
+
+    def quota_used(self, name: str, day: str) -> int:
+        return self.quotas.get((name, day), 0)
 
     def settings(self, name: str) -> dict[str, Any]:
         return {field: value for field, value in self.items.get(name, {}).items()

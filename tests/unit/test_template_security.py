@@ -382,8 +382,9 @@ def test_the_pipeline_reads_an_integrations_settings_and_never_its_keys_hashes()
         "Statement"]
     condition = settings["Condition"]
     assert condition["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == ["INTEGRATIONS"]
+    # and its daily quota (intake counts an integration's catalogue file against it).
     assert set(condition["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == (
-        {"pk", "sk"} | SETTINGS)
+        {"pk", "sk", "daily_quota"} | SETTINGS)
     assert "keys_by_id" not in SETTINGS
     assert condition["StringEquals"] == {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"}
 
@@ -391,13 +392,16 @@ def test_the_pipeline_reads_an_integrations_settings_and_never_its_keys_hashes()
 def test_which_roles_read_and_write_which_credentials():
     # The decoders (intake, finalize) and every other function read the budget override
     # and an integration's settings (admission, intake); the authorizer a key and
-    # its integration; the API integrations, principals and quotas, and it alone writes
-    # there: quota counters. Keys, principals and the override: the operator only.
+    # its integration; the API integrations, principals and quotas, and it and intake
+    # alone write there: quota counters. Keys, principals and the override: the operator only.
     # Every function that reads the override also reads an integration's settings alone
     # (test_the_pipeline_reads_an_integrations_settings_and_never_its_keys_hashes).
     budget = {"GetItem": {"BUDGET#LIMIT", "INTEGRATIONS"}}
     expected = {name: budget for name in FUNCTIONS}
     expected["AuthorizerFunction"] = {"GetItem": {"APIKEY#*", "INTEGRATIONS"}}
+    # Intake counts an integration's catalogue file against its image quota.
+    expected["IntakeFunction"] = {"GetItem": {"BUDGET#LIMIT", "INTEGRATIONS", "QUOTA#*"},
+                                  "UpdateItem": {"QUOTA#*"}}
     # Webhook endpoints and their secrets: the API keeps an integration's own (its
     # routes scope every key to the caller); the delivery function reads them and
     # disables one. Neither reads a key, a principal of the operator's or the budget.

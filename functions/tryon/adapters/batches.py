@@ -20,8 +20,10 @@ from tryon.jobs import ENDED_PREFIX, MADE_PREFIX, shard_of
 BATCH_PK, BATCH_SK = "BATCH#", "BATCH"
 ENDS_PK = "BATCHENDS#"  # + batch id # shard
 END_PREFIX = "end#"  # + job id: its status, and "#<model>" for an image made
+CANCELING_KEY = {"pk": "BATCHCANCELS", "sk": BATCH_SK}  # the batches the sweep cancels on
 BATCH_KEPT = frozenset({"batch_id", "owner", "owner_order", "job_ids", "ended_jobs", "total",
-                        "shards", "shards_done", "notified_at", "expires_at", "erased_at"})
+                        "shards", "shards_done", "notified_at", "expires_at", "erased_at",
+                        "cancel", "retries", "retry_of"})
 
 
 def _key(batch_id: str) -> dict[str, str]:
@@ -56,6 +58,90 @@ class BatchRepository:
             for item in answer["Responses"].get(self._t.table.name, []):
                 outcomes += [v for k, v in item.items() if k.startswith(END_PREFIX)]
         return {**batch, **tally(outcomes)}
+
+    def record(self, batch_id: str) -> dict[str, Any] | None:
+        """The batch's own record, its ends not tallied (one read)."""
+        return self._t.read(_key(batch_id))
+
+    # --- a cancel (tryon.stages.batch_steering) ---------------------------------------
+
+    def start_cancel(self, batch_id: str, by: str, now: float) -> dict[str, Any]:
+        """Mark the batch canceled (once: a second cancel keeps the first's mark) and
+        list it among the batches the sweep goes on canceling; returns its record."""
+        applied(self._t.table.update_item, Key=_key(batch_id),
+                UpdateExpression="SET #cancel = :cancel",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#cancel)",
+                ExpressionAttributeNames={"#cancel": "cancel"},
+                ExpressionAttributeValues={":cancel": to_dynamo(
+                    {"at": now, "by": by, "canceled": {}, "running": 0})})
+        batch = self.record(batch_id)
+        if batch is None:
+            raise KeyError(batch_id)
+        if not batch["cancel"].get("done_at"):
+            self._t.table.update_item(Key=CANCELING_KEY, UpdateExpression="ADD batch_ids :id",
+                                      ExpressionAttributeValues={":id": {batch_id}})
+        return batch
+
+    def note_cancel(self, batch_id: str, *, after: str | None, seen: int,
+                    canceled: dict[str, int], running: int, done: bool, now: float
+                    ) -> dict[str, Any]:
+        """A page of the batch's jobs canceled (model -> how many): where the next page
+        starts, how many jobs the pass has seen and found the provider making (`running`)
+        so far, and whether the cancel is done (then the sweep stops going on with it).
+        Returns its record."""
+        names, values, sets = self._canceled_counts(canceled)
+        names |= {"#after": "after", "#running": "running", "#seen": "seen"}
+        values |= {":running": running, ":seen": seen}
+        sets += ["#cancel.#running = :running", "#cancel.#seen = :seen"]
+        if after is not None:
+            values[":after"] = after
+            sets.append("#cancel.#after = :after")
+        if done:
+            names["#done"], values[":now"] = "done_at", now
+            sets.append("#cancel.#done = :now")
+        batch = from_dynamo(self._t.table.update_item(
+            Key=_key(batch_id), UpdateExpression="SET " + ", ".join(sets)
+            + ("" if after is not None else " REMOVE #cancel.#after"),
+            ExpressionAttributeNames=names, ExpressionAttributeValues=to_dynamo(values),
+            ReturnValues="ALL_NEW")["Attributes"])
+        if done:
+            self._t.table.update_item(Key=CANCELING_KEY,
+                                      UpdateExpression="DELETE batch_ids :id",
+                                      ExpressionAttributeValues={":id": {batch_id}})
+        return batch
+
+    def add_canceled(self, batch_id: str, canceled: dict[str, int]) -> None:
+        """Looks of a canceled batch that its expansion reached after the cancel, ended
+        CANCELED there (model -> how many)."""
+        if canceled:
+            names, values, sets = self._canceled_counts(canceled)
+            self._t.table.update_item(Key=_key(batch_id), UpdateExpression="SET "
+                                      + ", ".join(sets), ExpressionAttributeNames=names,
+                                      ExpressionAttributeValues=values)
+
+    @staticmethod
+    def _canceled_counts(canceled: dict[str, int]
+                         ) -> tuple[dict[str, str], dict[str, Any], list[str]]:
+        names = {"#cancel": "cancel", "#canceled": "canceled"}
+        values: dict[str, Any] = {":zero": 0}
+        sets = []
+        for n, (model, looks) in enumerate(sorted(canceled.items())):
+            names[f"#m{n}"], values[f":n{n}"] = model, looks
+            sets.append(f"#cancel.#canceled.#m{n} = "
+                        f"if_not_exists(#cancel.#canceled.#m{n}, :zero) + :n{n}")
+        return names, values, sets
+
+    def canceling(self) -> list[str]:
+        """The batches whose cancel is not done yet."""
+        item = self._t.read(CANCELING_KEY) or {}
+        return sorted(item.get("batch_ids") or ())
+
+    def add_retry(self, batch_id: str, retry_id: str) -> None:
+        """Link the batch to the new batch that makes its failed looks again."""
+        self._t.table.update_item(
+            Key=_key(batch_id),
+            UpdateExpression="SET retries = list_append(if_not_exists(retries, :none), :id)",
+            ExpressionAttributeValues={":none": [], ":id": [retry_id]})
 
     def record_end(self, batch_id: str, job_id: str, status: str, model: str | None = None,
                    order: str | None = None) -> dict[str, Any]:

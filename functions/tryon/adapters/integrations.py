@@ -287,6 +287,20 @@ class Integrations:
                                     ExpressionAttributeNames=names).get("Item")
         return from_dynamo(item) if item else {}
 
+    def for_quota(self, name: str, default_quota: int) -> Integration | None:
+        """The integration as its quota is counted (its quota and budget share), read as
+        intake may (the settings and `daily_quota` alone); None for no such integration."""
+        names = {f"#{field}": field for field in (*SETTINGS, "daily_quota", "sk")}
+        item = self._table.get_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
+                                    ProjectionExpression=", ".join(names),
+                                    ExpressionAttributeNames=names).get("Item")
+        if not item:
+            return None
+        found = from_dynamo(item)
+        quota, share = found.get("daily_quota"), found.get("budget_share")
+        return Integration(name, default_quota if quota is None else int(quota),
+                           budget_share=None if share is None else float(share))
+
     def get(self, name: str) -> dict[str, Any] | None:
         item = self._table.get_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
                                     ConsistentRead=True).get("Item")

@@ -54,8 +54,8 @@ class ObjectStorage:
 
     def describe(self, bucket: str, key: str, version_id: str | None = None
                  ) -> dict[str, Any] | None:
-        """{"size", "etag", "version_id"} of an object (of that version, if given; else
-        the current one), or None when there is no such object."""
+        """{"size", "etag", "version_id", "metadata"} of an object (of that version, if
+        given; else the current one), or None when there is no such object."""
         extra = {"VersionId": version_id} if version_id else {}
         try:
             head = self._s3.head_object(Bucket=bucket, Key=key, **extra)
@@ -65,7 +65,7 @@ class ObjectStorage:
                 return None
             raise
         return {"size": head["ContentLength"], "etag": head["ETag"].strip('"'),
-                "version_id": head.get("VersionId")}
+                "version_id": head.get("VersionId"), "metadata": head.get("Metadata") or {}}
 
     def list_keys(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
         """[{"key", "size"}] of every object under prefix, in key order."""

@@ -63,6 +63,23 @@ def todays_budget(ctx: Context, now: float) -> tuple[str, int]:
     return utc_day(now), ctx.settings.daily_image_budget if limit is None else limit
 
 
+def charge_quota(ctx: Context, who: Any, looks: int) -> tuple[str, str | None]:
+    """Count `looks` images against the integration's quota for the day (the budget's
+    day: the pipeline's clock), all or none: the day, and None when they fit, else why
+    not (for its refusal). `who`: a tryon.adapters.integrations.Integration."""
+    now = ctx.clock()
+    (day, budget), integrations = todays_budget(ctx, now), ctx.integrations
+    quota = who.quota(budget)
+    if integrations.charge_quota(who.name, day, looks, quota, now):
+        return day, None
+    used = integrations.quota_used(who.name, day)
+    of = (f" (its share {who.budget_share:g} of the stack's {budget} a day)"
+          if quota < who.daily_quota else "")
+    return day, (f"{looks} more images would pass this integration's quota of {quota} a day{of} "
+            f"({used} used on {day}, UTC); send fewer looks, wait for the next UTC day, or "
+            "ask the operator to raise the quota")
+
+
 def within_budget(ctx: Context, job_id: str) -> bool:
     """Take the job's place in today's image budget (UTC), once per job. The first
     refusal of a day sends one `budget.reached` notification."""

@@ -6,6 +6,8 @@ the provider has not started. Nothing here knows HTTP or Lambda: a refusal is a
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import time
 import uuid
@@ -13,13 +15,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from tryon import catalogue
 from tryon.adapters.integrations import Integration
-from tryon.image_rules import MAX_INPUT_BYTES
 from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import (
     API_MANIFEST_PREFIX,
     UPLOADS_PREFIX,
     Source,
+    batch_id_for,
     batch_jobs,
     job_id_for,
     job_view,
@@ -36,7 +39,8 @@ from tryon.manifest import (
     priority_refusals,
 )
 from tryon.review import render_review
-from tryon.stages.admission import todays_budget
+from tryon.stages import batch_steering
+from tryon.stages.admission import charge_quota, todays_budget
 from tryon.stages.batch_progress import batch_progress
 from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.context import Context
@@ -50,7 +54,12 @@ REFERENCED = {REFERENCED_TAG: "true"}
 # The image types an upload link accepts (what preflight can decode and some model takes).
 UPLOAD_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif",
                           "image/avif", "image/bmp", "image/tiff", "image/gif"})
+# Catalogue files (tryon.catalogue) an upload link or POST /v1/batches form accepts.
+CATALOGUE_TYPES = {"text/csv": ".csv", "application/jsonl": ".jsonl"}
 UPLOAD_LINK_SECONDS = 900
+# How long POST /v1/batches/{id}/cancel cancels before it answers (API Gateway waits 29
+# s); the sweep cancels the rest.
+CANCEL_SECONDS = 15.0
 RESULT_LINK_SECONDS = 900
 MAX_PAGE = 100
 
@@ -70,12 +79,14 @@ def upload_links(ctx: Context, who: Integration, files: list[dict[str, Any]]
     upload is tagged unreferenced until looks name it (`REFERENCED_TAG`)."""
     _charge_uploads(ctx, who, len(files), sum(int(file["size"]) for file in files))
     links = []
-    for file in files:  # of UPLOAD_TYPES, 1..MAX_INPUT_BYTES (the request model says so)
+    # Each an image of at most MAX_INPUT_BYTES or a catalogue file of at most
+    # MAX_BATCH_BYTES (the request model says so).
+    for file in files:
         key = (f"{UPLOADS_PREFIX}{who.name}/{uuid.uuid4().hex[:16]}/"
                f"{safe_name(file['name'], 'image')}")
         form = ctx.storage.presign_post(ctx.settings.inbox_bucket, key, file["content_type"],
-                                        min(int(file["size"]), MAX_INPUT_BYTES),
-                                        UPLOAD_LINK_SECONDS, tags=UNREFERENCED)
+                                        int(file["size"]), UPLOAD_LINK_SECONDS,
+                                        tags=UNREFERENCED)
         links.append({"key": key, "url": form["url"], "fields": form["fields"],
                       "expires": int(time.time()) + UPLOAD_LINK_SECONDS})
     return links
@@ -141,35 +152,123 @@ def accept_looks(ctx: Context, who: Integration, manifest: dict[str, Any],
                               "before the upload): upload it with the form POST /v1/uploads "
                               "answered, then send the looks again")
     looks = unique_looks(parsed.looks)[0]
-    # The quota's day is the budget's: the pipeline's clock (tryon.stages.context).
-    now = ctx.clock()
-    integrations, (day, budget) = ctx.integrations, todays_budget(ctx, now)
-    quota = who.quota(budget)
-    if not integrations.charge_quota(who.name, day, len(looks), quota, now):
-        used = integrations.quota_used(who.name, day)
-        of = (f" (its share {who.budget_share:g} of the stack's {budget} a day)"
-              if quota < who.daily_quota else "")
-        raise Problem(429, "QuotaExceeded",
-                      f"{len(looks)} more images would pass this integration's quota of "
-                      f"{quota} a day{of} ({used} used on {day}, UTC); send fewer looks, "
-                      "wait for the next UTC day, or ask the operator to raise the quota")
+    day, refusal = charge_quota(ctx, who, len(looks))
+    if refusal:
+        raise Problem(429, "QuotaExceeded", refusal)
     key = f"{API_MANIFEST_PREFIX}{who.name}/{name}.json"
     try:
         written = ctx.storage.write(bucket, key, raw, "application/json", if_absent=True)
     except Exception:
-        integrations.refund_quota(who.name, day, len(looks))
+        ctx.integrations.refund_quota(who.name, day, len(looks))
         raise
     if written is None:  # the first attempt wrote it: its looks, counted then
-        integrations.refund_quota(who.name, day, len(looks))
+        ctx.integrations.refund_quota(who.name, day, len(looks))
         written = ctx.storage.describe(bucket, key)
     # Named by looks: the uploads no longer expire as unreferenced.
     for upload in sorted({k for look in parsed.looks for k in look.inputs().values()}):
         ctx.storage.tag(bucket, upload, REFERENCED)
     # The ids intake will give them: from the manifest's version (job_id_for).
     source = Source(bucket, key, written["etag"] or "", written["version_id"])
-    return {"batch_id": job_id_for(source, "batch"),
+    return {"batch_id": batch_id_for(source),
             "looks": [{"look_id": look.look_id, "job_id": job_id_for(source, look.look_id)}
                       for look in looks]}
+
+
+def new_batch_form(ctx: Context, who: Integration, file: dict[str, Any], name: str
+                   ) -> dict[str, Any]:
+    """A new batch, its id at once, and the form to upload its catalogue file with
+    (jobs/api/<integration>/batches/<id>.csv or .jsonl: a form for that key alone, of at
+    most the declared bytes, counted against the upload quotas). Intake reads the file
+    when it arrives, and counts its rows against the image quota then. `name`: the
+    request's (a retry under the same Idempotency-Key gets the same batch)."""
+    size = int(file["size"])
+    if size > catalogue.MAX_BATCH_BYTES:
+        raise _batch_too_large(file["name"], size)
+    suffix = CATALOGUE_TYPES[file["content_type"]]
+    if not file["name"].lower().endswith(suffix):
+        raise Problem(422, "InvalidBatchFile", f"{file['name']!r} is sent as "
+                      f"{file['content_type']}: name it <name>{suffix}")
+    _room_for_looks(ctx, who, 1)
+    _charge_uploads(ctx, who, 1, size)
+    batch_id = _batch_id(who, name)
+    key = f"{API_MANIFEST_PREFIX}{who.name}/batches/{batch_id}{suffix}"
+    form = ctx.storage.presign_post(ctx.settings.inbox_bucket, key, file["content_type"],
+                                    size, UPLOAD_LINK_SECONDS)
+    return {"batch_id": batch_id, "upload": {
+        "key": key, "url": form["url"], "fields": form["fields"],
+        "expires": int(time.time()) + UPLOAD_LINK_SECONDS}}
+
+
+def batch_of_upload(ctx: Context, who: Integration, key: str, name: str) -> dict[str, Any]:
+    """A new batch of a catalogue file the integration uploaded (POST /v1/uploads): read
+    and checked now (a file too large, with too many rows or unreadable is refused, at
+    no cost; its rows must fit in the day's quota), then written as the batch's file
+    (jobs/api/<integration>/batches/<id>), which intake takes as any. `name`: the
+    request's (a retry under the same Idempotency-Key writes the same batch)."""
+    bucket, own = ctx.settings.inbox_bucket, f"{UPLOADS_PREFIX}{who.name}/"
+    kind = catalogue.kind_of(key)
+    if not key.startswith(own) or kind is None:
+        raise Problem(422, "ForeignInput", f"{key!r} is not a catalogue file of your uploads: "
+                      f"upload a .csv or .jsonl file with POST /v1/uploads (under {own}) and "
+                      "name the key it answers")
+    described = ctx.storage.describe(bucket, key)
+    if described is None:
+        raise Problem(422, "MissingInput", f"{key!r} was not uploaded (or its link expired "
+                      "before the upload): upload it with the form POST /v1/uploads answered")
+    if described["size"] > catalogue.MAX_BATCH_BYTES:
+        raise _batch_too_large(key, described["size"])
+    data = ctx.storage.read(bucket, key, described["version_id"], catalogue.MAX_BATCH_BYTES)
+    try:
+        rows = sum(1 for _ in catalogue.read_rows(io.BytesIO(data), kind,
+                                                  ctx.settings.max_batch_looks))
+    except catalogue.BatchFileError as exc:
+        raise Problem(413 if exc.code == "BatchTooLarge" else 422, exc.code,
+                      f"{key}: {exc}; nothing was made or paid") from None
+    if not rows:
+        raise Problem(422, "InvalidBatchFile", f"{key}: no looks (only a header, or blank "
+                      "lines): write one look per row under the header")
+    _room_for_looks(ctx, who, rows)
+    batch_id = _batch_id(who, name)
+    target = f"{API_MANIFEST_PREFIX}{who.name}/batches/{batch_id}.{kind}"
+    ctx.storage.write(bucket, target, data, "text/csv" if kind == "csv"
+                      else "application/jsonl", if_absent=True)
+    return {"batch_id": batch_id, "rows": rows, "file": target}
+
+
+def _batch_id(who: Integration, name: str) -> str:
+    return hashlib.sha256(f"{who.name}\n{name}".encode()).hexdigest()[:32]
+
+
+def _room_for_looks(ctx: Context, who: Integration, looks: int) -> None:
+    """Refuse now (429) what the day's image quota has no room for; intake counts it."""
+    now = ctx.clock()
+    day, budget = todays_budget(ctx, now)
+    quota, used = who.quota(budget), ctx.integrations.quota_used(who.name, day)
+    if used + looks > quota:
+        raise Problem(429, "QuotaExceeded",
+                      f"{looks} more images would pass this integration's quota of {quota} a "
+                      f"day ({used} used on {day}, UTC); send fewer looks, wait for the next "
+                      "UTC day, or ask the operator to raise the quota")
+
+
+def _batch_too_large(name: str, size: int) -> Problem:
+    return Problem(413, "BatchTooLarge", f"{name!r}: {size} bytes, over the "
+                   f"{catalogue.MAX_BATCH_BYTES} a catalogue file may have; nothing was made "
+                   "or paid. Split it into smaller files")
+
+
+def cancel_batch(ctx: Context, who: Integration, batch_id: str) -> dict[str, Any]:
+    owned_batch(ctx, who, batch_id)
+    return batch_steering.cancel_batch(ctx, batch_id, f"integration {who.name!r}",
+                                       CANCEL_SECONDS)
+
+
+def retry_batch(ctx: Context, who: Integration, batch_id: str) -> dict[str, Any]:
+    batch = owned_batch(ctx, who, batch_id)
+    try:
+        return batch_steering.retry_batch(ctx, batch)
+    except batch_steering.CannotRetry as exc:
+        raise Problem(409, exc.code, str(exc)) from None
 
 
 def owned_job(ctx: Context, who: Integration, job_id: str) -> JobRecord:

@@ -1,6 +1,7 @@
 """A batch's progress, as its owner (GET /v1/batches/{id}) and the operator (`tryon
-jobs watch`) see it: counts by status, the images made and their price so far, and
-the estimated time to finish its open looks at its model's current pace."""
+jobs watch`) see it: counts by status, the images made and their price so far, the
+estimated time to finish its open looks at its model's current pace, its cancel (if
+asked) and the batches linked to it by a retry."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from tryon.jobs import batch_jobs, batch_view, images_made, is_whole, price_of
 from tryon.models.registry import model_spec
+from tryon.stages.batch_steering import cancel_state
 from tryon.stages.context import Context
 
 
@@ -36,6 +38,8 @@ def batch_progress(ctx: Context, batch: dict[str, Any], after: str | None = None
         "images_made": sum(made.values()), "price_so_far": price,
         "eta_seconds": finish_seconds(ctx, model, open_looks) if model else None,
         "pace_of": model}
+    view["cancel"] = cancel_state(batch) if "cancel" in batch else None
+    view["retry_of"], view["retries"] = batch.get("retry_of"), list(batch.get("retries") or ())
     return view
 
 

@@ -13,6 +13,7 @@ fails its own job alone."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -24,13 +25,19 @@ from tryon.jobs import (
     NORMALIZED_PREFIX,
     Look,
     Source,
+    batch_id_for,
+    is_batch_id,
     job_id_for,
     manifest_result_stem,
+    named_batch_id,
     owner_of,
     shard_sizes,
 )
 from tryon.manifest import Manifest, ManifestError
 from tryon.stages import intake
+from tryon.stages.admission import charge_quota
+from tryon.stages.batch_steering import RETRY_OF_METADATA
+from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.completion import end_job
 from tryon.stages.context import Context
 from tryon.stages.preparation import Checked
@@ -66,30 +73,45 @@ def take_catalogue(ctx: Context, source: Source, received: float) -> list[str]:
     if described is None:
         log.info("catalogue file ignored: gone since its event")
         return []
-    if described["size"] > catalogue.MAX_BATCH_BYTES:
+    batch_id = batch_id_for(source)
+    recorded = ctx.batches.record(batch_id)
+    if recorded and Source(**recorded["source"]) != source:
+        # A second upload to a key that names its batch (a form used twice).
         return [intake.reject_upload(
-            ctx, source, received, "BatchTooLarge",
+            ctx, source, received, "BatchAlreadyUploaded",
+            f"{where}: batch {batch_id} was made from an earlier upload of this key; nothing "
+            "was made or paid. Ask POST /v1/batches for a new batch")]
+    if described["size"] > catalogue.MAX_BATCH_BYTES:
+        return _refuse_file(ctx, source, received, "BatchTooLarge", (
             f"{where}: {described['size']} bytes, over the {catalogue.MAX_BATCH_BYTES} a "
-            "catalogue file may have; nothing was made or paid. Split it into smaller "
-            "files")]
+            "catalogue file may have; nothing was made or paid. Split it into smaller files"))
     try:
         rows, attribute_columns = _first_pass(ctx, source)
     except BatchFileError as exc:
-        return [intake.reject_upload(ctx, source, received, exc.code,
-                                     f"{where}: {exc}; nothing was made or paid")]
+        return _refuse_file(ctx, source, received, exc.code,
+                            f"{where}: {exc}; nothing was made or paid")
     if not rows:
-        return [intake.reject_upload(
-            ctx, source, received, "InvalidBatchFile",
+        return _refuse_file(ctx, source, received, "InvalidBatchFile", (
             f"{where}: no looks (only a header, or blank lines); nothing was made. Write "
-            "one look per row under the header")]
-    batch_id = job_id_for(source, "batch")
+            "one look per row under the header"))
+    owner = owner_of(source.key)
+    who = ctx.integrations.for_quota(owner, ctx.settings.integration_daily_quota) \
+        if owner and not recorded else None
+    charged = None
+    if who:  # an integration's file: its rows count against its quota, before anything
+        charged, refusal = charge_quota(ctx, who, len(rows))
+        if refusal:
+            return _refuse_file(ctx, source, received, "QuotaExceeded",
+                                f"{where}: {len(rows)} rows: {refusal}; nothing was made")
     key = canonical_key(batch_id)
     ctx.storage.write(ctx.settings.inbox_bucket, key,
                       catalogue.canonical_csv(rows, attribute_columns), "text/csv")
     job_ids = [job_id_for(source, job_key(row)) for row in rows]
-    owner = owner_of(source.key)
-    _record_batch(ctx, batch_id, source, job_ids, [row.number for row in rows], owner,
-                  received)
+    retry_of = described.get("metadata", {}).get(RETRY_OF_METADATA)
+    created = _record_batch(ctx, batch_id, source, job_ids, [row.number for row in rows],
+                            owner, received, retry_of=retry_of)
+    if charged and not created:  # a redelivery raced this one, and charged it
+        ctx.integrations.refund_quota(owner, charged, len(rows))
     ctx.expansions.start(batch_id, {
         "batch": {"batch_id": batch_id, "source": source.as_dict(),
                   "priority": DEFAULT_PRIORITY, "owner": owner, "received": received},
@@ -98,17 +120,35 @@ def take_catalogue(ctx: Context, source: Source, received: float) -> list[str]:
     return job_ids
 
 
+def _refuse_file(ctx: Context, source: Source, received: float, code: str, message: str
+                 ) -> list[str]:
+    """A file that yields no look: one job ended FAILED with what to fix. A file whose
+    key names its batch (POST /v1/batches) makes that batch, of this one job, so that
+    GET /v1/batches/{id} says why."""
+    if named_batch_id(source.key) is None:
+        return [intake.reject_upload(ctx, source, received, code, message)]
+    job_id = job_id_for(source, "upload")
+    _record_batch(ctx, batch_id_for(source), source, [job_id], [0], owner_of(source.key),
+                  received)
+    intake.refuse_job(ctx, source, job_id, received, {"code": code, "message": message},
+                      batch=(batch_id_for(source), 0))
+    return [job_id]
+
+
 def _record_batch(ctx: Context, batch_id: str, source: Source, job_ids: list[str],
-                  places: list[int], owner: str | None, received: float) -> None:
-    """The batch record, made once (a redelivery finds it): its summary is sent when
-    its last job ends."""
-    ctx.batches.create({"batch_id": batch_id, "total": len(job_ids),
-                        "shards": shard_sizes(places),  # the rows' numbers: their places
-                        # Few enough to keep (and list in batch.completed); a larger
-                        # batch's jobs are found by its index (batch_order: the row).
-                        "job_ids": job_ids if len(job_ids) <= MAX_LISTED_LOOKS else None,
-                        "source": source.as_dict(), "attributes": {}, "owner": owner},
-                       received)
+                  places: list[int], owner: str | None, received: float,
+                  retry_of: str | None = None) -> bool:
+    """The batch record, made once (a redelivery finds it: False): its summary is sent
+    when its last job ends. `retry_of`: the batch whose failed looks it makes again."""
+    return ctx.batches.create({
+        "batch_id": batch_id, "total": len(job_ids),
+        "shards": shard_sizes(places),  # the rows' numbers: their places
+        # Few enough to keep (and list in batch.completed); a larger batch's jobs are
+        # found by its index (batch_order: the row).
+        "job_ids": job_ids if len(job_ids) <= MAX_LISTED_LOOKS else None,
+        "source": source.as_dict(), "attributes": {}, "owner": owner,
+        **({"retry_of": retry_of} if retry_of and is_batch_id(retry_of) else {})},
+        received)
 
 
 def _first_pass(ctx: Context, source: Source) -> tuple[list[Row], set[str]]:
@@ -146,6 +186,9 @@ def take_rows(ctx: Context, batch: dict[str, Any], items: list[dict[str, str]]) 
     received = float(batch.get("received") or ctx.clock())
     batch_id = batch["batch_id"]
     rows = [catalogue.row_of_item(item) for item in items]
+    cancel = (ctx.batches.record(batch_id) or {}).get("cancel")
+    if cancel:
+        return _rows_canceled(ctx, batch, rows, cancel["by"])
     looks: dict[int, Look] = {}
     faults: dict[int, RowError] = {}
     exists: dict[str, bool] = {}
@@ -178,6 +221,32 @@ def take_rows(ctx: Context, batch: dict[str, Any], items: list[dict[str, str]]) 
                           checked,
                           None, refusals.get(look.look_id), look.priority or priority)
     return {"rows": len(rows), "refused": len(faults)}
+
+
+def _rows_canceled(ctx: Context, batch: dict[str, Any], rows: list[Row], by: str) -> dict:
+    """The batch was canceled before its expansion reached these rows: each row's job
+    ends CANCELED unread (one notification each), counted in the cancel's savings."""
+    source = Source(**batch["source"])
+    received = float(batch.get("received") or ctx.clock())
+    canceled: Counter[str] = Counter()  # model -> looks
+    for row in rows:
+        job_id = job_id_for(source, job_key(row))
+        job = ctx.jobs.get(job_id)  # made by an attempt before the cancel: canceled as any
+        if job is None:
+            intake.refuse_job(ctx, source, job_id, received, {
+                "code": "Canceled", "message": f"canceled by {by} before its row was read; "
+                "nothing was paid"}, look_id=row.look_id,
+                batch=(batch["batch_id"], row.number), status=JobStatus.CANCELED)
+        elif job.ended:
+            continue
+        else:
+            try:
+                cancel_job(ctx, job_id, by)
+            except CannotCancel:
+                continue
+        canceled[row.cells.get("model") or ctx.settings.default_model] += 1
+    ctx.batches.add_canceled(batch["batch_id"], dict(canceled))
+    return {"rows": len(rows), "refused": 0, "canceled": sum(canceled.values())}
 
 
 def rows_failed(ctx: Context, batch: dict[str, Any], items: list[dict[str, str]],

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from tryon.job_record import JobRecord, JobStatus
-from tryon.jobs import Source, bounded_error, job_id_for
+from tryon.jobs import Source, batch_id_for, bounded_error
 from tryon.stages.completion import end_job
 from tryon.stages.context import Context
 from tryon.stages.intake import reject_upload, upload_job_ids
@@ -33,7 +33,7 @@ def end_dead_upload(ctx: Context, source: Source, last_error: dict | None) -> No
         reject_upload(ctx, source, ctx.clock(), error["code"],
                       f"s3://{source.bucket}/{source.key}: {error['message']}")
         return
-    batch_id = job_id_for(source, "batch")
+    batch_id = batch_id_for(source)
     batched = ctx.batches.get(batch_id) is not None
     for job_id in job_ids:
         ctx.jobs.create(JobRecord(job_id=job_id, status=JobStatus.RECEIVED,

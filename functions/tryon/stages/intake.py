@@ -20,6 +20,7 @@ from tryon.jobs import (
     DroppedGarment,
     Look,
     Source,
+    batch_id_for,
     batch_order,
     drop_result_stem,
     dropped_garment,
@@ -159,7 +160,7 @@ def _named_inputs(manifest: Manifest) -> Iterator[tuple[str, str]]:
 def upload_job_ids(ctx: Context, source: Source) -> list[str]:
     """The ids of the jobs an upload makes (or made), worked out again without
     side effects; [] when the upload cannot be read or expanded (any more)."""
-    batch = ctx.batches.get(job_id_for(source, "batch"))
+    batch = ctx.batches.get(batch_id_for(source))
     if batch:  # its ids, made or not; a large batch's, those made (its index)
         return (list(batch["job_ids"]) if batch.get("job_ids") is not None
                 else [job.job_id for job in every_batch_job(ctx.jobs, batch)])
@@ -213,10 +214,12 @@ def reject_upload(ctx: Context, source: Source, received: float, code: str, mess
 
 
 def refuse_job(ctx: Context, source: Source, job_id: str, received: float, error: dict,
-               *, look_id: str | None = None, batch: tuple[str, int] | None = None) -> None:
-    """A job recorded and ended FAILED with `error` before anything was read or paid
-    (one notification; safe to repeat): a refused upload, or a catalogue row that is
-    not a look (`batch`: its batch's id and its place in it)."""
+               *, look_id: str | None = None, batch: tuple[str, int] | None = None,
+               status: JobStatus = JobStatus.FAILED) -> None:
+    """A job recorded and ended FAILED (or `status`) with `error` before anything was
+    read or paid (one notification; safe to repeat): a refused upload, or a catalogue
+    row that is not a look or whose batch was canceled (`batch`: its batch's id and its
+    place in it)."""
     ctx.on_job(job_id)
     ctx.jobs.create(JobRecord(job_id=job_id, status=JobStatus.RECEIVED, look_id=look_id,
                               batch_id=batch[0] if batch else None,
@@ -224,7 +227,7 @@ def refuse_job(ctx: Context, source: Source, job_id: str, received: float, error
                               source=source.as_dict(),
                               timeline={"received": received},
                               **owner_fields(source.key, received, job_id)), received)
-    end_job(ctx, job_id, JobStatus.FAILED, error=error)
+    end_job(ctx, job_id, status, error=error)
 
 
 def _take_looks(ctx: Context, source: Source, looks: list[Look],
@@ -237,7 +240,7 @@ def _take_looks(ctx: Context, source: Source, looks: list[Look],
     priority = priority or ("batch" if len(looks) > 1 else "interactive")
     looks, repeats = unique_looks(looks)
     job_ids = [job_id_for(source, look.look_id) for look in looks]
-    batch_id = job_id_for(source, "batch") if batch else None
+    batch_id = batch_id_for(source) if batch else None
     if batch_id:
         ctx.batches.create({"batch_id": batch_id, "total": len(job_ids),
                             "shards": shard_sizes(range(len(job_ids))),

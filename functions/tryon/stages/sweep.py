@@ -4,6 +4,7 @@ missed are admitted; and the levels (gauges) the operations dashboard charts."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -13,17 +14,26 @@ from tryon.jobs import LookFailed
 from tryon.models.registry import MODEL_IDS, model_spec
 from tryon.providers.errors import ProviderError
 from tryon.stages.admission import SUBMIT_LEASE_SECONDS, admit_queued, todays_budget
+from tryon.stages.batch_steering import go_on_canceling
 from tryon.stages.calling import LOST_CALL
 from tryon.stages.completion import DONE_CHECK_SECONDS, end_job
 from tryon.stages.context import Context
 from tryon.stages.submit import find_lost_task, record_submitted, resume
 
+CANCEL_SECONDS = 20  # of a sweep's turn, for batches still being canceled
 BUCKET_GAUGE_NAME = "(bucket)"  # the bucket's uploads, as a tenant (no integration's name)
 
 
 def sweep(ctx: Context) -> dict[str, int]:
     """Reclaim slots whose lease ran out and admit waiting jobs a hand-off missed."""
     now, outcomes = ctx.clock(), Counter()
+    # First the cancels of batches (their queued looks must not be admitted below).
+    deadline = time.monotonic() + CANCEL_SECONDS
+    for batch_id in ctx.batches.canceling():
+        batch = ctx.batches.record(batch_id)
+        if batch and "cancel" in batch:
+            outcomes["batch_looks_canceled"] += go_on_canceling(ctx, batch, deadline)[
+                "canceled"] - sum((batch["cancel"].get("canceled") or {}).values())
     for model in MODEL_IDS:
         for job_id, lease_until in ctx.slots.holders(model).items():
             if lease_until <= now:

@@ -6,12 +6,13 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
+from tryon.catalogue import MAX_BATCH_BYTES
 from tryon.handlers.api.problems import PROBLEM_TYPE
 from tryon.image_rules import MAX_INPUT_BYTES
 from tryon.manifest import manifest_schema
-from tryon.stages.api_requests import UPLOAD_TYPES
+from tryon.stages.api_requests import CATALOGUE_TYPES, UPLOAD_TYPES
 
 
 class ProblemDocument(BaseModel):
@@ -43,9 +44,18 @@ OBJECT = {"type": "object"}  # a job or batch: the fields of its notification (R
 class UploadFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, description="the file's name")
-    content_type: Literal[tuple(sorted(UPLOAD_TYPES))]  # type: ignore[valid-type]
-    size: int = Field(ge=1, le=MAX_INPUT_BYTES, description="the file's size in bytes: the "
-                      "form takes no larger file, and it counts against the day's quota")
+    content_type: Literal[tuple(sorted(UPLOAD_TYPES | set(CATALOGUE_TYPES)))] = Field(  # type: ignore[valid-type]
+        description="an image, or a catalogue file (text/csv, application/jsonl) to name "
+                    "in POST /v1/batches")
+    size: int = Field(ge=1, le=MAX_BATCH_BYTES, description="the file's size in bytes: the "
+                      f"form takes no larger file (an image at most {MAX_INPUT_BYTES}), and "
+                      "it counts against the day's quota")
+
+    @model_validator(mode="after")
+    def _image_size(self) -> UploadFile:
+        if self.content_type in UPLOAD_TYPES and self.size > MAX_INPUT_BYTES:
+            raise ValueError(f"an image is at most {MAX_INPUT_BYTES} bytes, not {self.size}")
+        return self
 
 
 class UploadsRequest(BaseModel):
@@ -109,6 +119,40 @@ class Accepted(BaseModel):
     job_ids: list[str]
     looks: list[AcceptedLook]
     batch_url: str
+
+
+class BatchFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="the file's name: "
+                      "<name>.csv or <name>.jsonl")
+    content_type: Literal[tuple(sorted(CATALOGUE_TYPES))]  # type: ignore[valid-type]
+    size: int = Field(ge=1, description=f"its size in bytes (at most {MAX_BATCH_BYTES}): the "
+                      "form takes no larger file")
+
+
+class BatchRequest(BaseModel):
+    """A catalogue file (README: one look per row) as a new batch: a form to upload it
+    with (`file`), or one you uploaded with POST /v1/uploads (`key`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: BatchFile | None = None
+    key: str | None = Field(None, min_length=1, max_length=1024,
+                            description="an uploaded .csv or .jsonl file of yours")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> BatchRequest:
+        if (self.file is None) == (self.key is None):
+            raise ValueError("send either `file` (for an upload form) or `key` (a file you "
+                             "uploaded)")
+        return self
+
+
+class BatchAccepted(BaseModel):
+    batch_id: str
+    batch_url: str
+    upload: UploadLink | None = Field(None, description="with `file`: POST the file here; "
+                                      "intake reads it when it arrives")
+    rows: int | None = Field(None, description="with `key`: the looks read from it")
 
 
 class JobList(BaseModel):

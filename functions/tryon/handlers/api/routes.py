@@ -26,6 +26,8 @@ from tryon.handlers.api.models import (
     OBJECT,
     Accepted,
     AcceptedLook,
+    BatchAccepted,
+    BatchRequest,
     JobList,
     LooksRequest,
     UploadLink,
@@ -83,9 +85,7 @@ def create_looks(manifest: LooksRequest,
                "manifest": webhooks.with_named_webhook(webhook_context(), who.name,
                                                        manifest.root)
                if "webhook" in manifest.root else manifest.root,
-               # A retried request writes to the same manifest key (never a second one).
-               "name": ("key-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-                        if idempotency_key else app.current_event.request_context.request_id)}
+               "name": _request_name(idempotency_key)}
     accepted = _accept_once()(request=request) if idempotency_key else _accept(request)
     base = _base_url()
     return Accepted(
@@ -123,6 +123,38 @@ def get_result(job_id: str) -> dict[str, Any]:
           responses=answers(OBJECT, 404, 409))
 def cancel_job(job_id: str) -> dict[str, Any]:
     return api_requests.cancel(stage_context(), caller(app), job_id)
+
+
+@app.post("/batches", status_code=202, summary="A catalogue file (CSV or JSON Lines) as a "
+          "batch: its id at once, and a form to upload it or your uploaded file read",
+          responses=answers(BatchAccepted, 413, 429, status=202))
+def create_batch(request: BatchRequest,
+                 idempotency_key: Annotated[str | None, Header(
+                     alias="Idempotency-Key", max_length=200,
+                     description="a retry with the same key gets the same batch")] = None,
+                 ) -> BatchAccepted:
+    who, ctx = caller(app), stage_context()
+    name = _request_name(idempotency_key)
+    made = (api_requests.new_batch_form(ctx, who, request.file.model_dump(), name)
+            if request.file else api_requests.batch_of_upload(ctx, who, request.key, name))
+    return BatchAccepted(batch_id=made["batch_id"], rows=made.get("rows"),
+                         upload=UploadLink(**made["upload"]) if "upload" in made else None,
+                         batch_url=f"{_base_url()}/batches/{made['batch_id']}")
+
+
+@app.post("/batches/<batch_id>/cancel", summary="Cancel every look of a batch the provider "
+          "has not started (the rest in the background); says what was saved",
+          responses=answers(OBJECT, 404))
+def cancel_batch(batch_id: str) -> dict[str, Any]:
+    return api_requests.cancel_batch(stage_context(), caller(app), batch_id)
+
+
+@app.post("/batches/<batch_id>/retry", status_code=202, summary="Make a batch's failed and "
+          "timed-out looks again, as a new batch linked to it", responses=answers(
+              OBJECT, 404, 409, status=202))
+def retry_batch(batch_id: str) -> dict[str, Any]:
+    retried = api_requests.retry_batch(stage_context(), caller(app), batch_id)
+    return {**retried, "batch_url": f"{_base_url()}/batches/{retried['batch_id']}"}
 
 
 @app.get("/batches/<batch_id>", summary="A batch: counts by status and its jobs (a page of "
@@ -195,6 +227,14 @@ def _accept_once() -> Callable[..., dict[str, Any]]:
     persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
     return idempotent_function(data_keyword_argument="request", config=IDEMPOTENCY,
                                persistence_store=persistence)(_accept)
+
+
+def _request_name(idempotency_key: str | None) -> str:
+    """What a request's file is named by: a retry under the same Idempotency-Key writes
+    to the same key (never a second one)."""
+    if idempotency_key:
+        return "key-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    return app.current_event.request_context.request_id
 
 
 def _base_url() -> str:
