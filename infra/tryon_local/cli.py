@@ -137,7 +137,7 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
         parser.set_defaults(operate=handler)
         return parser
 
-    jobs = commands.add_parser("jobs", help="list, show, watch, retry or cancel jobs")
+    jobs = commands.add_parser("jobs", help="list, show, watch, retry or cancel jobs and batches")
     jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True)
     listing = command(jobs_commands, "list", _jobs_list, "jobs, newest first")
     listing.add_argument("--status", choices=[status.value for status in JobStatus])
@@ -154,6 +154,14 @@ def _add_operator_commands(commands: argparse._SubParsersAction) -> None:
             "again, as a new job (attribute retry_of)").add_argument("job_id")
     command(jobs_commands, "cancel", _jobs_cancel,
             "a job the provider has not started").add_argument("job_id")
+    cancel_batch = command(jobs_commands, "cancel-batch", _jobs_cancel_batch,
+                           "every look of a batch the provider has not started")
+    cancel_batch.add_argument("batch_id")
+    cancel_batch.add_argument("--seconds", type=float, default=60.0,
+                              help="cancel here this long at most; the stack's sweep "
+                              "does the rest")
+    command(jobs_commands, "retry-batch", _jobs_retry_batch, "a batch's FAILED and TIMED_OUT "
+            "looks again, as a new batch linked to it").add_argument("batch_id")
 
     keys = commands.add_parser("keys", help="integrations' API keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -295,6 +303,20 @@ def _jobs_cancel(target: ops.Target, args: argparse.Namespace) -> int:
     view = ops.cancel(target, args.job_id)
     return _show(args, view, f"job {view['job_id']} {view['status']}: "
                  f"{(view['error'] or {}).get('message', '')}")
+
+
+def _jobs_cancel_batch(target: ops.Target, args: argparse.Namespace) -> int:
+    state = ops.cancel_batch(target, args.batch_id, args.seconds)
+    return _show(args, state, ops.format_cancel(state))
+
+
+def _jobs_retry_batch(target: ops.Target, args: argparse.Namespace) -> int:
+    new = ops.retry_batch(target, args.batch_id)
+    left = (f"; {len(new['left_out'])} left out (failed before their look was read)"
+            if new["left_out"] else "")
+    return _show(args, new, f"batch {new['batch_id']} retries {new['looks']} looks of "
+                 f"{new['retry_of']} ({new['file']}){left}; follow it with `tryon jobs watch "
+                 f"{new['batch_id']}`")
 
 
 def _keys_create(target: ops.Target, args: argparse.Namespace) -> int:

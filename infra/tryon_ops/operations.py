@@ -31,7 +31,7 @@ from tryon.jobs import (
 )
 from tryon.manifest import ManifestError, parse_manifest
 from tryon.settings import Settings
-from tryon.stages import provider_limits
+from tryon.stages import batch_steering, provider_limits
 from tryon.stages.admission import todays_budget
 from tryon.stages.batch_progress import batch_progress
 from tryon.stages.batch_steering import CannotRetry, look_again
@@ -211,6 +211,32 @@ def retry(target: Target, job_id: str) -> dict[str, Any]:
                         look["id"])
     return {"job_id": new_id, "retry_of": job_id, "look_id": look["id"], "owner": owner,
             "manifest": f"s3://{inbox}/{key}"}
+
+
+def cancel_batch(target: Target, batch_id: str, seconds: float) -> dict[str, Any]:
+    """Cancel every look of the batch the provider has not started: for up to `seconds`
+    here, then by the stack's sweep (a minute at a time)."""
+    find_batch(target, batch_id)
+    return batch_steering.cancel_batch(target.ctx, batch_id, OPERATOR, seconds)
+
+
+def retry_batch(target: Target, batch_id: str) -> dict[str, Any]:
+    """The batch's failed and timed-out looks as a new batch linked to it (an
+    integration's batch stays its own, and counts against its quota)."""
+    try:
+        return batch_steering.retry_batch(target.ctx, find_batch(target, batch_id))
+    except CannotRetry as exc:
+        raise OperatorError(f"cannot retry: {exc}") from None
+
+
+def format_cancel(state: dict[str, Any]) -> str:
+    saved = ", ".join(f"{amount:g} {currency}" for currency, amount in state["saved"].items())
+    return (f"batch {state['batch_id']}: {state['canceled']} looks canceled"
+            + (f" ({saved} not spent)" if saved else "")
+            + (f"; {state['not_canceled_running']} the provider was making go on"
+               if state["not_canceled_running"] else "")
+            + ("" if state["done"] else "; the stack's sweep cancels the rest (see `tryon "
+               f"jobs watch {state['batch_id']}`)"))
 
 
 def watch(target: Target, batch_id: str, *, interval: float, timeout: float | None,
