@@ -227,7 +227,8 @@ def test_the_openapi_document_describes_every_route(stack):
     assert set(document["paths"]) == {
         "/uploads", "/looks", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/result",
         "/jobs/{job_id}/cancel", "/batches/{batch_id}", "/batches/{batch_id}/review",
-        "/batches", "/batches/{batch_id}/cancel", "/batches/{batch_id}/retry", "/webhooks", "/webhooks/{webhook_id}", "/webhooks/{webhook_id}/rotate",
+        "/batches", "/batches/{batch_id}/cancel", "/batches/{batch_id}/retry", "/webhooks",
+        "/webhooks/{webhook_id}", "/webhooks/{webhook_id}/rotate",
         "/webhooks/{webhook_id}/enable", "/webhooks/{webhook_id}/deliveries",
         "/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
         "/uploads/{integration}/{upload_id}/{name}"}
