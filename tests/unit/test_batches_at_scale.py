@@ -131,8 +131,9 @@ def test_the_review_page_of_a_large_batch_pages_and_shows_its_failed_looks(fake)
     assert first.count('class="look') == MAX_LISTED_LOOKS
     more = re.search(r"review\?after=([0-9]+%23[0-9a-z]+)", first)
     assert more and "More looks of this batch" in first
+    assert f"This page: {MAX_LISTED_LOOKS} looks of the batch&#x27;s {LOOKS}." in first
     rest = review_page(fake.ctx, acme, "big", after=unquote(more.group(1)))
     assert rest.count('class="look') == LOOKS - MAX_LISTED_LOOKS
-    assert "More looks" not in rest
+    assert "More looks" not in rest and "It is the last page." in rest
     failed = review_page(fake.ctx, acme, "big", failed=True)
     assert failed.count('class="look') == MAX_LISTED_LOOKS // 10 and "failed=true" in failed

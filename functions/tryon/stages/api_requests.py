@@ -24,6 +24,8 @@ from tryon.jobs import (
     Source,
     batch_id_for,
     batch_jobs,
+    batch_total,
+    is_whole,
     job_id_for,
     job_view,
     safe_name,
@@ -346,9 +348,13 @@ def review_page(ctx: Context, who: Integration, batch_id: str, *, after: str | N
     jobs, next_page = batch_jobs(ctx.jobs, batch, after=after)
     if failed:
         jobs = [job for job in jobs if job.status in (JobStatus.FAILED, JobStatus.TIMED_OUT)]
-    more = (f"More looks of this batch: GET /v1/batches/{batch_id}/review?after="
-            f"{quote(next_page)}{'&failed=true' if failed else ''} (with your key)"
-            if next_page else None)
+    more = None
+    if not is_whole(after, next_page):  # a page of a batch too large for one
+        shown = "failed or timed-out looks" if failed else "looks"
+        more = (f"This page: {len(jobs)} {shown} of the batch's {batch_total(batch)}. "
+                + (f"More looks of this batch: GET /v1/batches/{batch_id}/review?after="
+                   f"{quote(next_page)}{'&failed=true' if failed else ''} (with your key)"
+                   if next_page else "It is the last page."))
     return render_review(f"Batch {batch_id}", [job.to_item() for job in jobs],
                          _links(ctx, who), batch=batch, more=more)
 
