@@ -279,6 +279,17 @@ def unique_looks(looks: list[Look]) -> tuple[list[Look], dict[str, list[str]]]:
     return list(first.values()), repeats
 
 
+def price_of_images(by_model: dict[str, int]) -> dict[str, float]:
+    """Currency -> what these images (model -> how many) cost at the registry's prices."""
+    total: dict[str, float] = {}
+    for model, images in by_model.items():
+        per_image = price_of(model)
+        if per_image:
+            currency = per_image["currency"]
+            total[currency] = round(total.get(currency, 0.0) + images * per_image["per_image"], 6)
+    return total
+
+
 def price_of(model: str | None) -> dict[str, Any] | None:
     """The registry's price per image of the model that made (or would make) the
     image; only successful images are billed."""

@@ -230,7 +230,7 @@ def retry_batch(target: Target, batch_id: str) -> dict[str, Any]:
 
 
 def format_cancel(state: dict[str, Any]) -> str:
-    saved = ", ".join(f"{amount:g} {currency}" for currency, amount in state["saved"].items())
+    saved = _money(state["saved"])
     return (f"batch {state['batch_id']}: {state['canceled']} looks canceled"
             + (f" ({saved} not spent)" if saved else "")
             + (f"; {state['not_canceled_running']} the provider was making go on"
@@ -272,12 +272,16 @@ def progress_line(view: dict[str, Any], width: int = 30) -> str:
     line = f"{bar}{ended}/{total} ended: {by_status or 'none recorded yet'}"
     progress = view.get("progress")
     if progress:
-        spent = ", ".join(f"{amount:g} {currency}"
-                          for currency, amount in progress["price_so_far"].items())
+        spent = _money(progress["price_so_far"])
         line += f"; {progress['images_made']} images" + (f", {spent}" if spent else "")
         if progress["eta_seconds"] and ended < total:
             line += f"; about {_duration(progress['eta_seconds'])} to go"
     return line
+
+
+def _money(amounts: dict[str, float]) -> str:
+    """{"USD": 0.5} -> "0.5 USD" (one amount per currency)."""
+    return ", ".join(f"{amount:g} {currency}" for currency, amount in amounts.items())
 
 
 def _duration(seconds: float) -> str:

@@ -69,6 +69,16 @@ class Integration:
                    float(share) if share else None)
 
 
+def _integration(name: str, item: dict[str, Any], default_quota: int,
+                 key_id: str | None = None) -> Integration:
+    """The integration its item describes (the stack's default quota where it has none)."""
+    quota, share = item.get("daily_quota"), item.get("budget_share")
+    return Integration(name, default_quota if quota is None else int(quota), key_id,
+                       bool(item.get("allow_instruction")),
+                       tuple(item.get("priorities") or PRIORITIES),
+                       None if share is None else float(share))
+
+
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -294,12 +304,7 @@ class Integrations:
         item = self._table.get_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
                                     ProjectionExpression=", ".join(names),
                                     ExpressionAttributeNames=names).get("Item")
-        if not item:
-            return None
-        found = from_dynamo(item)
-        quota, share = found.get("daily_quota"), found.get("budget_share")
-        return Integration(name, default_quota if quota is None else int(quota),
-                           budget_share=None if share is None else float(share))
+        return _integration(name, from_dynamo(item), default_quota) if item else None
 
     def get(self, name: str) -> dict[str, Any] | None:
         item = self._table.get_item(Key={"pk": INTEGRATIONS_PK, "sk": name},
@@ -340,11 +345,7 @@ class Integrations:
         item = self.get(name)
         if item is None or "revoked_at" in item:
             return None
-        quota, share = item.get("daily_quota"), item.get("budget_share")
-        return Integration(name, default_quota if quota is None else int(quota), key_id,
-                           bool(item.get("allow_instruction")),
-                           tuple(item.get("priorities") or PRIORITIES),
-                           None if share is None else float(share))
+        return _integration(name, item, default_quota, key_id)
 
     def charge_quota(self, name: str, day: str, count: int, quota: int, now: float) -> bool:
         """Count `count` images against the integration's quota for the day, all or

@@ -72,10 +72,22 @@ def charge_quota(ctx: Context, who: Any, looks: int) -> tuple[str, str | None]:
     quota = who.quota(budget)
     if integrations.charge_quota(who.name, day, looks, quota, now):
         return day, None
-    used = integrations.quota_used(who.name, day)
+    return day, _quota_refusal(who, looks, quota, budget, day,
+                               integrations.quota_used(who.name, day))
+
+
+def quota_room(ctx: Context, who: Any, looks: int) -> str | None:
+    """charge_quota's answer without counting anything: None when `looks` fit today."""
+    day, budget = todays_budget(ctx, ctx.clock())
+    quota, used = who.quota(budget), ctx.integrations.quota_used(who.name, day)
+    return None if used + looks <= quota else _quota_refusal(who, looks, quota, budget, day,
+                                                             used)
+
+
+def _quota_refusal(who: Any, looks: int, quota: int, budget: int, day: str, used: int) -> str:
     of = (f" (its share {who.budget_share:g} of the stack's {budget} a day)"
           if quota < who.daily_quota else "")
-    return day, (f"{looks} more images would pass this integration's quota of {quota} a day{of} "
+    return (f"{looks} more images would pass this integration's quota of {quota} a day{of} "
             f"({used} used on {day}, UTC); send fewer looks, wait for the next UTC day, or "
             "ask the operator to raise the quota")
 

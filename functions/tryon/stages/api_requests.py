@@ -42,7 +42,7 @@ from tryon.manifest import (
 )
 from tryon.review import render_review
 from tryon.stages import batch_steering
-from tryon.stages.admission import charge_quota, todays_budget
+from tryon.stages.admission import charge_quota, quota_room
 from tryon.stages.batch_progress import batch_progress
 from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.context import Context
@@ -243,14 +243,9 @@ def _batch_id(who: Integration, name: str) -> str:
 
 def _room_for_looks(ctx: Context, who: Integration, looks: int) -> None:
     """Refuse now (429) what the day's image quota has no room for; intake counts it."""
-    now = ctx.clock()
-    day, budget = todays_budget(ctx, now)
-    quota, used = who.quota(budget), ctx.integrations.quota_used(who.name, day)
-    if used + looks > quota:
-        raise Problem(429, "QuotaExceeded",
-                      f"{looks} more images would pass this integration's quota of {quota} a "
-                      f"day ({used} used on {day}, UTC); send fewer looks, wait for the next "
-                      "UTC day, or ask the operator to raise the quota")
+    refusal = quota_room(ctx, who, looks)
+    if refusal:
+        raise Problem(429, "QuotaExceeded", refusal)
 
 
 def _batch_too_large(name: str, size: int) -> Problem:

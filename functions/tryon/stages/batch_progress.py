@@ -10,7 +10,7 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from tryon.jobs import batch_jobs, batch_view, images_made, is_whole, price_of
+from tryon.jobs import batch_jobs, batch_view, images_made, is_whole, price_of_images
 from tryon.models.registry import model_spec
 from tryon.stages.batch_steering import cancel_state
 from tryon.stages.context import Context
@@ -22,12 +22,6 @@ def batch_progress(ctx: Context, batch: dict[str, Any], after: str | None = None
     jobs, next_page = batch_jobs(ctx.jobs, batch, after=after)
     view = batch_view(batch, jobs, next_page, after)
     made = images_made(batch, jobs if is_whole(after, next_page) else None)
-    price: dict[str, float] = {}
-    for model, images in made.items():
-        per_image = price_of(model)
-        if per_image:
-            currency = per_image["currency"]
-            price[currency] = round(price.get(currency, 0.0) + images * per_image["per_image"], 6)
     counts = view["counts"]
     open_looks = counts.get("open", counts["total"] - sum(
         counts.get(s, 0) for s in ("succeeded", "failed", "timed_out", "canceled")))
@@ -35,7 +29,7 @@ def batch_progress(ctx: Context, batch: dict[str, Any], after: str | None = None
     models = Counter(job.model for job in jobs if not job.ended and job.model)
     model = models.most_common(1)[0][0] if models else None
     view["progress"] = {
-        "images_made": sum(made.values()), "price_so_far": price,
+        "images_made": sum(made.values()), "price_so_far": price_of_images(made),
         "eta_seconds": finish_seconds(ctx, model, open_looks) if model else None,
         "pace_of": model}
     view["cancel"] = cancel_state(batch) if "cancel" in batch else None

@@ -23,7 +23,7 @@ from tryon.jobs import (
     batch_jobs,
     batch_total,
     every_batch_job,
-    price_of,
+    price_of_images,
 )
 from tryon.stages.cancellation import CannotCancel, cancel_job
 from tryon.stages.context import Context
@@ -86,14 +86,9 @@ def cancel_state(batch: dict[str, Any]) -> dict[str, Any]:
     looks the provider was making (not canceled), and whether it is done."""
     cancel = batch.get("cancel") or {}
     by_model = {model: int(n) for model, n in (cancel.get("canceled") or {}).items()}
-    saved: dict[str, float] = {}
-    for model, looks in by_model.items():
-        price = price_of(model)
-        if price:
-            saved[price["currency"]] = round(saved.get(price["currency"], 0.0)
-                                             + looks * price["per_image"], 6)
     return {"batch_id": batch["batch_id"], "canceled": sum(by_model.values()),
-            "saved": saved, "not_canceled_running": int(cancel.get("running", 0)),
+            "saved": price_of_images(by_model),
+            "not_canceled_running": int(cancel.get("running", 0)),
             "done": bool(cancel.get("done_at")), "requested_at": cancel.get("at"),
             "by": cancel.get("by")}
 

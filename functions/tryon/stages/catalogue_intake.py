@@ -127,11 +127,10 @@ def _refuse_file(ctx: Context, source: Source, received: float, code: str, messa
     GET /v1/batches/{id} says why."""
     if named_batch_id(source.key) is None:
         return [intake.reject_upload(ctx, source, received, code, message)]
-    job_id = job_id_for(source, "upload")
-    _record_batch(ctx, batch_id_for(source), source, [job_id], [0], owner_of(source.key),
-                  received)
+    job_id, batch_id = job_id_for(source, "upload"), batch_id_for(source)
+    _record_batch(ctx, batch_id, source, [job_id], [0], owner_of(source.key), received)
     intake.refuse_job(ctx, source, job_id, received, {"code": code, "message": message},
-                      batch=(batch_id_for(source), 0))
+                      batch=(batch_id, 0))
     return [job_id]
 
 
