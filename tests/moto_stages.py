@@ -1,6 +1,8 @@
 """Stages run against moto's AWS emulation in process (DynamoDB, S3, SNS, SQS), for
 the stage logic that lives in conditional writes: a Context as the functions build
-it, with the pipeline's clock stopped where a test puts it."""
+it, with the pipeline's clock stopped where a test puts it. DynamoDB is moto's as the
+local stack serves it (tryon_local.moto_dynamodb: locked, indexed, item-level
+transactions)."""
 
 import json
 from dataclasses import dataclass, field, replace
@@ -16,6 +18,7 @@ from tryon.adapters.storage import ObjectStorage
 from tryon.capacity import Capacity
 from tryon.settings import Settings, Timebase
 from tryon.stages.context import Context
+from tryon_local import moto_dynamodb
 from tryon_local.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +48,7 @@ class MotoStages:
 @pytest.fixture
 def moto_stages(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    moto_dynamodb.install()
     with mock_aws():
         resources = load_template(ROOT / "template.yaml")["Resources"]
         for name, logical_id in (("jobs", "JobsTable"), ("credentials", "CredentialsTable")):

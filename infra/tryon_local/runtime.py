@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import boto3
 import httpx
 
+from tryon_local import moto_dynamodb
 from tryon_local.cfn import Deployer, Stack
 from tryon_local.emulator.config import ModelQuota
 from tryon_local.events import ExecutionStatusRule, ScheduledInvoker
@@ -166,36 +167,6 @@ def _s3_post_forms_keep_their_policy() -> None:
     S3Response._bucket_response_post = _bucket_response_post
 
 
-class DynamoWriteCounter:
-    """Counts DynamoDB write requests (conditional ones that fail included: they are
-    billed too), by operation, for the benchmarks. Wraps moto's backend methods."""
-
-    OPERATIONS = ("put_item", "update_item", "delete_item", "transact_write_items")
-
-    def __init__(self) -> None:
-        from collections import Counter
-
-        from moto.dynamodb.models import DynamoDBBackend
-
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        for operation in self.OPERATIONS:
-            original = getattr(DynamoDBBackend, operation)
-            original = getattr(original, "counted_original", original)
-            setattr(DynamoDBBackend, operation, self._counting(operation, original))
-
-    def _counting(self, operation: str, original: Any) -> Any:
-        counter = self
-
-        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with counter._lock:
-                counter.counts[operation] += 1
-            return original(self, *args, **kwargs)
-
-        counted.counted_original = original  # type: ignore[attr-defined]
-        return counted
-
-
 class LocalStack:
     """Start with `with LocalStack(options) as stack:`; `stack.outputs` are the template's."""
 
@@ -240,6 +211,7 @@ class LocalStack:
         self.time_anchor = time.time()  # the functions' clock runs `speedup` times faster from here
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call
         _list_moto_modules_once()
+        moto_dynamodb.install()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         self._stoppers.append(server.stop)
@@ -257,7 +229,7 @@ class LocalStack:
         _scale_step_functions_time(self.options.speedup)
         _s3_events_name_versions()
         _s3_post_forms_keep_their_policy()
-        self.dynamodb_writes = DynamoWriteCounter()
+        self.dynamodb_writes = moto_dynamodb.WriteCounter()
 
         self.clients = EndpointSession(boto3.Session(region_name=REGION, **FAKE_CREDENTIALS),
                                        self.endpoint)

@@ -9,7 +9,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.s3 import notifications
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
-from tryon_local.runtime import DynamoWriteCounter
+from tryon_local.moto_dynamodb import WriteCounter
 
 
 def parameters(function) -> list[str]:
@@ -32,5 +32,5 @@ def test_s3_events_are_built_by_the_function_the_runtime_wraps():
 
 
 def test_dynamodb_writes_pass_through_the_backend_methods_the_benchmarks_count():
-    for operation in DynamoWriteCounter.OPERATIONS:
+    for operation in WriteCounter.OPERATIONS:
         assert callable(getattr(DynamoDBBackend, operation)), operation
