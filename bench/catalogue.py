@@ -4,7 +4,7 @@ times faster and its limits raised to --provider-limits, so that the pipeline, n
 the emulated provider, is what is measured.
 
     .venv/bin/python bench/catalogue.py [--rows 10000] [--path csv|manifests|both]
-                                        [--speedup 100] [--provider-limits 200/200]
+                                        [--speedup 10] [--provider-limits 200/200]
 
 The looks pair --persons person photos with distinct garments (every look distinct,
 rows // persons garments), so each distinct image is one photo to decode. Reports,
@@ -42,7 +42,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--persons", type=int, default=20)
     parser.add_argument("--path", choices=["csv", "manifests", "both"], default="both")
-    parser.add_argument("--speedup", type=float, default=100.0)
+    parser.add_argument("--speedup", type=float, default=10.0)
     parser.add_argument("--provider-limits", default="200/200",
                         help="RUNNING/REQUESTS-PER-SECOND the emulator enforces and the "
                              "stack runs at (ModelLimits)")
@@ -82,7 +82,7 @@ def run(args, path: str) -> dict:
             admitted_at = wait(jobs_table, job_ids, started, args.timeout,
                                lambda job: job.status in WAITING_OR_LATER)
             admitted = {"invocations": sum(meter.invocations().values()),
-                        "dynamodb_writes": meter.dynamodb_writes()}
+                        "dynamodb_writes": meter.dynamodb_writes_by_kind()}
             ended_at = wait(jobs_table, job_ids, started, args.timeout,
                             lambda job: job.ended and job.notified_at)
             time.sleep(3)  # the last notifications reach the subscriber queue
@@ -161,10 +161,14 @@ def measure(stack, meter, job_ids, batches, jobs_table, notes, uploaded, admitte
         "to_every_look_ended_seconds": ended_at,
         "statuses": dict(Counter(job.status.value for job in jobs)),
         "lambda_invocations_per_look_to_admission": round(admitted["invocations"] / rows, 3),
-        "dynamodb_writes_per_look_to_admission": round(admitted["dynamodb_writes"] / rows, 2),
+        "dynamodb_writes_per_look_to_admission": round(
+            sum(admitted["dynamodb_writes"].values()) / rows, 2),
+        "dynamodb_writes_per_look_to_admission_by_kind": per_look(admitted["dynamodb_writes"],
+                                                                  rows),
         "lambda_invocations_per_look": round(sum(invocations.values()) / rows, 3),
         "lambda_invocations": invocations,
         "dynamodb_writes_per_look": round(meter.dynamodb_writes() / rows, 2),
+        "dynamodb_writes_per_look_by_kind": per_look(meter.dynamodb_writes_by_kind(), rows),
         "peak_memory_mb": {name.split("-")[-1]: mb
                            for name, mb in sorted(stack.lambdas.peak_memory_mb.items())},
         "images_decoded": decoded,
@@ -175,6 +179,10 @@ def measure(stack, meter, job_ids, batches, jobs_table, notes, uploaded, admitte
         "images_billed": meter.provider()["by_model"][MODEL]["images"],
         "throttled_429": meter.provider()["throttled_429"],
     }
+
+
+def per_look(counts: Counter[str], rows: int) -> dict[str, float]:
+    return {kind: round(count / rows, 2) for kind, count in counts.most_common()}
 
 
 def decodes(log_dir: Path) -> int:

@@ -101,7 +101,15 @@ class Meter:
         return {name.split("-")[-1]: now[name] - self._invocations[name] for name in now}
 
     def dynamodb_writes(self) -> int:
-        return sum((Counter(self.stack.dynamodb_writes.counts) - self._writes).values())
+        return sum(self.dynamodb_writes_by_kind().values())
+
+    def dynamodb_writes_by_kind(self) -> Counter[str]:
+        """Item writes since the meter was made, by the kind of item (JOB, SLOTS, ...)."""
+        kinds: Counter[str] = Counter()
+        for (_, kind), count in (Counter(self.stack.dynamodb_writes.counts)
+                                 - self._writes).items():
+            kinds[kind] += count
+        return kinds
 
 
 def drop_garments(stack: LocalStack, prefix: str, count: int,
