@@ -27,8 +27,8 @@ from pathlib import Path
 
 from support import RESULTS, Meter, machine, start_stack, sweep_now
 from tryon.adapters.dynamo import Table
-from tryon.adapters.jobs import JobRepository
-from tryon.job_record import JobStatus
+from tryon.adapters.jobs import JobRepository, job_key
+from tryon.job_record import TERMINAL_STATUSES, JobStatus
 from tryon.jobs import Source, job_id_for
 from tryon_local.driver import SAMPLES
 from tryon_local.runtime import notifications_from
@@ -79,12 +79,13 @@ def run(args, path: str) -> dict:
             uploaded = time.monotonic() - started
             jobs_table = JobRepository(Table(stack.outputs["JobsTableName"],
                                              stack.resource("dynamodb")))
-            admitted_at = wait(jobs_table, job_ids, started, args.timeout,
-                               lambda job: job.status in WAITING_OR_LATER)
+            progress = Progress(stack.client("dynamodb"), stack.outputs["JobsTableName"])
+            admitted_at = wait(progress, job_ids, started, args.timeout,
+                               lambda status, _: status in WAITING_OR_LATER)
             admitted = {"invocations": sum(meter.invocations().values()),
                         "dynamodb_writes": meter.dynamodb_writes_by_kind()}
-            ended_at = wait(jobs_table, job_ids, started, args.timeout,
-                            lambda job: job.ended and job.notified_at)
+            ended_at = wait(progress, job_ids, started, args.timeout,
+                            lambda status, notified: status in TERMINAL_STATUSES and notified)
             time.sleep(3)  # the last notifications reach the subscriber queue
             notes = notifications_from(stack.client("sqs"), queue)
             return measure(stack, meter, job_ids, batches, jobs_table, notes, uploaded,
@@ -130,14 +131,37 @@ def put_manifests(s3, inbox: str, looks: list[tuple[str, str]]) -> tuple[list[st
     return job_ids, batches
 
 
-def wait(jobs_table, job_ids: list[str], started: float, timeout: float, done) -> float:
+class Progress:
+    """Each job's status and whether it was notified, read with a projection: whole
+    records, read every few seconds, were a sixth of the emulated DynamoDB's work
+    (py-spy: serializing them)."""
+
+    def __init__(self, dynamodb, table: str) -> None:
+        self.dynamodb, self.table = dynamodb, table
+
+    def of(self, job_ids: list[str]) -> list[tuple[JobStatus, bool]]:
+        found = []
+        for start in range(0, len(job_ids), 100):
+            request = {self.table: {
+                "Keys": [{name: {"S": value} for name, value in job_key(j).items()}
+                         for j in job_ids[start:start + 100]],
+                "ProjectionExpression": "#s, notified_at",
+                "ExpressionAttributeNames": {"#s": "status"}}}
+            while request:
+                answer = self.dynamodb.batch_get_item(RequestItems=request)
+                found += [(JobStatus(item["status"]["S"]), "notified_at" in item)
+                          for item in answer["Responses"].get(self.table, [])]
+                request = answer.get("UnprocessedKeys") or None
+        return found
+
+
+def wait(progress: Progress, job_ids: list[str], started: float, timeout: float,
+         done) -> float:
     """Seconds from the upload until `done` holds for every job (or the timeout), read
-    every 2 s, or for a large run less often (reading 10,000 records is itself load on
-    the emulated table): the figure is within one interval."""
+    every 2 s, or for a large run less often: the figure is within one interval."""
     interval, shown = max(2.0, len(job_ids) / 500), None
     while True:
-        jobs = jobs_table.get_many(job_ids)
-        count = sum(1 for job in jobs if done(job))
+        count = sum(1 for status, notified in progress.of(job_ids) if done(status, notified))
         if count != shown:
             print(f"  {time.monotonic() - started:7.1f} s: {count}/{len(job_ids)}", flush=True)
             shown = count
@@ -169,6 +193,11 @@ def measure(stack, meter, job_ids, batches, jobs_table, notes, uploaded, admitte
         "lambda_invocations": invocations,
         "dynamodb_writes_per_look": round(meter.dynamodb_writes() / rows, 2),
         "dynamodb_writes_per_look_by_kind": per_look(meter.dynamodb_writes_by_kind(), rows),
+        "dynamodb_requests": {action: {"count": int(n), "seconds": round(t, 1),
+                                       "kb_answered": round(b / 1024)}
+                              for action, (n, t, b) in sorted(
+                                  stack.dynamodb_writes.requests.items(),
+                                  key=lambda entry: -entry[1][1])},
         "peak_memory_mb": {name.split("-")[-1]: mb
                            for name, mb in sorted(stack.lambdas.peak_memory_mb.items())},
         "images_decoded": decoded,

@@ -278,7 +278,8 @@ class WriteCounter:
     """Item writes, by operation and by the kind of item (its key's prefix: JOB, SLOTS,
     TURNS, ...), for the benchmarks. Each item a transaction names counts once (its
     condition checks too: DynamoDB bills them as writes); a write its condition refuses
-    counts too (billed as well). Wraps moto's backend methods."""
+    counts too (billed as well). Wraps moto's backend methods. Also each request by
+    action: how many, the seconds moto took to answer them, the bytes answered."""
 
     OPERATIONS = ("put_item", "update_item", "delete_item", "transact_write_items")
 
@@ -288,12 +289,45 @@ class WriteCounter:
         from moto.dynamodb.models import DynamoDBBackend
 
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.requests: dict[str, list[float]] = {}  # action -> [count, seconds, bytes]
         self._lock = threading.Lock()
         self._inside = threading.local()  # a transaction's own puts are its items
         for operation in self.OPERATIONS:
             original = getattr(DynamoDBBackend, operation)
             original = getattr(original, "counted_original", original)
             setattr(DynamoDBBackend, operation, self._counting(operation, original))
+        self._time_requests()
+
+    def _time_requests(self) -> None:
+        import time
+
+        from moto.dynamodb.responses import DynamoHandler
+
+        original = DynamoHandler.call_action
+        original = getattr(original, "counted_original", original)
+        counter = self
+
+        def call_action(self: Any) -> Any:
+            started = time.perf_counter()
+            answer = original(self)
+            spent = time.perf_counter() - started
+            size = len(answer[2]) if isinstance(answer, tuple) and len(answer) == 3 else 0
+            with counter._lock:
+                entry = counter.requests.setdefault(self._get_action(), [0, 0.0, 0])
+                entry[0] += 1
+                entry[1] += spent
+                entry[2] += size
+            return answer
+
+        call_action.counted_original = original  # type: ignore[attr-defined]
+        DynamoHandler.call_action = call_action
+
+    def snapshot(self) -> dict[str, Any]:
+        """Both counts as JSON: writes keyed `operation|kind`."""
+        with self._lock:
+            return {"writes": {f"{op}|{kind}": n for (op, kind), n in self.counts.items()},
+                    "requests": {action: list(entry)
+                                 for action, entry in self.requests.items()}}
 
     def by_kind(self) -> dict[str, int]:
         kinds: dict[str, int] = {}

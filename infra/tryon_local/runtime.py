@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import boto3
 import httpx
 
-from tryon_local import moto_dynamodb
 from tryon_local.cfn import Deployer, Stack
+from tryon_local.dynamodb_server import DynamoDBProcess, RemoteMeter
 from tryon_local.emulator.config import ModelQuota
 from tryon_local.events import ExecutionStatusRule, ScheduledInvoker
 from tryon_local.gateway import ApiGateway
@@ -211,10 +211,15 @@ class LocalStack:
         self.time_anchor = time.time()  # the functions' clock runs `speedup` times faster from here
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call
         _list_moto_modules_once()
-        moto_dynamodb.install()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         self._stoppers.append(server.stop)
+        dynamodb = DynamoDBProcess(free_port(), {
+            **os.environ, "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(PROJECT_ROOT / "infra"), os.environ.get("PYTHONPATH")]))},
+            self.workdir / "logs" / "dynamodb.log")
+        self._stoppers.append(dynamodb.stop)
+        self.endpoints = {"dynamodb": dynamodb.endpoint}
         # moto's backends live in the process: a stack started after another one
         # starts from nothing.
         httpx.post(f"{self.endpoint}/moto-api/reset").raise_for_status()
@@ -229,10 +234,10 @@ class LocalStack:
         _scale_step_functions_time(self.options.speedup)
         _s3_events_name_versions()
         _s3_post_forms_keep_their_policy()
-        self.dynamodb_writes = moto_dynamodb.WriteCounter()
+        self.dynamodb_writes = RemoteMeter(dynamodb.endpoint)
 
         self.clients = EndpointSession(boto3.Session(region_name=REGION, **FAKE_CREDENTIALS),
-                                       self.endpoint)
+                                       self.endpoint, self.endpoints)
         secret_arn = self.client("secretsmanager").create_secret(
             Name="tryon/dashscope-api-key", SecretString=api_key)["ARN"]
         deployer = Deployer(self.clients, REGION, PROJECT_ROOT / "functions")
@@ -293,6 +298,7 @@ class LocalStack:
         return {
             **keep,
             "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.endpoints["dynamodb"],
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
@@ -339,7 +345,8 @@ class LocalStack:
         """What `tryon jobs|keys|budget --local` needs to reach this stack from another
         process: the endpoint, the outputs and the function whose settings it reads."""
         state = {
-            "endpoint": self.endpoint, "region": REGION, "outputs": self.outputs,
+            "endpoint": self.endpoint, "endpoints": self.endpoints, "region": REGION,
+            "outputs": self.outputs,
             "api_url": self.api_url, "api_function": self.stack.refs["ApiFunction"],
             # Given to every function besides its template variables (_function_env):
             # the operator's budget day and timestamps must count time as they do.
@@ -371,20 +378,26 @@ class LocalStack:
 
 
 class EndpointSession:
-    """A boto3 session whose clients all talk to the embedded endpoint."""
+    """A boto3 session whose clients talk to the embedded endpoint, or to a service's
+    own (DynamoDB's process)."""
 
-    def __init__(self, session: boto3.Session, endpoint: str) -> None:
+    def __init__(self, session: boto3.Session, endpoint: str,
+                 endpoints: dict[str, str] | None = None) -> None:
         self._session = session
         self._endpoint = endpoint
+        self._endpoints = endpoints or {}
         self._lock = threading.Lock()
 
     def client(self, service: str) -> Any:
         with self._lock:  # boto3 sessions are not thread-safe when creating clients
-            return self._session.client(service, endpoint_url=self._endpoint)
+            return self._session.client(service, endpoint_url=self._url(service))
 
     def resource(self, service: str) -> Any:
         with self._lock:
-            return self._session.resource(service, endpoint_url=self._endpoint)
+            return self._session.resource(service, endpoint_url=self._url(service))
+
+    def _url(self, service: str) -> str:
+        return self._endpoints.get(service, self._endpoint)
 
 
 def notifications_from(sqs: Any, queue_url: str) -> list[dict[str, Any]]:

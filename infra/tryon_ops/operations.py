@@ -91,7 +91,7 @@ def local_target(state_file: Path = DEFAULT_STATE_FILE) -> Target:
                             "`tryon local serve` (or name its state file: --local FILE)"
                             ) from None
     session = EndpointSession(boto3.Session(region_name=state["region"], **FAKE_CREDENTIALS),
-                              state["endpoint"])
+                              state["endpoint"], state.get("endpoints"))
     clock = {"TIME_SCALE": str(state["clock"]["scale"]),
              "TIME_ANCHOR": str(state["clock"]["anchor"])}
     try:
