@@ -26,7 +26,8 @@ def table(monkeypatch):
             AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
                                   for n in ("pk", "sk", "queue", "order")],
             GlobalSecondaryIndexes=[{
-                "IndexName": "queue", "Projection": {"ProjectionType": "ALL"},
+                "IndexName": "queue",
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["note"]},
                 "KeySchema": [{"AttributeName": "queue", "KeyType": "HASH"},
                               {"AttributeName": "order", "KeyType": "RANGE"}]}])
         yield client
@@ -55,7 +56,7 @@ def test_index_queries_follow_items_between_partitions(table):
         if action == "put":
             table.put_item(TableName="t", Item={
                 "pk": {"S": pk}, "sk": {"S": "JOB"}, "queue": {"S": queue},
-                "order": {"S": order}})
+                "order": {"S": order}, "note": {"S": order}, "big": {"S": "x" * 100}})
             truth[pk] = (queue, order)
         elif action == "update":  # changed in place by moto: moves partitions
             table.update_item(TableName="t", Key={"pk": {"S": pk}, "sk": {"S": "JOB"}},
@@ -73,6 +74,11 @@ def test_index_queries_follow_items_between_partitions(table):
             table.delete_item(TableName="t", Key={"pk": {"S": pk}, "sk": {"S": "JOB"}})
             truth.pop(pk, None)
         if step % 25 == 0:
+            for item in table.query(
+                    TableName="t", IndexName="queue", KeyConditionExpression="#q = :q",
+                    ExpressionAttributeNames={"#q": "queue"},
+                    ExpressionAttributeValues={":q": {"S": "a"}})["Items"]:
+                assert set(item) <= {"pk", "sk", "queue", "order", "note"}  # as projected
             for name in ("a", "b", "c"):
                 expected = sorted((o, p) for p, (q, o) in truth.items() if q == name)
                 assert queued(table, name) == [p for _, p in expected], (step, name)
@@ -182,3 +188,39 @@ def test_writes_are_counted_by_item_kind_a_transaction_once_per_item(table):
                        ConditionExpression="attribute_not_exists(pk)")
     assert counter.by_kind() == {"JOB": 3, "SLOTS": 1}
     assert sum(counter.counts.values()) == 4
+
+
+def test_answers_written_as_json_read_as_moto_serializes_them(table, monkeypatch):
+    table.put_item(TableName="t", Item={
+        "pk": {"S": "JOB#1"}, "sk": {"S": "JOB"}, "queue": {"S": "a"}, "order": {"S": "1"},
+        "n": {"N": "1.50"}, "flags": {"SS": ["x", "y"]}, "none": {"NULL": True},
+        "ok": {"BOOL": False}, "blob": {"B": b"\x00\x01"},
+        "timeline": {"M": {"queued": {"N": "12.5"}, "list": {"L": [{"S": "é"}]}}}})
+    table.put_item(TableName="t", Item={"pk": {"S": "JOB#2"}, "sk": {"S": "JOB"},
+                                        "queue": {"S": "a"}, "order": {"S": "2"}})
+    calls = [
+        lambda: table.get_item(TableName="t", Key={"pk": {"S": "JOB#1"}, "sk": {"S": "JOB"}},
+                               ReturnConsumedCapacity="TOTAL"),
+        lambda: table.get_item(TableName="t", Key={"pk": {"S": "none"}, "sk": {"S": "JOB"}}),
+        lambda: table.query(TableName="t", IndexName="queue", Limit=1,
+                            KeyConditionExpression="#q = :q",
+                            ExpressionAttributeNames={"#q": "queue"},
+                            ExpressionAttributeValues={":q": {"S": "a"}}),
+        lambda: table.batch_get_item(RequestItems={"t": {"Keys": [
+            {"pk": {"S": "JOB#1"}, "sk": {"S": "JOB"}}, {"pk": {"S": "JOB#2"}, "sk": {"S": "JOB"}}],
+            "ProjectionExpression": "pk, timeline"}}),
+        lambda: table.update_item(TableName="t", Key={"pk": {"S": "JOB#2"}, "sk": {"S": "JOB"}},
+                                  UpdateExpression="SET n = :n", ReturnValues="ALL_NEW",
+                                  ExpressionAttributeValues={":n": {"N": "3"}}),
+        lambda: table.scan(TableName="t", Select="COUNT"),
+    ]
+    answers = {}
+    for as_json in (True, False):
+        monkeypatch.setattr(moto_dynamodb, "SERIALIZE_AS_JSON", as_json)
+        answers[as_json] = []
+        for call in calls:
+            answer = call()
+            answer.pop("ResponseMetadata")
+            answers[as_json].append(answer)
+    assert answers[True] == answers[False]
+    assert answers[True][0]["Item"]["blob"] == {"B": b"\x00\x01"}

@@ -29,12 +29,16 @@ class BudgetRepository:
         """Count the job's image against the day's budget, once per job. True if the
         job has its image in a budget, now or from before; False if the day is spent.
 
-        Two conditional writes, no transaction: the day's counter is raised first
-        (while under the limit), then the job is marked; a job that was marked
-        already gives the count back. A crash in between over-counts by one, the
-        safe side for a spending limit."""
+        A job charged before is read first: a queued job is charged again when it
+        is admitted, and a read is cheaper than the two writes that would find it
+        out. Then two conditional writes, no transaction: the day's counter is raised
+        first (while under the limit), then the job is marked; a job that another
+        writer marked meanwhile gives the count back. A crash in between over-counts
+        by one, the safe side for a spending limit."""
+        if self._charged(job_id):
+            return True
         if limit <= 0:  # the condition below lets a day's first image through
-            return self._charged(job_id)
+            return False
         if not applied(self._t.table.update_item, Key=_day(day),
                        UpdateExpression="ADD spent :one SET expires_at = :ttl",
                        ConditionExpression="attribute_not_exists(spent) OR spent < :limit",
