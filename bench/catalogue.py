@@ -12,7 +12,7 @@ per path: upload to every look admitted or queued, and to every look ended; Lamb
 invocations and DynamoDB writes per look; each function's peak memory ("Max Memory
 Used", the local containers' peak RSS); images decoded against distinct images;
 notifications per job and batch.completed per batch (read from a subscriber queue).
-Writes bench/results/catalogue-<rows>.json. Durations are wall seconds.
+Writes bench/results/catalogue-<rows>[-<path>].json. Durations are wall seconds.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def main() -> int:
         report["paths"][path] = run(args, path)
         print(json.dumps({path: report["paths"][path]}, indent=2), flush=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"catalogue-{args.rows}.json").write_text(json.dumps(report, indent=2) + "\n")
+    name = f"catalogue-{args.rows}" + ("" if args.path == "both" else f"-{args.path}")
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 
