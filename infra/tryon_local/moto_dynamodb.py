@@ -1,6 +1,6 @@
 """moto's DynamoDB made to hold at catalogue scale (moto 5.2.5), for the local stack.
 
-Three things a catalogue of thousands of rows meets that a small job never does:
+Four things a catalogue of thousands of rows meets that a small job never does:
 
 - moto's threaded server runs requests side by side on one backend without a lock, so
   a query may iterate a table while a put grows it ("dictionary changed size during
