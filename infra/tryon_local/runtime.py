@@ -107,6 +107,39 @@ def _sqs_reads_the_clock_cheaply() -> None:
     models.unix_time_millis = unix_time_millis
 
 
+def _distributed_map_workers_loop() -> None:
+    """moto's Distributed Map worker takes its next child by calling itself (moto 5.2.5
+    DistributedItemProcessorWorker._eval_pool), one frame per child: a worker that
+    ran about 1,000 children died of RecursionError, and a 10,000-row catalogue
+    stalled at 9,700 rows (the local stack runs a child per row). The same steps in a
+    loop."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.\
+        itemprocessor.distributed_item_processor_worker import DistributedItemProcessorWorker
+
+    if getattr(DistributedItemProcessorWorker._eval_pool, "loops", False):
+        return
+
+    def _eval_pool(self: Any, job: Any, worker_frame: Any) -> None:
+        while True:
+            if job is None:
+                self._env.delete_frame(worker_frame)
+                return
+            job_frame = worker_frame.open_inner_frame()
+            self._eval_job(env=job_frame, job=job)
+            worker_frame.delete_frame(job_frame)
+            next_job = (None if isinstance(job.job_output, Exception) or self.stopped()
+                        else self._job_pool.next_job())
+            if next_job is None:  # a failed child, a stop, or no child left
+                self._env.delete_frame(worker_frame)
+                self._job_pool.close_job(job)
+                return
+            self._job_pool.close_job(job)
+            job = next_job
+
+    _eval_pool.loops = True  # type: ignore[attr-defined]
+    DistributedItemProcessorWorker._eval_pool = _eval_pool
+
+
 def _scale_step_functions_time(speedup: float) -> None:
     """moto's Wait and Retry sleep in real time; the emulator's clock runs `speedup`
     times faster, so shrink both by the same factor to keep them in step."""
@@ -251,6 +284,7 @@ class LocalStack:
         self._stoppers.append(self.lambdas.stop)
         install_moto_hook(self.lambdas)
         _scale_step_functions_time(self.options.speedup)
+        _distributed_map_workers_loop()
         _s3_events_name_versions()
         _s3_post_forms_keep_their_policy()
         self.dynamodb_writes = RemoteMeter(dynamodb.endpoint)

@@ -44,3 +44,24 @@ def test_sqs_reads_its_clock_through_the_name_the_runtime_replaces():
     _sqs_reads_the_clock_cheaply()
     assert abs(models.unix_time_millis() - before) < 5_000
     assert models.unix_time_millis.cheap
+
+
+def test_a_distributed_map_worker_runs_more_children_than_pythons_recursion_limit():
+    import sys
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.\
+        itemprocessor.distributed_item_processor_worker import DistributedItemProcessorWorker
+    from tryon_local.runtime import _distributed_map_workers_loop
+
+    _distributed_map_workers_loop()
+    children = [SimpleNamespace(n=n, job_output=None) for n in range(3 * sys.getrecursionlimit())]
+    pending, ran, closed, deleted = list(children), [], [], []
+    frame = SimpleNamespace(open_inner_frame=lambda: "inner", delete_frame=lambda f: None)
+    worker = SimpleNamespace(
+        _env=SimpleNamespace(delete_frame=deleted.append), stopped=lambda: False,
+        _eval_job=lambda env, job: ran.append(job.n),
+        _job_pool=SimpleNamespace(next_job=lambda: pending.pop(0) if pending else None,
+                                  close_job=lambda job: closed.append(job.n)))
+    DistributedItemProcessorWorker._eval_pool(worker, pending.pop(0), frame)
+    assert ran == closed == list(range(len(children))) and deleted == [frame]
