@@ -216,7 +216,7 @@ def measure(stack, meter, job_ids, batches, jobs_table, notes, uploaded, reached
         "dynamodb_requests": {action: {"count": int(n), "seconds": round(t, 1),
                                        "kb_answered": round(b / 1024)}
                               for action, (n, t, b) in sorted(
-                                  stack.dynamodb_writes.requests.items(),
+                                  stack.dynamodb_meter.requests.items(),
                                   key=lambda entry: -entry[1][1])},
         "peak_memory_mb": {name.split("-")[-1]: mb
                            for name, mb in sorted(stack.lambdas.peak_memory_mb.items())},

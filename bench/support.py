@@ -64,7 +64,7 @@ class Meter:
         self.started = time.time()
         self._stats = self.stats()
         self._invocations = Counter(stack.lambdas.invocations)
-        self._writes = Counter(stack.dynamodb_writes.counts)
+        self._writes = Counter(stack.dynamodb_meter.counts)
 
     def stats(self) -> dict[str, Any]:
         return self.http.get("/_emulator/stats").raise_for_status().json()
@@ -106,7 +106,7 @@ class Meter:
     def dynamodb_writes_by_kind(self) -> Counter[str]:
         """Item writes since the meter was made, by the kind of item (JOB, SLOTS, ...)."""
         kinds: Counter[str] = Counter()
-        for (_, kind), count in (Counter(self.stack.dynamodb_writes.counts)
+        for (_, kind), count in (Counter(self.stack.dynamodb_meter.counts)
                                  - self._writes).items():
             kinds[kind] += count
         return kinds

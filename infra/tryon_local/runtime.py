@@ -78,7 +78,7 @@ class _ScaledTime:
         return getattr(self._time, name)
 
 
-def _list_moto_modules_once() -> None:
+def list_moto_modules_once() -> None:
     """moto lists its package's directory on every request, to tell which service a
     host names (moto 5.2.5: backends.list_of_moto_modules, from the server's
     dispatcher): about a seventh of the local stack's busy time under load (py-spy,
@@ -261,7 +261,7 @@ class LocalStack:
         self.endpoint = f"http://127.0.0.1:{port}"
         self.time_anchor = time.time()  # the functions' clock runs `speedup` times faster from here
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call
-        _list_moto_modules_once()
+        list_moto_modules_once()
         _sqs_reads_the_clock_cheaply()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
@@ -287,7 +287,7 @@ class LocalStack:
         _distributed_map_workers_loop()
         _s3_events_name_versions()
         _s3_post_forms_keep_their_policy()
-        self.dynamodb_writes = RemoteMeter(dynamodb.endpoint)
+        self.dynamodb_meter = RemoteMeter(dynamodb.endpoint)
 
         self.clients = EndpointSession(boto3.Session(region_name=REGION, **FAKE_CREDENTIALS),
                                        self.endpoint, self.endpoints)
