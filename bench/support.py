@@ -18,6 +18,7 @@ from tryon.jobs import Source, job_id_for
 from tryon_local.driver import SAMPLES
 from tryon_local.emulator.config import ModelQuota
 from tryon_local.events import ScheduledInvoker
+from tryon_local.moto_dynamodb import writes_by_kind
 from tryon_local.runtime import LocalOptions, LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,11 +106,7 @@ class Meter:
 
     def dynamodb_writes_by_kind(self) -> Counter[str]:
         """Item writes since the meter was made, by the kind of item (JOB, SLOTS, ...)."""
-        kinds: Counter[str] = Counter()
-        for (_, kind), count in (Counter(self.stack.dynamodb_meter.counts)
-                                 - self._writes).items():
-            kinds[kind] += count
-        return kinds
+        return writes_by_kind(Counter(self.stack.dynamodb_meter.counts) - self._writes)
 
 
 def drop_garments(stack: LocalStack, prefix: str, count: int,

@@ -24,6 +24,7 @@ import copy
 import inspect
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -305,7 +306,6 @@ class WriteCounter:
     OPERATIONS = ("put_item", "update_item", "delete_item", "transact_write_items")
 
     def __init__(self) -> None:
-        from collections import Counter
 
         from moto.dynamodb.models import DynamoDBBackend
 
@@ -351,10 +351,7 @@ class WriteCounter:
                                  for action, entry in self.requests.items()}}
 
     def by_kind(self) -> dict[str, int]:
-        kinds: dict[str, int] = {}
-        for (_, kind), count in self.counts.items():
-            kinds[kind] = kinds.get(kind, 0) + count
-        return kinds
+        return dict(writes_by_kind(self.counts))
 
     def _counting(self, operation: str, original: Any) -> Any:
         counter = self
@@ -380,6 +377,14 @@ class WriteCounter:
 
         counted.counted_original = original  # type: ignore[attr-defined]
         return counted
+
+
+def writes_by_kind(counts: dict[tuple[str, str], int]) -> Counter[str]:
+    """(operation, kind) -> writes, summed by kind."""
+    kinds: Counter[str] = Counter()
+    for (_, kind), count in counts.items():
+        kinds[kind] += count
+    return kinds
 
 
 def _kind(key: dict[str, Any]) -> str:
