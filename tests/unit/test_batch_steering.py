@@ -14,7 +14,7 @@ from fakes.provider import FakeTask
 from test_catalogue_intake import HEADER, expand, upload
 from tryon.job_record import JobStatus, ProviderStatus
 from tryon.jobs import Source, batch_id_for, job_id_for, price_of, utc_day
-from tryon.stages import api_requests
+from tryon.stages import api_requests, batch_steering
 from tryon.stages.api_requests import Problem
 from tryon.stages.batch_steering import cancel_batch, retry_batch
 from tryon.stages.catalogue_intake import take_rows
@@ -101,6 +101,28 @@ def test_a_cancel_cancels_what_the_provider_has_not_started_and_says_what_it_sav
         "canceled by integration 'acme' while queued at the provider")
 
 
+def test_two_cancels_at_once_count_each_look_once(fake, monkeypatch):
+    """The sweep and an API call cancel the same batch together: each look is counted by
+    the one whose cancel ended it, not by both (the defect: 4 canceled of 3)."""
+    fake.batches.create({"batch_id": "b", "total": 3, "shards": {"0": 3}}, fake.clock())
+    for i in range(3):
+        fake.look(f"j{i}", status=JobStatus.QUEUED, batch_id="b", batch_order=f"{i:06d}")
+    read_page, other = batch_steering.batch_jobs, {}
+
+    def page_then_another_cancel(jobs, batch, after=None):
+        page = read_page(jobs, batch, after=after)
+        if not other:  # between this pass's read and its cancels, the other cancel runs
+            other["running"] = True
+            other.update(cancel_batch(fake.ctx, "b", "the operator", seconds=5))
+        return page
+
+    monkeypatch.setattr(batch_steering, "batch_jobs", page_then_another_cancel)
+    state = cancel_batch(fake.ctx, "b", "integration 'acme'", seconds=5)
+    assert (other["canceled"], state["canceled"], state["not_canceled_running"]) == (3, 3, 0)
+    assert fake.batches.get("b")["cancel"]["canceled"] == {MODEL: 3}
+    assert len(fake.notifier.events("job.canceled")) == 3
+
+
 def test_rows_the_expansion_reaches_after_a_cancel_end_canceled_unread(acme):
     job_ids = take_upload(acme.ctx, upload(acme, rows(6), key=KEY))
     [payload] = acme.expansions.started.values()
@@ -113,6 +135,8 @@ def test_rows_the_expansion_reaches_after_a_cancel_end_canceled_unread(acme):
     assert (state["done"], state["canceled"], state["not_canceled_running"]) == (False, 0, 2)
     assert take_rows(acme.ctx, payload["batch"], items[2:]) == {
         "rows": 4, "refused": 0, "canceled": 4}
+    assert take_rows(acme.ctx, payload["batch"], items[2:]) == {  # the child retried
+        "rows": 4, "refused": 0, "canceled": 0}
     sweep(acme.ctx)
     state = cancel_batch(acme.ctx, BATCH_ID, "integration 'acme'", seconds=5)
     assert (state["done"], state["canceled"]) == (True, 4)

@@ -25,7 +25,7 @@ from tryon.jobs import (
     every_batch_job,
     price_of_images,
 )
-from tryon.stages.cancellation import CannotCancel, cancel_job
+from tryon.stages.cancellation import CannotCancel, cancel_once
 from tryon.stages.context import Context
 
 RETRIED_STATUSES = frozenset({JobStatus.FAILED, JobStatus.TIMED_OUT})
@@ -66,8 +66,8 @@ def go_on_canceling(ctx: Context, batch: dict[str, Any], deadline: float) -> dic
             if job.ended:
                 continue
             try:
-                cancel_job(ctx, job.job_id, by)
-                canceled[job.requested_model or job.model or ""] += 1
+                if cancel_once(ctx, job.job_id, by)[1]:
+                    canceled[job.requested_model or job.model or ""] += 1
             except CannotCancel:
                 running += 1  # the provider makes it: it ends on its own
         seen = int(cancel.get("seen", 0)) + len(page)

@@ -37,7 +37,7 @@ from tryon.manifest import Manifest, ManifestError
 from tryon.stages import intake
 from tryon.stages.admission import charge_quota
 from tryon.stages.batch_steering import RETRY_OF_METADATA
-from tryon.stages.cancellation import CannotCancel, cancel_job
+from tryon.stages.cancellation import CannotCancel, cancel_once
 from tryon.stages.completion import end_job
 from tryon.stages.context import Context
 from tryon.stages.preparation import Checked
@@ -232,18 +232,17 @@ def _rows_canceled(ctx: Context, batch: dict[str, Any], rows: list[Row], by: str
         job_id = job_id_for(source, job_key(row))
         job = ctx.jobs.get(job_id)  # made by an attempt before the cancel: canceled as any
         if job is None:
-            intake.refuse_job(ctx, source, job_id, received, {
+            ended_here = intake.refuse_job(ctx, source, job_id, received, {
                 "code": "Canceled", "message": f"canceled by {by} before its row was read; "
                 "nothing was paid"}, look_id=row.look_id,
                 batch=(batch["batch_id"], row.number), status=JobStatus.CANCELED)
-        elif job.ended:
-            continue
         else:
             try:
-                cancel_job(ctx, job_id, by)
+                ended_here = not job.ended and cancel_once(ctx, job_id, by)[1]
             except CannotCancel:
                 continue
-        canceled[row.cells.get("model") or ctx.settings.default_model] += 1
+        if ended_here:  # counted once, by whoever ended it (a retried child counts none)
+            canceled[row.cells.get("model") or ctx.settings.default_model] += 1
     ctx.batches.add_canceled(batch["batch_id"], dict(canceled))
     return {"rows": len(rows), "refused": 0, "canceled": sum(canceled.values())}
 

@@ -215,11 +215,11 @@ def reject_upload(ctx: Context, source: Source, received: float, code: str, mess
 
 def refuse_job(ctx: Context, source: Source, job_id: str, received: float, error: dict,
                *, look_id: str | None = None, batch: tuple[str, int] | None = None,
-               status: JobStatus = JobStatus.FAILED) -> None:
+               status: JobStatus = JobStatus.FAILED) -> bool:
     """A job recorded and ended FAILED (or `status`) with `error` before anything was
     read or paid (one notification; safe to repeat): a refused upload, or a catalogue
     row that is not a look or whose batch was canceled (`batch`: its batch's id and its
-    place in it)."""
+    place in it). True if this call ended it."""
     ctx.on_job(job_id)
     ctx.jobs.create(JobRecord(job_id=job_id, status=JobStatus.RECEIVED, look_id=look_id,
                               batch_id=batch[0] if batch else None,
@@ -227,7 +227,7 @@ def refuse_job(ctx: Context, source: Source, job_id: str, received: float, error
                               source=source.as_dict(),
                               timeline={"received": received},
                               **owner_fields(source.key, received, job_id)), received)
-    end_job(ctx, job_id, status, error=error)
+    return end_job(ctx, job_id, status, error=error)
 
 
 def _take_looks(ctx: Context, source: Source, looks: list[Look],
