@@ -14,12 +14,13 @@ Four things a catalogue of thousands of rows meets that a small job never does:
   it is written as it is (`SERIALIZE_AS_JSON`; the tests compare both).
 - `Table.query` reads every item of the table to find one partition, of the table or
   of an index. Here each index keeps its items by hash key, brought up to date from
-  the keys written since the last query, and the table's partitions are looked up
-  directly: a query costs its partition, not the table.
+  the keys written since the last query, sorted, and the table's partitions are looked
+  up directly: a query costs its page, not the table.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import inspect
 import json
@@ -214,21 +215,28 @@ def _indexed_query(query: Callable[..., Any]) -> Callable[..., Any]:
 
     def indexed(self: Any, *args: Any, **kwargs: Any) -> Any:
         bound = signature.bind(self, *args, **kwargs).arguments
-        candidates = _partition(self, bound["hash_key"], bound.get("index_name"),
+        index_name = bound.get("index_name")
+        candidates = _partition(self, bound["hash_key"], index_name,
                                 bound.get("hash_key_conditions"))
-        if candidates is not None:
-            self.all_items = lambda: candidates  # moto's loop reads this partition only
+        if candidates is None:
+            return query(self, *args, **kwargs)
+        if isinstance(candidates, _Bucket):  # already in the index's order
+            self.sorted_items = lambda hash_attrs, range_attrs, items: items
+            candidates = candidates.page(bound)
+        self.all_items = lambda: candidates  # moto's loop reads these items only
         try:
             return query(self, *args, **kwargs)
         finally:
             self.__dict__.pop("all_items", None)
+            self.__dict__.pop("sorted_items", None)
 
     return indexed
 
 
 def _partition(table: Any, hash_key: Any, index_name: str | None,
-               conditions: list[tuple[str, Any]] | None) -> list[Any] | None:
-    """The items a query can match, or None to let moto read them all."""
+               conditions: list[tuple[str, Any]] | None) -> list[Any] | _Bucket | None:
+    """The items a query can match (an index's in its order), or None to let moto read
+    them all."""
     if not index_name:
         if hash_key is None:
             return None
@@ -239,51 +247,136 @@ def _partition(table: Any, hash_key: Any, index_name: str | None,
     index = next((i for i in table.all_indexes() if i.name == index_name), None)
     if index is None or not conditions:
         return None  # moto says what is wrong
-    attrs = tuple(k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH")
+    built = _Built.of(table, index)
     wanted = dict(conditions)
-    if set(wanted) != set(attrs):
+    if set(wanted) != set(built.hash_attrs):
         return None
-    by_hash = _buckets(table, index, attrs)
-    return list(by_hash.get(tuple(wanted[a] for a in attrs), {}).values())
+    by_hash = _buckets(table, built)
+    return by_hash.get(tuple(wanted[a] for a in built.hash_attrs)) or _Bucket(built)
 
 
-def _buckets(table: Any, index: Any, attrs: tuple[str, ...]) -> dict[Any, dict]:
-    """The index's items by hash value, as the index projects them (moto deep-copied
-    and sized whole items before projecting them: most of a queue query's cost); built
-    once, then kept up to date."""
+class _Built:
+    """What an index's partitions are kept by: its hash attributes, the range
+    attributes an item must have to be in it, and the attributes its items are sorted
+    by (moto's own order: Table._generate_attr_to_sort_by)."""
+
+    def __init__(self, table: Any, index: Any) -> None:
+        schema = index.schema
+        self.index = index
+        self.hash_attrs = tuple(k["AttributeName"] for k in schema if k["KeyType"] == "HASH")
+        self.range_attrs = tuple(k["AttributeName"] for k in schema if k["KeyType"] == "RANGE")
+        if self.range_attrs:
+            ranges: list[str | None] = [*self.range_attrs, table.range_key_attr]
+        else:  # as moto: the table's range key (or its hash key) acts as the range key
+            ranges = [table.range_key_attr or table.hash_key_attr, table.range_key_attr]
+        self.sort_attrs = tuple(table._generate_attr_to_sort_by(
+            [*self.hash_attrs, table.hash_key_attr], ranges))
+
+    @classmethod
+    def of(cls, table: Any, index: Any) -> _Built:
+        known = table.__dict__.setdefault("_tryon_built", {})
+        if index.name not in known:
+            known[index.name] = cls(table, index)
+        return known[index.name]
+
+    def sort_key(self, values: Callable[[str], Any]) -> tuple | None:
+        try:
+            return tuple(values(a).cast_value for a in self.sort_attrs)
+        except (KeyError, AttributeError):
+            return None
+
+
+class _Bucket:
+    """One partition of an index: its items as the index projects them, kept sorted by
+    plain values (moto sorted the whole partition on every query, comparing its typed
+    values: a fifth of the process on a queue of thousands), so that a query reads only
+    the page it answers."""
+
+    __slots__ = ("built", "items", "sort_keys")
+
+    def __init__(self, built: _Built) -> None:
+        self.built, self.sort_keys, self.items = built, [], []
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def add(self, sort_key: tuple, item: Any) -> None:
+        at = bisect.bisect_left(self.sort_keys, sort_key)
+        self.sort_keys.insert(at, sort_key)
+        self.items.insert(at, item)
+
+    def remove(self, sort_key: tuple) -> None:
+        at = bisect.bisect_left(self.sort_keys, sort_key)
+        del self.sort_keys[at], self.items[at]
+
+    def page(self, query: dict[str, Any]) -> list[Any]:
+        """The items moto's loop needs to answer `query` as over the whole partition:
+        with a Limit and no range condition, the page (and one more, to tell there is a
+        next page) from its ExclusiveStartKey on."""
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        limit = query.get("limit")
+        if not limit or query.get("range_comparison") or query.get("filter_kwargs"):
+            return list(self.items)
+        forward = query.get("scan_index_forward", True) is not False
+        start, end = 0, len(self.items)
+        after = query.get("exclusive_start_key")
+        if after:
+            key = self.built.sort_key(lambda a: DynamoType(after[a]))
+            if key is None:
+                return list(self.items)
+            if forward:  # moto skips the start key itself, and what comes before it
+                start = bisect.bisect_left(self.sort_keys, key)
+            else:
+                end = bisect.bisect_right(self.sort_keys, key)
+        span = limit + 2
+        return self.items[start:start + span] if forward else self.items[max(start, end - span):end]
+
+
+def _buckets(table: Any, built: _Built) -> dict[Any, _Bucket]:
+    """The index's partitions by hash value (moto deep-copied and sized whole items
+    before projecting them: most of a queue query's cost); built once, then kept up to
+    date from the keys written since."""
     state = table.__dict__.setdefault("_tryon_indexes", {})
     dirty = table.__dict__.setdefault("_tryon_dirty", set())
     if dirty:
-        for buckets, where, built in state.values():
+        for buckets, where, known in state.values():
             for key in dirty:
-                _place(buckets, where, key, _item_at(table, key), built)
+                _place(buckets, where, key, _item_at(table, key), known)
         dirty.clear()
-    if index.name not in state:
-        buckets: dict[Any, dict] = {}
+    if built.index.name not in state:
+        buckets: dict[Any, _Bucket] = {}
         where: dict[Any, Any] = {}
-        built = (index, attrs)
         for item in table.all_items():
             key = (item.hash_key, item.range_key if table.range_key_attr else None)
             _place(buckets, where, key, item, built)
-        state[index.name] = (buckets, where, built)
-    return state[index.name][0]
+        state[built.index.name] = (buckets, where, built)
+    return state[built.index.name][0]
 
 
-def _place(buckets: dict, where: dict, key: Any, item: Any,
-           built: tuple[Any, tuple[str, ...]]) -> None:
-    index, attrs = built
+def _place(buckets: dict[Any, _Bucket], where: dict, key: Any, item: Any,
+           built: _Built) -> None:
     old = where.pop(key, None)
     if old is not None:
-        bucket = buckets[old]
-        bucket.pop(key, None)
+        values, sort_key = old
+        bucket = buckets[values]
+        bucket.remove(sort_key)
         if not bucket:
-            del buckets[old]
+            del buckets[values]
     if item is None:
         return
-    values = tuple(item.attrs.get(a) for a in attrs)
-    if all(v is not None for v in values):  # a sparse index leaves the item out
-        buckets.setdefault(values, {})[key] = index.project(item)
-        where[key] = values
+    values = tuple(item.attrs.get(a) for a in built.hash_attrs)
+    # A sparse index leaves out an item without all its key attributes (as moto does).
+    if any(v is None for v in values) or not all(item.attrs.get(a) for a in built.range_attrs):
+        return
+    sort_key = built.sort_key(item.attrs.__getitem__)
+    if sort_key is None:
+        return
+    bucket = buckets.get(values)
+    if bucket is None:
+        bucket = buckets[values] = _Bucket(built)
+    bucket.add(sort_key, built.index.project(item))
+    where[key] = (values, sort_key)
 
 
 def _item_at(table: Any, key: tuple[Any, Any]) -> Any:

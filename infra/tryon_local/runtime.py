@@ -107,6 +107,38 @@ def _sqs_reads_the_clock_cheaply() -> None:
     models.unix_time_millis = unix_time_millis
 
 
+def _step_functions_reuse_clients() -> None:
+    """moto's Step Functions builds a new boto3 client for every Lambda task it runs
+    (moto 5.2.5 asl.utils.boto_client.boto_client_for): about an eighth of the local
+    stack's main process at catalogue scale (py-spy). boto3 clients are safe to share
+    between threads; one per region and service, built the same way."""
+    import sys
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import (  # noqa: F401
+        lambda_eval_utils,
+    )
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    if getattr(original, "shared", False):
+        return
+    clients: dict[tuple[str, str, bool], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, boto_client.botocore_stubber.enabled)
+        with lock:
+            if key not in clients:
+                clients[key] = original(region, service, state_credentials)
+            return clients[key]
+
+    boto_client_for.shared = True  # type: ignore[attr-defined]
+    for name, module in list(sys.modules.items()):  # each imported it by name
+        if name.startswith("moto.stepfunctions") and getattr(
+                module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for
+
+
 def _distributed_map_workers_loop() -> None:
     """moto's Distributed Map worker takes its next child by calling itself (moto 5.2.5
     DistributedItemProcessorWorker._eval_pool), one frame per child: a worker that
@@ -285,6 +317,7 @@ class LocalStack:
         install_moto_hook(self.lambdas)
         _scale_step_functions_time(self.options.speedup)
         _distributed_map_workers_loop()
+        _step_functions_reuse_clients()
         _s3_events_name_versions()
         _s3_post_forms_keep_their_policy()
         self.dynamodb_meter = RemoteMeter(dynamodb.endpoint)

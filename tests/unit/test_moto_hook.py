@@ -65,3 +65,14 @@ def test_a_distributed_map_worker_runs_more_children_than_pythons_recursion_limi
                                   close_job=lambda job: closed.append(job.n)))
     DistributedItemProcessorWorker._eval_pool(worker, pending.pop(0), frame)
     assert ran == closed == list(range(len(children))) and deleted == [frame]
+
+
+def test_step_functions_lambda_tasks_share_one_client_per_service():
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from tryon_local.runtime import _step_functions_reuse_clients
+
+    _step_functions_reuse_clients()
+    first = lambda_eval_utils.boto_client_for(region="eu-central-1", service="lambda")
+    assert lambda_eval_utils.boto_client_for("eu-central-1", "lambda") is first
+    assert first.meta.service_model.service_name == "lambda"
+    assert lambda_eval_utils.boto_client_for("eu-central-1", "s3") is not first
