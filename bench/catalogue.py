@@ -31,6 +31,7 @@ from tryon.adapters.jobs import JobRepository, job_key
 from tryon.job_record import TERMINAL_STATUSES, JobStatus
 from tryon.jobs import Source, job_id_for
 from tryon.settings import Timebase
+from tryon.stages.completion import execution_name
 from tryon_local.driver import SAMPLES
 from tryon_local.runtime import notifications_from
 
@@ -204,6 +205,7 @@ def measure(stack, meter, job_ids, batches, jobs_table, notes, uploaded, reached
             ("queued", "admitted", "finalized"), jobs),
         "to_every_look_ended_seconds": reached_by(("finalized",), jobs),
         "statuses": dict(Counter(job.status.value for job in jobs)),
+        "failures": failures(stack, jobs),
         "lambda_invocations_per_look_to_admission": round(admitted["invocations"] / rows, 3),
         "dynamodb_writes_per_look_to_admission": round(
             sum(admitted["dynamodb_writes"].values()) / rows, 2),
@@ -228,6 +230,24 @@ def measure(stack, meter, job_ids, batches, jobs_table, notes, uploaded, reached
         "images_billed": meter.provider()["by_model"][MODEL]["images"],
         "throttled_429": meter.provider()["throttled_429"],
     }
+
+
+def failures(stack, jobs) -> list[dict]:
+    """Each look that ended FAILED or TIMED_OUT: its error and, when its workflow
+    stopped (a Workflow* code), the workflow's own error and cause."""
+    machine = stack.outputs["JobStateMachineArn"].replace(":stateMachine:", ":execution:")
+    found = []
+    for job in jobs:
+        if job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+            continue
+        failure = {"job_id": job.job_id, "status": job.status.value, **(job.error or {})}
+        if failure.get("code", "").startswith("Workflow"):
+            execution = stack.client("stepfunctions").describe_execution(
+                executionArn=f"{machine}:{execution_name(job)}")
+            failure["workflow"] = {k: str(execution.get(k, ""))[:2000]
+                                   for k in ("status", "error", "cause")}
+        found.append(failure)
+    return found
 
 
 def per_look(counts: Counter[str], rows: int) -> dict[str, float]:
