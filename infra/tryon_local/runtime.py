@@ -139,6 +139,26 @@ def _step_functions_reuse_clients() -> None:
             module.boto_client_for = boto_client_for
 
 
+def _step_functions_parse_apart() -> None:
+    """moto's Step Functions parses a state machine per execution with a Preprocessor
+    whose stack of query-language scopes is one list on the class (moto 5.2.5
+    asl.parse.preprocessor), shared by executions starting at once on other threads:
+    one pops another's scope and the execution's thread dies of IndexError before it
+    runs, so its job never ends (seen once in 1,000 looks). Each its own list."""
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    if "_query_language_per_scope" in getattr(Preprocessor.__init__, "own", ()):
+        return
+    original = Preprocessor.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._query_language_per_scope = []
+
+    __init__.own = ("_query_language_per_scope",)  # type: ignore[attr-defined]
+    Preprocessor.__init__ = __init__
+
+
 def _distributed_map_workers_loop() -> None:
     """moto's Distributed Map worker takes its next child by calling itself (moto 5.2.5
     DistributedItemProcessorWorker._eval_pool), one frame per child: a worker that
@@ -318,6 +338,7 @@ class LocalStack:
         _scale_step_functions_time(self.options.speedup)
         _distributed_map_workers_loop()
         _step_functions_reuse_clients()
+        _step_functions_parse_apart()
         _s3_events_name_versions()
         _s3_post_forms_keep_their_policy()
         self.dynamodb_meter = RemoteMeter(dynamodb.endpoint)

@@ -76,3 +76,13 @@ def test_step_functions_lambda_tasks_share_one_client_per_service():
     assert lambda_eval_utils.boto_client_for("eu-central-1", "lambda") is first
     assert first.meta.service_model.service_name == "lambda"
     assert lambda_eval_utils.boto_client_for("eu-central-1", "s3") is not first
+
+
+def test_state_machines_parsed_at_once_keep_their_own_scopes():
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+    from tryon_local.runtime import _step_functions_parse_apart
+
+    _step_functions_parse_apart()
+    first, second = Preprocessor(), Preprocessor()
+    first._query_language_per_scope.append("JSONPath")
+    assert second._query_language_per_scope == []
