@@ -236,13 +236,14 @@ def failures(stack, jobs) -> list[dict]:
     """Each look that ended FAILED or TIMED_OUT: its error and, when its workflow
     stopped (a Workflow* code), the workflow's own error and cause."""
     machine = stack.outputs["JobStateMachineArn"].replace(":stateMachine:", ":execution:")
+    stepfunctions = stack.client("stepfunctions")
     found = []
     for job in jobs:
         if job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
             continue
         failure = {"job_id": job.job_id, "status": job.status.value, **(job.error or {})}
         if failure.get("code", "").startswith("Workflow"):
-            execution = stack.client("stepfunctions").describe_execution(
+            execution = stepfunctions.describe_execution(
                 executionArn=f"{machine}:{execution_name(job)}")
             failure["workflow"] = {k: str(execution.get(k, ""))[:2000]
                                    for k in ("status", "error", "cause")}

@@ -215,8 +215,7 @@ def _indexed_query(query: Callable[..., Any]) -> Callable[..., Any]:
 
     def indexed(self: Any, *args: Any, **kwargs: Any) -> Any:
         bound = signature.bind(self, *args, **kwargs).arguments
-        index_name = bound.get("index_name")
-        candidates = _partition(self, bound["hash_key"], index_name,
+        candidates = _partition(self, bound["hash_key"], bound.get("index_name"),
                                 bound.get("hash_key_conditions"))
         if candidates is None:
             return query(self, *args, **kwargs)
@@ -247,15 +246,15 @@ def _partition(table: Any, hash_key: Any, index_name: str | None,
     index = next((i for i in table.all_indexes() if i.name == index_name), None)
     if index is None or not conditions:
         return None  # moto says what is wrong
-    built = _Built.of(table, index)
+    shape = _IndexShape.of(table, index)
     wanted = dict(conditions)
-    if set(wanted) != set(built.hash_attrs):
+    if set(wanted) != set(shape.hash_attrs):
         return None
-    by_hash = _buckets(table, built)
-    return by_hash.get(tuple(wanted[a] for a in built.hash_attrs)) or _Bucket(built)
+    by_hash = _buckets(table, shape)
+    return by_hash.get(tuple(wanted[a] for a in shape.hash_attrs)) or _Bucket(shape)
 
 
-class _Built:
+class _IndexShape:
     """What an index's partitions are kept by: its hash attributes, the range
     attributes an item must have to be in it, and the attributes its items are sorted
     by (moto's own order: Table._generate_attr_to_sort_by)."""
@@ -273,8 +272,8 @@ class _Built:
             [*self.hash_attrs, table.hash_key_attr], ranges))
 
     @classmethod
-    def of(cls, table: Any, index: Any) -> _Built:
-        known = table.__dict__.setdefault("_tryon_built", {})
+    def of(cls, table: Any, index: Any) -> _IndexShape:
+        known = table.__dict__.setdefault("_tryon_index_shapes", {})
         if index.name not in known:
             known[index.name] = cls(table, index)
         return known[index.name]
@@ -292,10 +291,10 @@ class _Bucket:
     values: a fifth of the process on a queue of thousands), so that a query reads only
     the page it answers."""
 
-    __slots__ = ("built", "items", "sort_keys")
+    __slots__ = ("items", "shape", "sort_keys")
 
-    def __init__(self, built: _Built) -> None:
-        self.built, self.sort_keys, self.items = built, [], []
+    def __init__(self, shape: _IndexShape) -> None:
+        self.shape, self.sort_keys, self.items = shape, [], []
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -322,7 +321,7 @@ class _Bucket:
         start, end = 0, len(self.items)
         after = query.get("exclusive_start_key")
         if after:
-            key = self.built.sort_key(lambda a: DynamoType(after[a]))
+            key = self.shape.sort_key(lambda a: DynamoType(after[a]))
             if key is None:
                 return list(self.items)
             if forward:  # moto skips the start key itself, and what comes before it
@@ -333,7 +332,7 @@ class _Bucket:
         return self.items[start:start + span] if forward else self.items[max(start, end - span):end]
 
 
-def _buckets(table: Any, built: _Built) -> dict[Any, _Bucket]:
+def _buckets(table: Any, shape: _IndexShape) -> dict[Any, _Bucket]:
     """The index's partitions by hash value (moto deep-copied and sized whole items
     before projecting them: most of a queue query's cost); built once, then kept up to
     date from the keys written since."""
@@ -344,18 +343,18 @@ def _buckets(table: Any, built: _Built) -> dict[Any, _Bucket]:
             for key in dirty:
                 _place(buckets, where, key, _item_at(table, key), known)
         dirty.clear()
-    if built.index.name not in state:
+    if shape.index.name not in state:
         buckets: dict[Any, _Bucket] = {}
         where: dict[Any, Any] = {}
         for item in table.all_items():
             key = (item.hash_key, item.range_key if table.range_key_attr else None)
-            _place(buckets, where, key, item, built)
-        state[built.index.name] = (buckets, where, built)
-    return state[built.index.name][0]
+            _place(buckets, where, key, item, shape)
+        state[shape.index.name] = (buckets, where, shape)
+    return state[shape.index.name][0]
 
 
 def _place(buckets: dict[Any, _Bucket], where: dict, key: Any, item: Any,
-           built: _Built) -> None:
+           shape: _IndexShape) -> None:
     old = where.pop(key, None)
     if old is not None:
         values, sort_key = old
@@ -365,17 +364,17 @@ def _place(buckets: dict[Any, _Bucket], where: dict, key: Any, item: Any,
             del buckets[values]
     if item is None:
         return
-    values = tuple(item.attrs.get(a) for a in built.hash_attrs)
+    values = tuple(item.attrs.get(a) for a in shape.hash_attrs)
     # A sparse index leaves out an item without all its key attributes (as moto does).
-    if any(v is None for v in values) or not all(item.attrs.get(a) for a in built.range_attrs):
+    if any(v is None for v in values) or not all(item.attrs.get(a) for a in shape.range_attrs):
         return
-    sort_key = built.sort_key(item.attrs.__getitem__)
+    sort_key = shape.sort_key(item.attrs.__getitem__)
     if sort_key is None:
         return
     bucket = buckets.get(values)
     if bucket is None:
-        bucket = buckets[values] = _Bucket(built)
-    bucket.add(sort_key, built.index.project(item))
+        bucket = buckets[values] = _Bucket(shape)
+    bucket.add(sort_key, shape.index.project(item))
     where[key] = (values, sort_key)
 
 

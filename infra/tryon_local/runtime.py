@@ -147,7 +147,7 @@ def _step_functions_parse_apart() -> None:
     runs, so its job never ends (seen once in 1,000 looks). Each its own list."""
     from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
-    if "_query_language_per_scope" in getattr(Preprocessor.__init__, "own", ()):
+    if getattr(Preprocessor.__init__, "apart", False):
         return
     original = Preprocessor.__init__
 
@@ -155,7 +155,7 @@ def _step_functions_parse_apart() -> None:
         original(self, *args, **kwargs)
         self._query_language_per_scope = []
 
-    __init__.own = ("_query_language_per_scope",)  # type: ignore[attr-defined]
+    __init__.apart = True  # type: ignore[attr-defined]
     Preprocessor.__init__ = __init__
 
 
