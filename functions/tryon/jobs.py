@@ -387,7 +387,7 @@ def batch_view(batch: dict[str, Any], jobs: list[JobRecord], next_page: str | No
     counts["recorded"] = len(jobs) if is_whole(after, next_page) else None
     ended = sum(counts[s.value.lower()] for s in TERMINAL_STATUSES)
     return {"batch_id": batch["batch_id"],
-            "status": "OPEN" if ended < counts["total"] else batch_outcome(counts),
+            "status": "OPEN" if ended < counts["total"] else batch_outcome(batch, counts),
             "attributes": batch.get("attributes") or {}, "counts": counts,
             "jobs": [job_view(job) for job in jobs], "next": next_page}
 
@@ -412,9 +412,14 @@ def batch_counts(batch: dict[str, Any], jobs: list[JobRecord] | None) -> dict[st
     return counts
 
 
-def batch_outcome(counts: dict[str, int]) -> str:
-    return ("SUCCEEDED" if counts["succeeded"] == counts["total"]
-            else "FAILED" if counts["succeeded"] == 0 else "PARTIAL")
+def batch_outcome(batch: dict[str, Any], counts: dict[str, int]) -> str:
+    """How an ended batch went: a batch its owner canceled is CANCELED unless every look
+    was made before the cancel reached it (its counts say what was made and saved)."""
+    if counts["succeeded"] == counts["total"]:
+        return "SUCCEEDED"
+    if batch.get("cancel"):
+        return "CANCELED"
+    return "FAILED" if counts["succeeded"] == 0 else "PARTIAL"
 
 
 def batch_summary(batch: dict[str, Any], jobs: list[JobRecord] | None
@@ -423,7 +428,7 @@ def batch_summary(batch: dict[str, Any], jobs: list[JobRecord] | None
     (`jobs` given), every look's outcome; a larger one's are on GET /v1/batches/{id}."""
     counts = {k: v for k, v in batch_counts(batch, jobs).items()
               if k == "total" or k in {s.value.lower() for s in TERMINAL_STATUSES}}
-    outcome = batch_outcome(counts)
+    outcome = batch_outcome(batch, counts)
     body = {
         "schema": "tryon.notification/1",
         "event": "batch.completed",

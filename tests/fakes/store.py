@@ -246,9 +246,6 @@ class FakeQueue:
         self._jobs = jobs
         self.turns: dict[tuple[str, str], float] = {}  # (model, TURNS attribute) -> tag
 
-    def oldest(self, model: str, limit: int) -> list[str]:
-        return [job_id for job_id, _ in self.next_up(model, limit)]
-
     def next_up(self, model: str, limit: int) -> list[tuple[str, str]]:
         waiting = sorted((j for j in self._jobs.records.values()
                           if j.queue == f"{QUEUE_PK}{model}" and j.queued_order),

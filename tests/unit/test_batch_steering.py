@@ -18,6 +18,7 @@ from tryon.stages import api_requests, batch_steering
 from tryon.stages.api_requests import Problem
 from tryon.stages.batch_steering import cancel_batch, retry_batch
 from tryon.stages.catalogue_intake import take_rows
+from tryon.stages.completion import end_job
 from tryon.stages.intake import take_upload
 from tryon.stages.sweep import sweep
 
@@ -145,6 +146,12 @@ def test_rows_the_expansion_reaches_after_a_cancel_end_canceled_unread(acme):
     assert jobs[2].error["message"].startswith("canceled by integration 'acme' before its row")
     assert not set(acme.admissions.sent) & set(job_ids[2:])
     assert len(acme.notifier.events("job.canceled")) == 4
+    # The two admitted before the cancel end: the batch ends CANCELED, not FAILED.
+    for job_id in job_ids[:2]:
+        end_job(acme.ctx, job_id, JobStatus.FAILED, error={"code": "X", "message": "x"})
+    [summary] = acme.notifier.events("batch.completed")
+    assert (summary["status"], summary["counts"]["failed"], summary["counts"]["canceled"]
+            ) == ("CANCELED", 2, 4)
 
 
 def canonical_items(fake, payload) -> list[dict]:

@@ -55,14 +55,14 @@ def test_a_transition_applies_only_from_the_statuses_it_expects(repos):
                                  timeline={"queued": NOW + 1}, waiting_for="slot",
                                  **queue_entry("aitryon-plus", NOW + 1, "j"))
     assert not repos.jobs.transition("j", expect=[JobStatus.RECEIVED], to=JobStatus.FAILED)
-    assert repos.queue.oldest("aitryon-plus", 10) == ["j"]
+    assert [j for j, _ in repos.queue.next_up("aitryon-plus", 10)] == ["j"]
     assert repos.jobs.transition("j", expect=[JobStatus.QUEUED], to=JobStatus.ADMITTED,
                                  remove=QUEUE_ATTRIBUTES, increment={"submit_attempts": 1})
     got = repos.jobs.get("j")
     assert (got.status, got.queue, got.waiting_for, got.submit_attempts) == (
         JobStatus.ADMITTED, None, None, 1)
     assert got.timeline == {"received": NOW, "queued": NOW + 1}
-    assert repos.queue.oldest("aitryon-plus", 10) == []
+    assert repos.queue.next_up("aitryon-plus", 10) == []
     assert repos.queue.waiting("aitryon-plus") == {}
     assert not repos.jobs.transition("nobody", expect=[JobStatus.RECEIVED], to=JobStatus.QUEUED)
 

@@ -135,9 +135,6 @@ class QueueIndex:
     def __init__(self, table: Table) -> None:
         self._t = table
 
-    def oldest(self, model: str, limit: int) -> list[str]:
-        return [job_id for job_id, _ in self.next_up(model, limit)]
-
     def next_up(self, model: str, limit: int) -> list[tuple[str, str]]:
         """The first `limit` waiting jobs in their turn: (job id, queued_order)."""
         answer = self._t.table.query(**self._query(model), Limit=limit)
