@@ -219,3 +219,19 @@ def test_the_api_answers_a_batch_id_at_once_and_refuses_what_it_cannot_take(acme
     assert acme.storage.read(INBOX, taken["file"]) == acme.storage.read(
         INBOX, "uploads/acme/u1/ss27.csv")
     assert acme.integrations.quota_used("acme", utc_day(acme.clock())) == 0  # intake counts
+
+    # The same request again gets the same batch; the same key naming another file, 422.
+    assert api_requests.batch_of_upload(acme.ctx, who, "uploads/acme/u1/ss27.csv",
+                                        "req-2") == taken
+    upload(acme, rows(2), key="uploads/acme/u4/other.csv")
+    reused = refused("uploads/acme/u4/other.csv")
+    assert (reused.status, reused.code) == (422, "IdempotencyKeyReused")
+    assert acme.storage.read(INBOX, taken["file"]) == acme.storage.read(
+        INBOX, "uploads/acme/u1/ss27.csv")
+    # A form asked for again once its file is uploaded: the same batch, no second form.
+    acme.storage.put(INBOX, made["upload"]["key"], "\n".join(rows(2)).encode())
+    forms = len(acme.storage.forms)
+    assert api_requests.new_batch_form(acme.ctx, who, {
+        "name": "ss27.csv", "content_type": "text/csv", "size": 2048}, "req-1") == {
+        "batch_id": made["batch_id"]}
+    assert len(acme.storage.forms) == forms

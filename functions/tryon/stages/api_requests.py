@@ -182,7 +182,8 @@ def new_batch_form(ctx: Context, who: Integration, file: dict[str, Any], name: s
     (jobs/api/<integration>/batches/<id>.csv or .jsonl: a form for that key alone, of at
     most the declared bytes, counted against the upload quotas). Intake reads the file
     when it arrives, and counts its rows against the image quota then. `name`: the
-    request's (a retry under the same Idempotency-Key gets the same batch)."""
+    request's (a retry under the same Idempotency-Key gets the same batch, and no form
+    once its file is uploaded)."""
     size = int(file["size"])
     if size > catalogue.MAX_BATCH_BYTES:
         raise _batch_too_large(file["name"], size)
@@ -190,10 +191,12 @@ def new_batch_form(ctx: Context, who: Integration, file: dict[str, Any], name: s
     if not file["name"].lower().endswith(suffix):
         raise Problem(422, "InvalidBatchFile", f"{file['name']!r} is sent as "
                       f"{file['content_type']}: name it <name>{suffix}")
-    _room_for_looks(ctx, who, 1)
-    _charge_uploads(ctx, who, 1, size)
     batch_id = _batch_id(who, name)
     key = f"{API_MANIFEST_PREFIX}{who.name}/batches/{batch_id}{suffix}"
+    if ctx.storage.describe(ctx.settings.inbox_bucket, key) is not None:
+        return {"batch_id": batch_id}  # the request again, its file uploaded: no new form
+    _room_for_looks(ctx, who, 1)
+    _charge_uploads(ctx, who, 1, size)
     form = ctx.storage.presign_post(ctx.settings.inbox_bucket, key, file["content_type"],
                                     size, UPLOAD_LINK_SECONDS)
     return {"batch_id": batch_id, "upload": {
@@ -206,7 +209,8 @@ def batch_of_upload(ctx: Context, who: Integration, key: str, name: str) -> dict
     and checked now (a file too large, with too many rows or unreadable is refused, at
     no cost; its rows must fit in the day's quota), then written as the batch's file
     (jobs/api/<integration>/batches/<id>), which intake takes as any. `name`: the
-    request's (a retry under the same Idempotency-Key writes the same batch)."""
+    request's (a retry under the same Idempotency-Key gets the same batch, and one that
+    names another file is refused)."""
     bucket, own = ctx.settings.inbox_bucket, f"{UPLOADS_PREFIX}{who.name}/"
     kind = catalogue.kind_of(key)
     if not key.startswith(own) or kind is None:
@@ -229,12 +233,20 @@ def batch_of_upload(ctx: Context, who: Integration, key: str, name: str) -> dict
     if not rows:
         raise Problem(422, "InvalidBatchFile", f"{key}: no looks (only a header, or blank "
                       "lines): write one look per row under the header")
-    _room_for_looks(ctx, who, rows)
     batch_id = _batch_id(who, name)
     target = f"{API_MANIFEST_PREFIX}{who.name}/batches/{batch_id}.{kind}"
-    ctx.storage.write(bucket, target, data, "text/csv" if kind == "csv"
-                      else "application/jsonl", if_absent=True)
-    return {"batch_id": batch_id, "rows": rows, "file": target}
+    answer = {"batch_id": batch_id, "rows": rows, "file": target}
+    if ctx.storage.describe(bucket, target) is None:
+        _room_for_looks(ctx, who, rows)
+        if ctx.storage.write(bucket, target, data, "text/csv" if kind == "csv"
+                             else "application/jsonl", if_absent=True) is not None:
+            return answer
+    # The request again (its Idempotency-Key): the same batch, if it is the same file.
+    if ctx.storage.read(bucket, target, max_bytes=catalogue.MAX_BATCH_BYTES) != data:
+        raise Problem(422, "IdempotencyKeyReused", f"this Idempotency-Key made batch "
+                      f"{batch_id} of another file than {key!r}: send a new key for a new "
+                      "batch; nothing was made or paid")
+    return answer
 
 
 def _batch_id(who: Integration, name: str) -> str:
