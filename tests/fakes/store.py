@@ -172,7 +172,9 @@ class FakeBatches:
         return sorted(self.canceling_ids)
 
     def add_retry(self, batch_id: str, retry_id: str) -> None:
-        self.items[batch_id].setdefault("retries", []).append(retry_id)
+        retries = self.items[batch_id].setdefault("retries", [])
+        if retry_id not in retries:
+            retries.append(retry_id)
 
     def record_end(self, batch_id: str, job_id: str, status: str, model: str | None = None,
                    order: str | None = None) -> dict[str, Any]:

@@ -168,10 +168,18 @@ def test_a_retry_makes_the_failed_and_timed_out_looks_again_as_a_linked_batch(fa
         fake.look(job_id, status=status, batch_id=OLD, batch_order="000000",
                   attributes={"sku": job_id})
     fake.look("row", status=JobStatus.FAILED, batch_id=OLD, batch_order="000003", inputs={})
+    with pytest.raises(batch_steering.CannotRetry, match="4 looks not ended yet"):
+        retry_batch(fake.ctx, fake.batches.get(OLD))  # its ends not counted yet: still open
+    for job_id in ("ok", "bad", "late", "row"):
+        fake.batches.record_end(OLD, job_id, fake.jobs.get(job_id).status.value,
+                                order="000000")
     retried = retry_batch(fake.ctx, fake.batches.get(OLD))
+    # Asked again (a lost answer): the same new batch, its file written once.
+    assert retry_batch(fake.ctx, fake.batches.get(OLD)) == retried
     assert retried["looks"] == 2 and list(retried["left_out"]) == ["row"]
     key = retried["file"].removeprefix(f"s3://{INBOX}/")
     assert key == f"jobs/batches/{retried['batch_id']}.jsonl"
+    assert len(fake.storage.objects[(INBOX, key)]) == 1
     looks = [json.loads(line) for line in fake.storage.read(INBOX, key).decode().splitlines()]
     assert [(look["id"], look["attributes"]) for look in looks] == [
         ("bad", {"sku": "bad", "retry_of": "bad"}), ("late", {"sku": "late", "retry_of": "late"})]

@@ -177,6 +177,13 @@ def test_a_batch_recorded_before_the_shards_still_completes_by_its_set(repos):
     assert batch_complete(repos.batches.record_end("old", "y", "FAILED"))
 
 
+def test_a_batch_names_each_retry_once(repos):
+    repos.batches.create({"batch_id": "b", "job_ids": ["x"]}, NOW)
+    for retry in ("r1", "r1", "r2"):  # r1 asked twice
+        repos.batches.add_retry("b", retry)
+    assert repos.batches.get("b")["retries"] == ["r1", "r2"]
+
+
 def test_a_large_batchs_jobs_are_read_in_its_order_a_page_at_a_time(repos):
     for place in (2, 0, 1):
         repos.jobs.create(job(job_id=f"j{place}", batch_id="big",

@@ -137,11 +137,13 @@ class BatchRepository:
         return sorted(item.get("batch_ids") or ())
 
     def add_retry(self, batch_id: str, retry_id: str) -> None:
-        """Link the batch to the new batch that makes its failed looks again."""
-        self._t.table.update_item(
-            Key=_key(batch_id),
-            UpdateExpression="SET retries = list_append(if_not_exists(retries, :none), :id)",
-            ExpressionAttributeValues={":none": [], ":id": [retry_id]})
+        """Link the batch to the new batch that makes its failed looks again (once: a
+        retry asked again names the same one)."""
+        applied(self._t.table.update_item,
+                Key=_key(batch_id),
+                UpdateExpression="SET retries = list_append(if_not_exists(retries, :none), :id)",
+                ConditionExpression="attribute_exists(pk) AND NOT contains(retries, :retry)",
+                ExpressionAttributeValues={":none": [], ":id": [retry_id], ":retry": retry_id})
 
     def record_end(self, batch_id: str, job_id: str, status: str, model: str | None = None,
                    order: str | None = None) -> dict[str, Any]:

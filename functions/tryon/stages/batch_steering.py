@@ -10,9 +10,9 @@ A look the provider is making cannot be canceled: it ends on its own."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
@@ -20,8 +20,10 @@ from tryon.job_record import JobRecord, JobStatus
 from tryon.jobs import (
     API_MANIFEST_PREFIX,
     MANIFEST_PREFIX,
+    batch_complete,
     batch_jobs,
     batch_total,
+    ended_counts,
     every_batch_job,
     price_of_images,
 )
@@ -145,7 +147,14 @@ def retry_batch(ctx: Context, batch: dict[str, Any]) -> dict[str, Any]:
     batch, which its quota counts, else jobs/batches/<id>.jsonl), linked both ways:
     the new batch's `retry_of`, the old one's `retries`. Intake checks and budgets it as
     any other file. A failed job with no look (a row that could not be read) is left
-    out, and said so."""
+    out, and said so. A batch is retried once, when every look of it has ended: asked
+    again (a lost answer, a second click), the same new batch, never its looks paid
+    twice; what fails again is retried from the new batch."""
+    if not batch_complete(batch):
+        open_looks = batch_total(batch) - sum(ended_counts(batch).values())
+        raise CannotRetry("BatchOpen", (
+            f"batch {batch['batch_id']} has {open_looks} looks not ended yet: wait for them "
+            "(or cancel the batch); a batch is retried once, when every look has ended"))
     inbox = ctx.settings.inbox_bucket
     lines, left_out = [], {}
     for job in every_batch_job(ctx.jobs, batch):
@@ -160,7 +169,7 @@ def retry_batch(ctx: Context, batch: dict[str, Any]) -> dict[str, Any]:
             f"batch {batch['batch_id']} has no failed or timed-out look to make again"
             + (f" ({len(left_out)} failed before their look was read: fix those rows and "
                "upload them again)" if left_out else "")))
-    new_id = uuid.uuid4().hex
+    new_id = hashlib.sha256(f"{batch['batch_id']}\nretry".encode()).hexdigest()[:32]
     owner = batch.get("owner")
     key = (f"{API_MANIFEST_PREFIX}{owner}/batches/{new_id}.jsonl" if owner
            else f"{MANIFEST_PREFIX}batches/{new_id}.jsonl")
