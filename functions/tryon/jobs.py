@@ -385,9 +385,12 @@ def batch_view(batch: dict[str, Any], jobs: list[JobRecord], next_page: str | No
     them, or the page after `after` with `next` for a batch too large to list whole)."""
     counts = batch_counts(batch, jobs if is_whole(after, next_page) else None)
     counts["recorded"] = len(jobs) if is_whole(after, next_page) else None
-    ended = sum(counts[s.value.lower()] for s in TERMINAL_STATUSES)
+    # Open until its counters say every job ended (when batch.completed is sent, and a
+    # retry may start), though the jobs' own records may show their ends a moment sooner.
+    ended = sum(counts[s.value.lower()] for s in TERMINAL_STATUSES) >= counts[
+        "total"] and batch_complete(batch)
     return {"batch_id": batch["batch_id"],
-            "status": "OPEN" if ended < counts["total"] else batch_outcome(batch, counts),
+            "status": batch_outcome(batch, counts) if ended else "OPEN",
             "attributes": batch.get("attributes") or {}, "counts": counts,
             "jobs": [job_view(job) for job in jobs], "next": next_page}
 

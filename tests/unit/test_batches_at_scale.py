@@ -117,6 +117,10 @@ def test_a_listed_batchs_images_agree_with_its_counts_before_its_ends_are_tallie
     fake.batches.record_end("b", "j0", "SUCCEEDED", model)
     view = batch_progress(fake.ctx, fake.batches.get("b"))
     assert (view["counts"]["succeeded"], view["progress"]["images_made"]) == (2, 2)
+    # Still OPEN until its counters have every end (batch.completed; a retry may start).
+    assert view["status"] == "OPEN"
+    fake.batches.record_end("b", "j1", "SUCCEEDED", model)
+    assert batch_progress(fake.ctx, fake.batches.get("b"))["status"] == "SUCCEEDED"
 
 
 def test_the_review_page_of_a_large_batch_pages_and_shows_its_failed_looks(fake):
