@@ -7,11 +7,15 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint check-template check-security check-build build unit e2e clean
 
-$(STAMP): pyproject.toml
+# The functions' pins are constraints too: the tests run the exact libraries the
+# functions ship, even when a dependency of theirs has a newer release.
+PINS := $(wildcard functions/requirements*.txt)
+
+$(STAMP): pyproject.toml $(PINS)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[local,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[local,dev]" $(addprefix -c ,$(PINS))
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 demo: $(STAMP)
