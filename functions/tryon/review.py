@@ -65,10 +65,12 @@ dd { margin: 0; overflow-wrap: anywhere; }
 
 
 def render_review(title: str, jobs: list[dict], link: Callable[[str], str | None], *,
-                  batch: dict | None = None, more: str | None = None) -> str:
+                  batch: dict | None = None, more: str | None = None,
+                  counts: dict[str, int] | None = None) -> str:
     """The review page (a whole HTML document) of these job records, in the batch's
     order when there is a batch; `more`: how to ask for the next page of a batch too
-    large for one."""
+    large for one, and `counts` its whole batch's (`total`, then by status), which
+    the heading sums up instead of the page's."""
     if batch:  # its order: each job's place (jobs of batches before places: their ids')
         position = {job_id: i for i, job_id in enumerate(batch.get("job_ids") or ())}
         jobs = sorted(jobs, key=lambda job: (job.get("batch_order") or "",
@@ -87,7 +89,7 @@ def render_review(title: str, jobs: list[dict], link: Callable[[str], str | None
 <body>
 <header>
 <h1>{_e(title)}</h1>
-<p class="summary">{_e(_summary(jobs))}</p>
+<p class="summary">{_e(_summary(jobs, counts))}</p>
 {_batch_line(batch, jobs)}
 {f'<p class="batch">{_e(more)}</p>' if more else ''}
 </header>
@@ -144,13 +146,18 @@ def _status(job: dict) -> str:
     return str(job.get("status") or "UNKNOWN")
 
 
-def _summary(jobs: list[dict]) -> str:
-    counts = Counter(_status(job) for job in jobs)
+def _summary(jobs: list[dict], whole: dict[str, int] | None) -> str:
+    if whole:
+        total = whole["total"]
+        counts = Counter({status.upper(): n for status, n in whole.items()
+                          if status != "total" and n})
+    else:
+        total, counts = len(jobs), Counter(_status(job) for job in jobs)
     known = [status for status in STATUS_ORDER if counts[status]]
     others = sorted(status for status in counts if status not in STATUS_ORDER)
     parts = [f"{counts[status]} {status.lower().replace('_', ' ')}" for status in known + others]
-    noun = "look" if len(jobs) == 1 else "looks"
-    return f"{len(jobs)} {noun}" + (": " + ", ".join(parts) if parts else "")
+    noun = "look" if total == 1 else "looks"
+    return f"{total} {noun}" + (": " + ", ".join(parts) if parts else "")
 
 
 def _batch_line(batch: dict | None, jobs: list[dict]) -> str:

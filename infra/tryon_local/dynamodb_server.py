@@ -84,10 +84,11 @@ def serve(port: int) -> None:
     from werkzeug.serving import make_server
 
     from tryon_local import moto_dynamodb
-    from tryon_local.runtime import list_moto_modules_once
+    from tryon_local.runtime import list_moto_modules_once, moto_keeps_only_live_models
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request: 12 % of it
     list_moto_modules_once()
+    moto_keeps_only_live_models()
     moto_dynamodb.install()
     meter = moto_dynamodb.WriteCounter()
     moto = DomainDispatcherApplication(create_backend_app)

@@ -89,6 +89,28 @@ def list_moto_modules_once() -> None:
     backends.list_of_moto_modules = lambda: modules
 
 
+def moto_keeps_only_live_models() -> None:
+    """moto keeps every model instance it ever made, in its class's `instances_tracked`
+    (moto 5.2.5 BaseModel.__new__), for its dashboard: every DynamoDB item version,
+    index projection and transaction backup stays in memory. A 10,000-row catalogue's
+    DynamoDB process grew by 6 MB a second, to 13 GB at 2,360 s, on its way out of
+    memory. Only S3's keys and uploads are still listed: moto's reset closes their
+    files from that list."""
+    from moto.core.common_models import BaseModel
+
+    if getattr(BaseModel.__new__, "live_only", False):
+        return
+
+    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
+        instance = super(BaseModel, cls).__new__(cls)
+        if cls.__module__ == "moto.s3.models" and cls.__name__ in {"FakeKey", "FakeMultipart"}:
+            cls.instances_tracked.append(instance)  # type: ignore[attr-defined]
+        return instance
+
+    __new__.live_only = True  # type: ignore[attr-defined]
+    BaseModel.__new__ = staticmethod(__new__)  # type: ignore[method-assign,assignment]
+
+
 def _sqs_reads_the_clock_cheaply() -> None:
     """moto's SQS asks for the time of day once per message it looks at (is it visible,
     is it delayed), through datetime arithmetic: a seventh of the local stack's main
@@ -314,6 +336,7 @@ class LocalStack:
         self.time_anchor = time.time()  # the functions' clock runs `speedup` times faster from here
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call
         list_moto_modules_once()
+        moto_keeps_only_live_models()
         _sqs_reads_the_clock_cheaply()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()

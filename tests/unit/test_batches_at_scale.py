@@ -136,6 +136,10 @@ def test_the_review_page_of_a_large_batch_pages_and_shows_its_failed_looks(fake)
     more = re.search(r"review\?after=([0-9]+%23[0-9a-z]+)", first)
     assert more and "More looks of this batch" in first
     assert f"This page: {MAX_LISTED_LOOKS} looks of the batch&#x27;s {LOOKS}." in first
+    # The heading sums up the whole batch (from its counters), not the page.
+    fake.batches.record_end("big", "j000", "FAILED")
+    summary = re.search(r'class="summary">([^<]*)<', review_page(fake.ctx, acme, "big"))
+    assert summary.group(1) == f"{LOOKS} looks: 1 failed, {LOOKS - 1} open"
     rest = review_page(fake.ctx, acme, "big", after=unquote(more.group(1)))
     assert rest.count('class="look') == LOOKS - MAX_LISTED_LOOKS
     assert "More looks" not in rest and "It is the last page." in rest

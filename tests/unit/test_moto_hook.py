@@ -86,3 +86,28 @@ def test_state_machines_parsed_at_once_keep_their_own_scopes():
     first, second = Preprocessor(), Preprocessor()
     first._query_language_per_scope.append("JSONPath")
     assert second._query_language_per_scope == []
+
+
+def test_moto_forgets_a_dynamodb_item_no_table_holds_but_still_lists_s3_keys():
+    import gc
+    import weakref
+
+    import boto3
+    from moto import mock_aws
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.s3.models import FakeKey
+    from tryon_local.runtime import moto_keeps_only_live_models
+
+    moto_keeps_only_live_models()
+    moto_keeps_only_live_models()  # a second stack in the process: patched once
+    item = Item(DynamoType({"S": "JOB#1"}), None, {"pk": {"S": "JOB#1"}})
+    gone = weakref.ref(item)
+    del item
+    gc.collect()
+    assert gone() is None  # moto 5.2.5 kept every item version it ever made
+    with mock_aws():  # moto's reset closes S3 keys' files from its list of them
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="listed-keys")
+        listed = len(FakeKey.instances_tracked)
+        s3.put_object(Bucket="listed-keys", Key="k", Body=b"x")
+        assert len(FakeKey.instances_tracked) == listed + 1

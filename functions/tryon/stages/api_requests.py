@@ -22,6 +22,7 @@ from tryon.jobs import (
     API_MANIFEST_PREFIX,
     UPLOADS_PREFIX,
     Source,
+    batch_counts,
     batch_id_for,
     batch_jobs,
     batch_total,
@@ -355,15 +356,16 @@ def review_page(ctx: Context, who: Integration, batch_id: str, *, after: str | N
     jobs, next_page = batch_jobs(ctx.jobs, batch, after=after)
     if failed:
         jobs = [job for job in jobs if job.status in (JobStatus.FAILED, JobStatus.TIMED_OUT)]
-    more = None
+    more = counts = None
     if not is_whole(after, next_page):  # a page of a batch too large for one
+        counts = batch_counts(batch, None)
         shown = "failed or timed-out looks" if failed else "looks"
         more = (f"This page: {len(jobs)} {shown} of the batch's {batch_total(batch)}. "
                 + (f"More looks of this batch: GET /v1/batches/{batch_id}/review?after="
                    f"{quote(next_page)}{'&failed=true' if failed else ''} (with your key)"
                    if next_page else "It is the last page."))
     return render_review(f"Batch {batch_id}", [job.to_item() for job in jobs],
-                         _links(ctx, who), batch=batch, more=more)
+                         _links(ctx, who), batch=batch, more=more, counts=counts)
 
 
 def _links(ctx: Context, who: Integration) -> Callable[[str], str | None]:
