@@ -33,6 +33,7 @@ from tryon.jobs import Source, job_id_for
 from tryon.settings import Timebase
 from tryon.stages.completion import execution_name
 from tryon_local.driver import SAMPLES
+from tryon_local.lambda_worker import peak_rss_kb
 from tryon_local.runtime import notifications_from
 
 MODEL = "aitryon-plus"
@@ -222,6 +223,10 @@ def measure(stack, meter, job_ids, batches, jobs_table, notes, uploaded, reached
                                   key=lambda entry: -entry[1][1])},
         "peak_memory_mb": {name.split("-")[-1]: mb
                            for name, mb in sorted(stack.lambdas.peak_memory_mb.items())},
+        # The emulation's own processes: moto's DynamoDB, and this one (moto's other
+        # services, the provider emulator, the Lambda runtime's dispatch, the bench).
+        "local_stack_peak_memory_mb": {"dynamodb": stack.dynamodb_meter.peak_memory_mb,
+                                       "moto_and_emulator": round(peak_rss_kb() / 1024, 1)},
         "images_decoded": decoded,
         "distinct_images": args.persons + -(-rows // args.persons),
         "jobs_with_one_notification": sum(1 for j in job_ids if per_job[j] == 1),

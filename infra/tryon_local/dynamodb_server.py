@@ -74,6 +74,11 @@ class RemoteMeter:
     def requests(self) -> dict[str, list[float]]:
         return self._read()["requests"]
 
+    @property
+    def peak_memory_mb(self) -> float:
+        """The DynamoDB process's peak resident memory."""
+        return self._read()["peak_memory_mb"]
+
 
 def serve(port: int) -> None:
     from moto.moto_server.werkzeug_app import (
@@ -84,6 +89,7 @@ def serve(port: int) -> None:
     from werkzeug.serving import make_server
 
     from tryon_local import moto_dynamodb
+    from tryon_local.lambda_worker import peak_rss_kb
     from tryon_local.runtime import list_moto_modules_once, moto_keeps_only_live_models
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request: 12 % of it
@@ -96,7 +102,8 @@ def serve(port: int) -> None:
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") != METER_PATH:
             return moto(environ, start_response)
-        body = json.dumps(meter.snapshot()).encode()
+        body = json.dumps({**meter.snapshot(),
+                           "peak_memory_mb": round(peak_rss_kb() / 1024, 1)}).encode()
         start_response("200 OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(body)))])
         return [body]

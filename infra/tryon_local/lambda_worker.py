@@ -69,11 +69,12 @@ def main() -> None:
         sys.stderr.flush()
         # The container's peak resident memory so far, as Lambda's REPORT line gives it
         # ("Max Memory Used"): VmHWM, which exec resets (ru_maxrss keeps the parent's).
-        answer["max_rss_kb"] = _peak_rss_kb()
+        answer["max_rss_kb"] = peak_rss_kb()
         answers.write(json.dumps(answer, default=str) + "\n")
 
 
-def _peak_rss_kb() -> int:
+def peak_rss_kb() -> int:
+    """This process's peak resident memory (KB)."""
     try:
         with open("/proc/self/status") as status:
             return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
