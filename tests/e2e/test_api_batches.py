@@ -69,8 +69,8 @@ def test_a_batch_uploaded_through_its_form_runs_and_its_failed_look_is_retried(
     retry = retried.json()
     # The row that never had a look is left out, and said so.
     assert retry["looks"] == 1 and retry["retry_of"] == batch_id and len(retry["left_out"]) == 1
-    again = acme.http.post(f"/batches/{batch_id}/retry")  # a lost answer: the same batch
-    assert (again.status_code, again.json()["batch_id"]) == (202, retry["batch_id"])
+    asked_again = acme.http.post(f"/batches/{batch_id}/retry")  # a lost answer: the same batch
+    assert (asked_again.status_code, asked_again.json()["batch_id"]) == (202, retry["batch_id"])
     new = batch_when(acme, retry["batch_id"], ended)
     assert new["retry_of"] == batch_id and new["status"] == "SUCCEEDED"
     [again] = new["jobs"]

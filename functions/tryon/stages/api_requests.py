@@ -25,7 +25,6 @@ from tryon.jobs import (
     batch_counts,
     batch_id_for,
     batch_jobs,
-    batch_total,
     is_whole,
     job_id_for,
     job_view,
@@ -360,7 +359,7 @@ def review_page(ctx: Context, who: Integration, batch_id: str, *, after: str | N
     if not is_whole(after, next_page):  # a page of a batch too large for one
         counts = batch_counts(batch, None)
         shown = "failed or timed-out looks" if failed else "looks"
-        more = (f"This page: {len(jobs)} {shown} of the batch's {batch_total(batch)}. "
+        more = (f"This page: {len(jobs)} {shown} of the batch's {counts['total']}. "
                 + (f"More looks of this batch: GET /v1/batches/{batch_id}/review?after="
                    f"{quote(next_page)}{'&failed=true' if failed else ''} (with your key)"
                    if next_page else "It is the last page."))
